@@ -1,0 +1,223 @@
+namespace Lockstep;
+
+/// <summary>
+/// Argument and shape validation for every <see cref="IBackend"/> op. Backends call these before any kernel
+/// runs, so that all backends reject bad input with the same message: the layer, what was expected, what came.
+/// </summary>
+public static class OpChecks
+{
+    /// <summary>Checks that a tensor is usable by <paramref name="backend"/> in <paramref name="op"/>.</summary>
+    public static void Tensor(IBackend backend, ITensor? tensor, string op, string argument)
+    {
+        if (tensor is null) throw new ArgumentNullException(argument, $"{op}: {argument} is null");
+        if (tensor.IsDisposed) throw new ObjectDisposedException(argument, $"{op}: {argument} was disposed");
+        if (!ReferenceEquals(tensor.Backend, backend))
+        {
+            throw new ArgumentException(
+                $"{op}: {argument} belongs to backend '{tensor.Backend.Name}', not '{backend.Name}'; copy it with tensor.CopyTo(backend)",
+                argument);
+        }
+        if (!tensor.DType.IsFloating())
+        {
+            throw new ArgumentException($"{op}: {argument} must be Float32 or Float64, got {tensor.DType}", argument);
+        }
+    }
+
+    private static void SameDType(string op, ITensor a, string aName, ITensor b, string bName)
+    {
+        if (a.DType != b.DType)
+        {
+            throw new ArgumentException($"{op}: {bName} is {b.DType} but {aName} is {a.DType}; all operands must share one dtype");
+        }
+    }
+
+    private static void Rank(string op, string argument, Shape shape, int rank, string legend)
+    {
+        if (shape.Rank != rank)
+        {
+            throw new ArgumentException($"{op}: {argument} must be rank {rank} {legend}, got {shape}");
+        }
+    }
+
+    private static void SameShape(string op, string argument, Shape actual, Shape expected)
+    {
+        if (actual != expected) throw new ArgumentException($"{op}: {argument}: expected {expected}, got {actual}");
+    }
+
+    private static void NonEmptyBatch(string op, Shape x)
+    {
+        if (x.Rank > 0 && x[0] == 0) throw new ArgumentException($"{op}: the batch is empty (N = 0) in input {x}");
+        if (x.Count == 0) throw new ArgumentException($"{op}: input {x} has no elements");
+    }
+
+    /// <summary>Validates a convolution and returns the output shape [N, K, H', W'].</summary>
+    public static Shape Conv2d(IBackend backend, ITensor x, ITensor w, ITensor? b, ConvSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        string op = spec.Name;
+        Tensor(backend, x, op, "input");
+        Tensor(backend, w, op, "weights");
+        SameDType(op, x, "input", w, "weights");
+        Rank(op, "input", x.Shape, 4, "[N, C, H, W]");
+        Rank(op, "weights", w.Shape, 4, "[K, C, F_h, F_w]");
+        NonEmptyBatch(op, x.Shape);
+        if (w.Shape[1] != x.Shape.C)
+        {
+            throw new ArgumentException(
+                $"{op}: input channels: the weights {w.Shape} expect C = {w.Shape[1]}, the input {x.Shape} has C = {x.Shape.C}");
+        }
+        if (w.Shape[2] != spec.KernelH || w.Shape[3] != spec.KernelW)
+        {
+            throw new ArgumentException(
+                $"{op}: weights {w.Shape} have a {w.Shape[2]}×{w.Shape[3]} kernel, the spec says {spec.KernelH}×{spec.KernelW}");
+        }
+        if (b is not null)
+        {
+            Tensor(backend, b, op, "bias");
+            SameDType(op, x, "input", b, "bias");
+            SameShape(op, "bias", b.Shape, new Shape(w.Shape[0]));
+        }
+        var (h, wOut) = spec.OutputSize(x.Shape.H, x.Shape.W);
+        return Shape.Nchw(x.Shape.N, w.Shape[0], h, wOut);
+    }
+
+    /// <summary>Validates a convolution's backward and returns the output shape dy must have.</summary>
+    public static Shape Conv2dBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, ConvSpec spec)
+    {
+        var y = Conv2d(backend, x, w, null, spec);
+        Tensor(backend, dy, spec.Name, "output gradient");
+        SameDType(spec.Name, x, "input", dy, "output gradient");
+        SameShape(spec.Name, "output gradient", dy.Shape, y);
+        return y;
+    }
+
+    /// <summary>Validates a pooling and returns the output shape [N, C, H', W'].</summary>
+    public static Shape Pool2d(IBackend backend, ITensor x, PoolSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Tensor(backend, x, spec.Name, "input");
+        Rank(spec.Name, "input", x.Shape, 4, "[N, C, H, W]");
+        NonEmptyBatch(spec.Name, x.Shape);
+        var (h, w) = spec.OutputSize(x.Shape.H, x.Shape.W);
+        return Shape.Nchw(x.Shape.N, x.Shape.C, h, w);
+    }
+
+    /// <summary>Validates a pooling's backward against its forward result.</summary>
+    public static Shape Pool2dBackward(IBackend backend, ITensor dy, ITensor x, PoolResult forward, PoolSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        var y = Pool2d(backend, x, spec);
+        Tensor(backend, dy, spec.Name, "output gradient");
+        SameDType(spec.Name, x, "input", dy, "output gradient");
+        SameShape(spec.Name, "output gradient", dy.Shape, y);
+        SameShape(spec.Name, "forward output", forward.Y.Shape, y);
+        if (spec.Mode == PoolMode.Max)
+        {
+            if (forward.Switches is null) throw new ArgumentException($"{spec.Name}: max pooling backward needs the forward's switches");
+            if (forward.Switches.IsDisposed) throw new ObjectDisposedException("switches", $"{spec.Name}: the forward's switches were disposed");
+            SameShape(spec.Name, "switches", forward.Switches.Shape, y);
+        }
+        return y;
+    }
+
+    /// <summary>Validates a linear layer and returns (in, out) with the output shape [N, out].</summary>
+    public static Shape Linear(IBackend backend, ITensor x, ITensor w, ITensor? b, string op = "FC")
+    {
+        Tensor(backend, x, op, "input");
+        Tensor(backend, w, op, "weights");
+        SameDType(op, x, "input", w, "weights");
+        Rank(op, "weights", w.Shape, 2, "[out, in]");
+        if (x.Shape.Rank < 2) throw new ArgumentException($"{op}: input must be [N, in] or [N, C, H, W], got {x.Shape}");
+        NonEmptyBatch(op, x.Shape);
+        if (x.Shape.PerItem != w.Shape[1])
+        {
+            throw new ArgumentException(
+                $"{op}: input features: the weights {w.Shape} expect in = {w.Shape[1]}, the input {x.Shape} has {x.Shape.PerItem} per item");
+        }
+        if (b is not null)
+        {
+            Tensor(backend, b, op, "bias");
+            SameDType(op, x, "input", b, "bias");
+            SameShape(op, "bias", b.Shape, new Shape(w.Shape[0]));
+        }
+        return new Shape(x.Shape[0], w.Shape[0]);
+    }
+
+    public static Shape LinearBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, string op = "FC")
+    {
+        var y = Linear(backend, x, w, null, op);
+        Tensor(backend, dy, op, "output gradient");
+        SameDType(op, x, "input", dy, "output gradient");
+        SameShape(op, "output gradient", dy.Shape, y);
+        return y;
+    }
+
+    public static void Unary(IBackend backend, ITensor x, string op)
+    {
+        Tensor(backend, x, op, "input");
+        if (x.Shape.Count == 0) throw new ArgumentException($"{op}: input {x.Shape} has no elements");
+    }
+
+    public static void UnaryBackward(IBackend backend, ITensor dy, ITensor x, string op)
+    {
+        Unary(backend, x, op);
+        Tensor(backend, dy, op, "output gradient");
+        SameDType(op, x, "input", dy, "output gradient");
+        SameShape(op, "output gradient", dy.Shape, x.Shape);
+    }
+
+    /// <summary>Validates scores [N, classes] and labels (one per row, each in [0, classes)).</summary>
+    public static void Loss(IBackend backend, ITensor scores, ReadOnlySpan<int> labels, string op)
+    {
+        Tensor(backend, scores, op, "scores");
+        if (scores.Shape.Rank != 2) throw new ArgumentException($"{op}: scores must be [N, classes], got {scores.Shape}");
+        NonEmptyBatch(op, scores.Shape);
+        if (labels.Length != scores.Shape[0])
+        {
+            throw new ArgumentException($"{op}: expected {scores.Shape[0]} labels (one per row of scores {scores.Shape}), got {labels.Length}");
+        }
+        int classes = scores.Shape[1];
+        for (int i = 0; i < labels.Length; i++)
+        {
+            if ((uint)labels[i] >= (uint)classes)
+            {
+                throw new ArgumentException($"{op}: label {i} is {labels[i]}, expected a class in [0, {classes})");
+            }
+        }
+    }
+
+    public static void Sgd(IBackend backend, ITensor param, ITensor grad, ITensor velocity,
+        double learningRate, double momentum, double weightDecay)
+    {
+        const string op = "SGD";
+        Tensor(backend, param, op, "parameter");
+        Tensor(backend, grad, op, "gradient");
+        Tensor(backend, velocity, op, "velocity");
+        SameDType(op, param, "parameter", grad, "gradient");
+        SameDType(op, param, "parameter", velocity, "velocity");
+        SameShape(op, "gradient", grad.Shape, param.Shape);
+        SameShape(op, "velocity", velocity.Shape, param.Shape);
+        if (!double.IsFinite(learningRate) || learningRate < 0) throw new ArgumentException($"{op}: learning rate must be finite and ≥ 0, got {learningRate}");
+        if (!double.IsFinite(momentum) || momentum < 0 || momentum >= 1) throw new ArgumentException($"{op}: momentum must be in [0, 1), got {momentum}");
+        if (!double.IsFinite(weightDecay) || weightDecay < 0) throw new ArgumentException($"{op}: weight decay must be finite and ≥ 0, got {weightDecay}");
+    }
+
+    /// <summary>Validates an upload: the data length matches the shape, and the element type is supported.</summary>
+    public static DType Upload<T>(int length, Shape shape) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        var dtype = DTypes.Of<T>();
+        if (length != shape.Count) throw new ArgumentException($"Upload: shape {shape} holds {shape.Count} elements, the data has {length}");
+        return dtype;
+    }
+
+    public static void Download<T>(IBackend backend, ITensor tensor, int length) where T : unmanaged
+    {
+        if (tensor is null) throw new ArgumentNullException(nameof(tensor), "Download: tensor is null");
+        if (tensor.IsDisposed) throw new ObjectDisposedException(nameof(tensor), "Download: the tensor was disposed");
+        if (!ReferenceEquals(tensor.Backend, backend)) throw new ArgumentException($"Download: the tensor belongs to backend '{tensor.Backend.Name}', not '{backend.Name}'");
+        var dtype = DTypes.Of<T>();
+        if (dtype != tensor.DType) throw new ArgumentException($"Download: the tensor is {tensor.DType}, the destination holds {typeof(T).Name}");
+        if (length != tensor.Shape.Count) throw new ArgumentException($"Download: tensor {tensor.Shape} has {tensor.Shape.Count} elements, the destination {length}");
+    }
+}
