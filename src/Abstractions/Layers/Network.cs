@@ -1,0 +1,125 @@
+namespace Lockstep.Layers;
+
+/// <summary>
+/// A sequential network on one backend, with a loss on top. Not thread-safe: one network, one thread at a time.
+/// The network owns every activation it makes; they live until the next <see cref="Forward"/> or <see cref="Dispose"/>.
+/// </summary>
+public sealed class Network : IDisposable
+{
+    private readonly List<ITensor> _activations = [];
+    private LossResult? _loss;
+
+    internal Network(NetworkDefinition definition, IBackend backend, DType dtype, IReadOnlyList<Layer> layers, ILoss loss)
+    {
+        Definition = definition;
+        Backend = backend;
+        DType = dtype;
+        Layers = layers;
+        Loss = loss;
+        Parameters = layers.SelectMany(l => l.Parameters).ToArray();
+    }
+
+    public NetworkDefinition Definition { get; }
+    public IBackend Backend { get; }
+    public DType DType { get; }
+    public IReadOnlyList<Layer> Layers { get; }
+    public IReadOnlyList<Parameter> Parameters { get; }
+    public ILoss Loss { get; }
+
+    /// <summary>Class scores [N, classes] for x [N, C, H, W]; owned by the network.</summary>
+    public ITensor Forward(ITensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var expected = Definition.InputShape(x.Shape.Rank == 4 ? x.Shape.N : 0);
+        if (x.Shape != expected)
+        {
+            throw new ArgumentException($"{Definition.Name}: input: expected {expected} ([N, C, H, W] with C×H×W from the definition), got {x.Shape}");
+        }
+        ReleaseActivations();
+        var h = x;
+        foreach (var layer in Layers)
+        {
+            h = layer.Forward(h);
+            _activations.Add(h);
+        }
+        return h;
+    }
+
+    /// <summary>The loss of the last forward's scores against <paramref name="labels"/>; keeps dScores for <see cref="Backward"/>.</summary>
+    public double ComputeLoss(ReadOnlySpan<int> labels)
+    {
+        if (_activations.Count == 0) throw new InvalidOperationException($"{Definition.Name}: compute the loss after a forward pass");
+        _loss?.Dispose();
+        _loss = Loss.Compute(Backend, _activations[^1], labels);
+        return _loss.Loss;
+    }
+
+    /// <summary>Backpropagates the last loss; every parameter's Grad is set.</summary>
+    public void Backward()
+    {
+        if (_loss is null) throw new InvalidOperationException($"{Definition.Name}: backward needs a loss; call ComputeLoss after Forward");
+        Backward(_loss.DScores);
+    }
+
+    /// <summary>Backpropagates a given gradient of the scores (not disposed here).</summary>
+    public void Backward(ITensor dScores)
+    {
+        ArgumentNullException.ThrowIfNull(dScores);
+        var dy = dScores;
+        for (int i = Layers.Count - 1; i >= 0; i--)
+        {
+            var dx = Layers[i].Backward(dy, needDx: i > 0);
+            if (!ReferenceEquals(dy, dScores)) dy.Dispose();
+            if (dx is null) break;
+            dy = dx;
+        }
+    }
+
+    /// <summary>One SGD-with-momentum step on every parameter.</summary>
+    public void Step(double learningRate, double momentum = 0.9, double weightDecay = 0)
+    {
+        foreach (var p in Parameters) p.Step(learningRate, momentum, weightDecay);
+    }
+
+    /// <summary>Forward, loss, backward and an SGD step; returns the loss.</summary>
+    public double TrainStep(ITensor x, ReadOnlySpan<int> labels, double learningRate, double momentum = 0.9, double weightDecay = 0)
+    {
+        Forward(x);
+        double loss = ComputeLoss(labels);
+        Backward();
+        Step(learningRate, momentum, weightDecay);
+        return loss;
+    }
+
+    /// <summary>Copies every parameter value from <paramref name="other"/> (any backend, same definition) through the host.</summary>
+    public void CopyParametersFrom(Network other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Parameters.Count != Parameters.Count)
+        {
+            throw new ArgumentException($"{Definition.Name}: cannot copy parameters from {other.Definition.Name}: {other.Parameters.Count} parameters, expected {Parameters.Count}");
+        }
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            if (other.Parameters[i].Shape != Parameters[i].Shape)
+            {
+                throw new ArgumentException($"{Parameters[i].Name}: expected {Parameters[i].Shape}, the source has {other.Parameters[i].Shape}");
+            }
+            Parameters[i].Load(other.Parameters[i].Value.ToDoubles());
+        }
+    }
+
+    private void ReleaseActivations()
+    {
+        foreach (var a in _activations) a.Dispose();
+        _activations.Clear();
+        _loss?.Dispose();
+        _loss = null;
+    }
+
+    public void Dispose()
+    {
+        ReleaseActivations();
+        foreach (var layer in Layers) layer.Dispose();
+    }
+}
