@@ -1,0 +1,153 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace Lockstep.Backends.Torch;
+
+/// <summary>
+/// The first touch of libtorch (loading TorchSharp's native glue, with a useful error when that fails), device
+/// selection, and the few libtorch settings that TorchSharp does not expose.
+/// </summary>
+internal static partial class LibTorch
+{
+    internal const string GlibcxxHint =
+        "TorchSharp's native glue needs GLIBCXX_3.4.32 (GCC 13's libstdc++); on older hosts run through ./build.sh, " +
+        "which uses a Debian 13 root file system";
+
+    /// <summary>The libtorch version this TorchSharp was built against, e.g. "2.10.0".</summary>
+    internal static string Version => torch.NormalizeNuGetVersion(torch.__version__);
+
+    /// <summary>Loads libtorch and TorchSharp's glue, or throws with the loader's own message and the usual fix.</summary>
+    internal static void EnsureLoaded()
+    {
+        try
+        {
+            torch.InitializeDeviceType(DeviceType.CPU);
+        }
+        catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException
+                                      or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new InvalidOperationException(
+                $"torch: could not load libtorch {Version} through TorchSharp: {LoaderMessage(e)}. {GlibcxxHint}.", e);
+        }
+    }
+
+    /// <summary>
+    /// TorchSharp's exception lists the paths it tried but not why the dynamic loader refused them;
+    /// loading its glue directly once more gives the loader's reason (e.g. "version `GLIBCXX_3.4.32' not found").
+    /// </summary>
+    private static string LoaderMessage(Exception e)
+    {
+        try
+        {
+            NativeLibrary.Load("LibTorchSharp", typeof(torch).Assembly, null);
+        }
+        catch (DllNotFoundException loader)
+        {
+            return loader.Message;
+        }
+        catch (BadImageFormatException loader)
+        {
+            return loader.Message;
+        }
+        Exception inner = e;
+        while (inner.InnerException is not null) inner = inner.InnerException;
+        string first = inner.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? inner.GetType().Name;
+        return $"{inner.GetType().Name}: {first.Trim()}";
+    }
+
+    /// <summary>Resolves "cpu", "cuda", "cuda:N" or "auto" to a device, and says what was picked and why.</summary>
+    internal static (torch.Device Device, string Label) SelectDevice(string? requested)
+    {
+        string name = (requested ?? "cpu").Trim().ToLowerInvariant();
+        if (name == "cpu") return (torch.CPU, "cpu");
+        if (name == "auto")
+        {
+            return torch.cuda.is_available()
+                ? (torch.CUDA, "cuda, auto: a CUDA device is available")
+                : (torch.CPU, "cpu, auto: no CUDA device");
+        }
+        if (name == "cuda" || name.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            if (!torch.cuda.is_available())
+            {
+                throw new InvalidOperationException(
+                    $"torch: device '{requested}' was asked for, but no CUDA device is available ({CudaAbsenceReason}); " +
+                    "use Lockstep:Torch:Device = cpu, or auto to take a GPU only when there is one");
+            }
+            if (name == "cuda") return (torch.CUDA, "cuda");
+            if (!int.TryParse(name.AsSpan(5), out int index) || index < 0)
+            {
+                throw new ArgumentException($"torch: device '{requested}': expected cuda:N with N a device index");
+            }
+            int count = torch.cuda.device_count();
+            if (index >= count)
+            {
+                throw new InvalidOperationException($"torch: device '{requested}' was asked for, but there are only {count} CUDA devices");
+            }
+            return (torch.device(DeviceType.CUDA, index), $"cuda:{index}");
+        }
+        throw new ArgumentException($"torch: unknown device '{requested}'; expected cpu, cuda or auto (Lockstep:Torch:Device)");
+    }
+
+#if TORCHSHARP_CPU
+    private const string CudaAbsenceReason =
+        "this build references TorchSharp-cpu, whose libtorch has no CUDA support; build with -p:TorchVariant=cuda on a machine with a driver";
+#else
+    private const string CudaAbsenceReason = "torch.cuda.is_available() is false: no CUDA driver or device was found, or libtorch lacks CUDA";
+#endif
+
+    /// <summary>
+    /// torch.use_deterministic_algorithms(true): TorchSharp 0.107 declares it but throws NotImplementedException,
+    /// so the setting is made on libtorch's global context directly (at::globalContext().setDeterministicAlgorithms,
+    /// and setDeterministicCuDNN, both exported by libtorch_cpu). A failure is an error, never ignored.
+    /// </summary>
+    internal static unsafe void UseDeterministicAlgorithms()
+    {
+        IntPtr library = LoadTorchCpu();
+        IntPtr globalContext = Export(library, "_ZN2at13globalContextEv");                       // at::globalContext()
+        IntPtr setAlgorithms = Export(library, "_ZN2at7Context26setDeterministicAlgorithmsEbb"); // (bool, bool warn_only)
+        IntPtr setCudnn = Export(library, "_ZN2at7Context21setDeterministicCuDNNEb");             // (bool)
+        IntPtr getAlgorithms = Export(library, "_ZNK2at7Context23deterministicAlgorithmsEv");     // () const
+        // A non-virtual member function takes `this` as its first argument (Itanium C++ ABI); C++ bool is one byte.
+        IntPtr context = ((delegate* unmanaged<IntPtr>)globalContext)();
+        ((delegate* unmanaged<IntPtr, byte, byte, void>)setAlgorithms)(context, 1, 0);
+        ((delegate* unmanaged<IntPtr, byte, void>)setCudnn)(context, 1);
+        if (((delegate* unmanaged<IntPtr, byte>)getAlgorithms)(context) == 0)
+        {
+            throw new InvalidOperationException("torch: Deterministic = true was asked for, but libtorch did not accept the setting");
+        }
+    }
+
+    private static IntPtr LoadTorchCpu()
+    {
+        if (NativeLibrary.TryLoad("torch_cpu", typeof(torch).Assembly, null, out IntPtr handle)) return handle;
+        // With TorchVariant=cuda, TorchSharp loads libtorch from the machine by path; it is in the process already.
+        if (NativeLibrary.TryLoad("libtorch_cpu.so", out handle)) return handle;
+        throw new InvalidOperationException(
+            "torch: Deterministic = true was asked for, but libtorch_cpu could not be found to set it " +
+            "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
+    }
+
+    private static IntPtr Export(IntPtr library, string symbol) =>
+        NativeLibrary.TryGetExport(library, symbol, out IntPtr address)
+            ? address
+            : throw new InvalidOperationException(
+                $"torch: Deterministic = true was asked for, but libtorch_cpu does not export {symbol} " +
+                "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
+
+    /// <summary>
+    /// Deterministic cuBLAS needs CUBLAS_WORKSPACE_CONFIG in the native environment (libtorch raises an error
+    /// otherwise); .NET's Environment.SetEnvironmentVariable does not reach getenv on Unix, so libc's setenv is called.
+    /// </summary>
+    internal static void SetCublasWorkspaceConfig()
+    {
+        if (OperatingSystem.IsWindows() || Environment.GetEnvironmentVariable("CUBLAS_WORKSPACE_CONFIG") is not null) return;
+        if (SetEnv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0) != 0)
+        {
+            throw new InvalidOperationException("torch: Deterministic = true on CUDA needs CUBLAS_WORKSPACE_CONFIG=:4096:8, and setting it failed");
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+}

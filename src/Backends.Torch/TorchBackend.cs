@@ -1,0 +1,304 @@
+using System.Runtime.InteropServices;
+using Lockstep.Configuration;
+using TorchSharp;
+using static TorchSharp.torch.nn.functional;
+
+namespace Lockstep.Backends.Torch;
+
+/// <summary>
+/// The primitive ops on libtorch through TorchSharp, on the CPU or a CUDA GPU.
+/// Shapes: N batch, C channels, H×W input size, K filters, F_h×F_w kernel, H'×W' output size.
+/// Each op validates through <see cref="OpChecks"/>, then runs inside a TorchSharp dispose scope so that every
+/// temporary is freed when it returns; only the results leave the scope, owned by their <see cref="TorchTensor"/>.
+/// </summary>
+public sealed class TorchBackend : IBackend
+{
+    private readonly torch.Device _device;
+
+    /// <summary>Loads libtorch and picks the device from <paramref name="options"/> (cpu | cuda | cuda:N | auto).</summary>
+    public TorchBackend(TorchOptions? options = null)
+    {
+        options ??= new TorchOptions();
+        if (options.Threads < 0) throw new ArgumentException($"torch: Threads must be ≥ 0 (0 = all cores), got {options.Threads}");
+        LibTorch.EnsureLoaded();
+        (_device, string deviceLabel) = LibTorch.SelectDevice(options.Device);
+        // libtorch's intra-op pool is process-wide: the last backend created sets it.
+        torch.set_num_threads(options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
+        if (options.Deterministic)
+        {
+            LibTorch.UseDeterministicAlgorithms();
+            if (IsCuda) LibTorch.SetCublasWorkspaceConfig();
+        }
+        int threads = torch.get_num_threads();
+        Description = $"torch ({deviceLabel}, libtorch {LibTorch.Version}, {threads} thread{(threads == 1 ? "" : "s")}" +
+                      $"{(options.Deterministic ? ", deterministic" : "")})";
+    }
+
+    public string Name => "torch";
+
+    public string Description { get; }
+
+    /// <summary>The device this backend's tensors live on.</summary>
+    public string Device => _device.ToString();
+
+    private bool IsCuda => _device.type == DeviceType.CUDA;
+
+    public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged
+    {
+        var dtype = OpChecks.Upload<T>(data.Length, shape);
+        using var scope = torch.NewDisposeScope();
+        var host = torch.empty(Dims(shape), TorchTensor.ToScalarType(dtype), torch.CPU);
+        if (data.Length > 0) MemoryMarshal.AsBytes(data).CopyTo(host.bytes);
+        return Wrap(IsCuda ? host.to(_device) : host);
+    }
+
+    public void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged
+    {
+        OpChecks.Download<T>(this, tensor, destination.Length);
+        if (destination.Length == 0) return;
+        using var scope = torch.NewDisposeScope();
+        var host = Value(tensor).cpu().contiguous();
+        MemoryMarshal.Cast<byte, T>(host.bytes).CopyTo(destination);
+    }
+
+    public ITensor Zeros(Shape shape, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        using var scope = torch.NewDisposeScope();
+        return Wrap(torch.zeros(Dims(shape), TorchTensor.ToScalarType(dtype), _device));
+    }
+
+    /// <summary>y = conv2d(x, w, b) with the spec's stride and padding: one libtorch call.</summary>
+    public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
+    {
+        var shape = OpChecks.Conv2d(this, x, w, b, spec);
+        using var scope = torch.NewDisposeScope();
+        var y = conv2d(Value(x), Value(w), b is null ? null : Value(b), Stride(spec), Padding(spec));
+        return Wrap(y, shape, spec.Name);
+    }
+
+    /// <summary>dx, dw by libtorch's autograd through conv2d (its convolution_backward); db = Σ_{n,h,w} dy.</summary>
+    public ConvGradients Conv2dBackward(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
+    {
+        OpChecks.Conv2dBackward(this, dy, x, w, spec);
+        using var scope = torch.NewDisposeScope();
+        using var gradMode = torch.enable_grad();
+        // Leaves that share the data but not the caller's autograd state; TorchSharp exposes no convolution_backward.
+        var xLeaf = Value(x).detach().requires_grad_(needDx);
+        var wLeaf = Value(w).detach().requires_grad_(true);
+        var y = conv2d(xLeaf, wLeaf, null, Stride(spec), Padding(spec));
+        var grads = torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
+        var db = Value(dy).sum([0, 2, 3]);
+        return new ConvGradients(
+            needDx ? Wrap(grads[0], x.Shape, spec.Name) : null,
+            Wrap(grads[needDx ? 1 : 0], w.Shape, spec.Name),
+            Wrap(db, new Shape(w.Shape[0]), spec.Name));
+    }
+
+    /// <summary>y = max (with switches h·W + w per plane), mean, or sqrt(Σ x²) over each window.</summary>
+    public PoolResult Pool2d(ITensor x, PoolSpec spec)
+    {
+        var shape = OpChecks.Pool2d(this, x, spec);
+        using var scope = torch.NewDisposeScope();
+        var input = Value(x);
+        bool ceil = spec.Rule == SizeRule.Ceil;
+        switch (spec.Mode)
+        {
+            case PoolMode.Max:
+                var (y, switches) = max_pool2d_with_indices(input, Kernel(spec), Stride(spec), Padding(spec), ceil_mode: ceil);
+                return new PoolResult(Wrap(y, shape, spec.Name), Wrap(switches, shape, spec.Name));
+            case PoolMode.Average:
+                return new PoolResult(Wrap(avg_pool2d(input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad), shape, spec.Name), null);
+            default:
+                // The window sum of squares (divisor 1; padding adds zeros), then its square root.
+                var sumOfSquares = avg_pool2d(input.square(), Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1);
+                return new PoolResult(Wrap(sumOfSquares.sqrt_(), shape, spec.Name), null);
+        }
+    }
+
+    /// <summary>dx: dy scattered through the switches (max), avg_pool2d_backward (average), or Σ dy·x/y, 0 where y = 0 (L2).</summary>
+    public ITensor Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec)
+    {
+        OpChecks.Pool2dBackward(this, dy, x, forward, spec);
+        using var scope = torch.NewDisposeScope();
+        var input = Value(x);
+        var outputGradient = Value(dy);
+        bool ceil = spec.Rule == SizeRule.Ceil;
+        switch (spec.Mode)
+        {
+            case PoolMode.Max:
+                var switches = Switches(forward.Switches!, spec);
+                var (n, c, h, w) = (x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W);
+                // dx[n,c,s] += dy[n,c,o] for s = switch[n,c,o], outputs in row-major order: exactly the recorded route.
+                var dx = torch.zeros([n, c, (long)h * w], outputGradient.dtype, _device);
+                dx.scatter_add_(2, switches.reshape(n, c, -1), outputGradient.reshape(n, c, -1));
+                return Wrap(dx.view(n, c, h, w), x.Shape, spec.Name);
+            case PoolMode.Average:
+                return Wrap(avg_pool2d_backward(outputGradient, input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad), x.Shape, spec.Name);
+            default:
+                OpChecks.Tensor(this, forward.Y, spec.Name, "forward output");
+                var y = Value(forward.Y);
+                using (Scalar zero = 0.0.ToScalar())
+                {
+                    // g = dy / y, and 0 where y = 0 (every x in the window is 0, so dy·x/y → 0); NaN in y stays NaN.
+                    var g = outputGradient.div(y).masked_fill_(y.eq(zero), zero);
+                    var spread = avg_pool2d_backward(g, input, Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1);
+                    return Wrap(spread.mul_(input), x.Shape, spec.Name);
+                }
+        }
+    }
+
+    /// <summary>y = x·Wᵀ + b, x flattened to [N, in].</summary>
+    public ITensor Linear(ITensor x, ITensor w, ITensor? b)
+    {
+        var shape = OpChecks.Linear(this, x, w, b);
+        using var scope = torch.NewDisposeScope();
+        return Wrap(linear(Value(x).flatten(1), Value(w), b is null ? null : Value(b)), shape, "FC");
+    }
+
+    /// <summary>dx = dy·W (in x's shape), dw = dyᵀ·x, db = Σ_n dy.</summary>
+    public LinearGradients LinearBackward(ITensor dy, ITensor x, ITensor w, bool needDx)
+    {
+        OpChecks.LinearBackward(this, dy, x, w);
+        using var scope = torch.NewDisposeScope();
+        var outputGradient = Value(dy);
+        var dx = needDx ? outputGradient.mm(Value(w)).reshape(Dims(x.Shape)) : null;
+        var dw = outputGradient.t().mm(Value(x).flatten(1));
+        var db = outputGradient.sum(0);
+        return new LinearGradients(
+            dx is null ? null : Wrap(dx, x.Shape, "FC"),
+            Wrap(dw, w.Shape, "FC"),
+            Wrap(db, new Shape(w.Shape[0]), "FC"));
+    }
+
+    /// <summary>y = max(0, x); libtorch's relu keeps NaN.</summary>
+    public ITensor Relu(ITensor x)
+    {
+        OpChecks.Unary(this, x, "RELU");
+        using var scope = torch.NewDisposeScope();
+        return Wrap(Value(x).relu(), x.Shape, "RELU");
+    }
+
+    /// <summary>dx = dy where x &gt; 0, else 0 (a select, not dy·[x &gt; 0], so a NaN in dy elsewhere gives no NaN).</summary>
+    public ITensor ReluBackward(ITensor dy, ITensor x)
+    {
+        OpChecks.UnaryBackward(this, dy, x, "RELU");
+        using var scope = torch.NewDisposeScope();
+        using Scalar zero = 0.0.ToScalar();
+        var dx = Value(dy).masked_fill(Value(x).gt(zero).logical_not_(), zero);
+        return Wrap(dx, x.Shape, "RELU");
+    }
+
+    /// <summary>L = mean_n −log softmax(s_n)[y_n]; dS = (softmax(s) − onehot(y)) / N.</summary>
+    public LossResult SoftmaxCrossEntropy(ITensor scores, ReadOnlySpan<int> labels)
+    {
+        const string op = "SOFTMAX";
+        OpChecks.Loss(this, scores, labels, op);
+        using var scope = torch.NewDisposeScope();
+        var s = Value(scores);
+        var y = Labels(labels);
+        // log_softmax and softmax subtract the row maximum (libtorch's stable kernels).
+        using Scalar batch = labels.Length.ToScalar();
+        double loss = ToDouble(nll_loss(s.log_softmax(1), y));
+        var dScores = s.softmax(1).sub_(one_hot(y, s.shape[1]).to_type(s.dtype)).div_(batch);
+        return new LossResult(loss, Wrap(dScores, scores.Shape, op));
+    }
+
+    /// <summary>L = mean_n Σ_{j≠y_n} max(0, s_j − s_{y_n} + 1); dS_j = [margin_j &gt; 0] / N, dS_{y_n} = −Σ_j [margin_j &gt; 0] / N.</summary>
+    public LossResult MulticlassSvm(ITensor scores, ReadOnlySpan<int> labels)
+    {
+        const string op = "SVM";
+        OpChecks.Loss(this, scores, labels, op);
+        using var scope = torch.NewDisposeScope();
+        using Scalar zero = 0.0.ToScalar();
+        using Scalar one = 1.0.ToScalar();
+        using Scalar batch = labels.Length.ToScalar();
+        var s = Value(scores);
+        var y = Labels(labels).unsqueeze(1);
+        var margins = s.sub(s.gather(1, y)).add_(one);
+        margins.scatter_(1, y, torch.zeros_like(y, s.dtype)).clamp_min_(zero);
+        double loss = ToDouble(margins.sum(torch.ScalarType.Float64)) / labels.Length;
+        var active = margins.gt(zero).to_type(s.dtype);
+        var dScores = active.scatter_(1, y, active.sum(1, keepdim: true).neg_()).div_(batch);
+        return new LossResult(loss, Wrap(dScores, scores.Shape, op));
+    }
+
+    /// <summary>
+    /// In place: v = momentum·v − lr·(g + weightDecay·p); p = p + v. Each step is one rounded operation in the
+    /// tensors' dtype, in this order: t = weightDecay·p; t = g + t; t = lr·t; v = momentum·v; v = v − t; p = p + v
+    /// (libtorch rounds the scalars to the dtype first; no fused add-with-alpha, whose FMA would round differently).
+    /// </summary>
+    public void SgdStep(ITensor param, ITensor grad, ITensor velocity, double learningRate, double momentum, double weightDecay)
+    {
+        OpChecks.Sgd(this, param, grad, velocity, learningRate, momentum, weightDecay);
+        using var scope = torch.NewDisposeScope();
+        using Scalar decay = weightDecay.ToScalar();
+        using Scalar rate = learningRate.ToScalar();
+        using Scalar keep = momentum.ToScalar();
+        var p = Value(param);
+        var v = Value(velocity);
+        var step = p.mul(decay).add_(Value(grad)).mul_(rate);
+        v.mul_(keep).sub_(step);
+        p.add_(v);
+    }
+
+    public void Synchronize()
+    {
+        if (IsCuda) torch.cuda.synchronize(_device);
+    }
+
+    public void Dispose()
+    {
+        // Tensors own their memory; the backend holds nothing native.
+    }
+
+    public override string ToString() => Description;
+
+    private TorchTensor Wrap(torch.Tensor value) => new(this, value);
+
+    /// <summary>Wraps a result after checking libtorch agreed with Abstractions on its shape (e.g. ceil-mode sizes).</summary>
+    private TorchTensor Wrap(torch.Tensor value, Shape expected, string op)
+    {
+        var result = new TorchTensor(this, value);
+        if (result.Shape != expected)
+        {
+            result.Dispose();
+            throw new InvalidOperationException($"{op}: libtorch produced {result.Shape}, Lockstep's geometry says {expected}");
+        }
+        return result;
+    }
+
+    private static torch.Tensor Value(ITensor tensor) => ((TorchTensor)tensor).Value;
+
+    private torch.Tensor Switches(ITensor switches, PoolSpec spec)
+    {
+        if (switches is not TorchTensor torchSwitches || !ReferenceEquals(switches.Backend, this))
+        {
+            throw new ArgumentException($"{spec.Name}: the switches belong to backend '{switches.Backend.Name}', not '{Name}'");
+        }
+        if (switches.DType != DType.Int64) throw new ArgumentException($"{spec.Name}: switches must be Int64, got {switches.DType}");
+        return torchSwitches.Value;
+    }
+
+    private torch.Tensor Labels(ReadOnlySpan<int> labels)
+    {
+        var host = torch.empty([labels.Length], torch.ScalarType.Int64, torch.CPU);
+        var destination = MemoryMarshal.Cast<byte, long>(host.bytes);
+        for (int i = 0; i < labels.Length; i++) destination[i] = labels[i];
+        return IsCuda ? host.to(_device) : host;
+    }
+
+    private static double ToDouble(torch.Tensor scalar) => scalar.to_type(torch.ScalarType.Float64).cpu().item<double>();
+
+    private static long[] Dims(Shape shape) => shape.Dims.Select(d => (long)d).ToArray();
+
+    private static long[] Kernel(PoolSpec spec) => [spec.KernelH, spec.KernelW];
+
+    private static long[] Stride(PoolSpec spec) => [spec.StrideH, spec.StrideW];
+
+    private static long[] Padding(PoolSpec spec) => [spec.PadH, spec.PadW];
+
+    private static long[] Stride(ConvSpec spec) => [spec.StrideH, spec.StrideW];
+
+    private static long[] Padding(ConvSpec spec) => [spec.PadH, spec.PadW];
+}

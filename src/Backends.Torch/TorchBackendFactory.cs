@@ -1,0 +1,15 @@
+using Lockstep.Configuration;
+
+namespace Lockstep.Backends.Torch;
+
+/// <summary>Registers the torch backend as "torch"; Create reads Lockstep:Torch (Device, Threads, Deterministic).</summary>
+public sealed class TorchBackendFactory : IBackendFactory
+{
+    public string Name => "torch";
+
+    public IBackend Create(LockstepOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new TorchBackend(options.Torch);
+    }
+}
