@@ -1,0 +1,292 @@
+using System.Numerics;
+using Lockstep.Backends.Managed.Gemm;
+using Lockstep.Backends.Managed.Kernels;
+using Lockstep.Backends.Managed.Tensors;
+
+namespace Lockstep.Backends.Managed;
+
+/// <summary>
+/// The managed backend: C# kernels on host arrays (im2col / col2im, pooling with switches), matrix products on a
+/// native BLAS through <see cref="IGemmProvider"/>. The semantic reference of the project: simple loops first.
+/// Kernels run single-threaded on the .NET side; the BLAS gets the threads (never both at once: PERF-NOTES pitfall 1).
+/// </summary>
+public sealed class ManagedBackend : IBackend
+{
+    private readonly BufferPool _pool = new();
+    private bool _disposed;
+
+    /// <summary>A backend on <paramref name="gemm"/>, which it owns (and disposes).</summary>
+    public ManagedBackend(IGemmProvider gemm, string? gemmReason = null)
+    {
+        ArgumentNullException.ThrowIfNull(gemm);
+        Gemm = gemm;
+        GemmReason = gemmReason ?? $"{gemm.Name}: given";
+    }
+
+    /// <summary>A backend on the GEMM provider named <paramref name="gemm"/> (auto | mkl | openblas | managed); threads 0 = all cores.</summary>
+    public ManagedBackend(string gemm = "auto", int threads = 0) : this(GemmProviders.Select(gemm, threads)) { }
+
+    private ManagedBackend(GemmSelection selection) : this(selection.Provider, selection.Reason) { }
+
+    public string Name => "managed";
+
+    public string Description => $"managed (gemm: {Gemm.Name} {Gemm.Version}, {Gemm.Threads} thread{(Gemm.Threads == 1 ? "" : "s")})";
+
+    /// <summary>The matrix-product provider in use.</summary>
+    public IGemmProvider Gemm { get; }
+
+    /// <summary>Why <see cref="Gemm"/> was chosen, e.g. "auto: mkl not loadable (…); openblas loaded".</summary>
+    public string GemmReason { get; }
+
+    /// <summary>Bytes of disposed tensors kept for reuse.</summary>
+    public long PooledBytes => _pool.RetainedBytes;
+
+    public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged
+    {
+        OpChecks.Upload<T>(data.Length, shape);
+        var t = ManagedTensor.Rent<T>(this, _pool, shape, clear: false);
+        data.CopyTo(t.Span<T>());
+        return t;
+    }
+
+    public void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged
+    {
+        OpChecks.Download<T>(this, tensor, destination.Length);
+        ((ManagedTensor)tensor).Span<T>().CopyTo(destination);
+    }
+
+    public ITensor Zeros(Shape shape, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        return dtype switch
+        {
+            DType.Float32 => ManagedTensor.Rent<float>(this, _pool, shape, clear: true),
+            DType.Float64 => ManagedTensor.Rent<double>(this, _pool, shape, clear: true),
+            DType.Int64 => ManagedTensor.Rent<long>(this, _pool, shape, clear: true),
+            _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "Zeros: unknown dtype"),
+        };
+    }
+
+    /// <summary>y[n,k] = b[k] + Σ_c w[k,c] ⋆ x[n,c], by im2col + GEMM.</summary>
+    public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
+    {
+        var yShape = OpChecks.Conv2d(this, x, w, b, spec);
+        return x.DType == DType.Float32 ? Conv2d<float>(x, w, b, spec, yShape) : Conv2d<double>(x, w, b, spec, yShape);
+    }
+
+    private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var y = Rent<T>(yShape);
+        Convolution.Forward<T>(Gemm, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
+            yShape.H, yShape.W, y.Span<T>());
+        return y;
+    }
+
+    /// <summary>dw = Σ_n dy_n·cols_nᵀ, db = Σ dy, dx = col2im(Wᵀ·dy_n) when <paramref name="needDx"/>.</summary>
+    public ConvGradients Conv2dBackward(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
+    {
+        var yShape = OpChecks.Conv2dBackward(this, dy, x, w, spec);
+        return x.DType == DType.Float32
+            ? Conv2dBackward<float>(dy, x, w, spec, needDx, yShape)
+            : Conv2dBackward<double>(dy, x, w, spec, needDx, yShape);
+    }
+
+    private ConvGradients Conv2dBackward<T>(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx, Shape yShape)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dx = needDx ? Rent<T>(x.Shape) : null;
+        var dw = Rent<T>(w.Shape);
+        var db = Rent<T>(new Shape(w.Shape[0]));
+        Convolution.Backward<T>(Gemm, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
+            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
+        return new ConvGradients(dx, dw, db);
+    }
+
+    /// <summary>y = max, mean or L2 norm over each window; max records its switches (Int64, index h·W + w in the plane).</summary>
+    public PoolResult Pool2d(ITensor x, PoolSpec spec)
+    {
+        var yShape = OpChecks.Pool2d(this, x, spec);
+        return x.DType == DType.Float32 ? Pool2d<float>(x, spec, yShape) : Pool2d<double>(x, spec, yShape);
+    }
+
+    private PoolResult Pool2d<T>(ITensor x, PoolSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var s = x.Shape;
+        int planes = s.N * s.C;
+        var y = Rent<T>(yShape);
+        switch (spec.Mode)
+        {
+            case PoolMode.Max:
+                var switches = ManagedTensor.Rent<long>(this, _pool, yShape, clear: false);
+                Pooling.MaxForward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>(), switches.Span<long>());
+                return new PoolResult(y, switches);
+            case PoolMode.Average:
+                Pooling.AverageForward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>());
+                return new PoolResult(y, null);
+            default:
+                Pooling.L2Forward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>());
+                return new PoolResult(y, null);
+        }
+    }
+
+    /// <summary>dx: dy routed through the switches (max), spread evenly over the window (average), or dy·x/y (L2).</summary>
+    public ITensor Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec)
+    {
+        var yShape = OpChecks.Pool2dBackward(this, dy, x, forward, spec);
+        if (spec.Mode == PoolMode.Max)
+        {
+            // OpChecks checks the switches' shape; their owner and dtype are this backend's concern.
+            if (!ReferenceEquals(forward.Switches!.Backend, this) || forward.Switches.DType != DType.Int64)
+            {
+                throw new ArgumentException($"{spec.Name}: the switches must be an Int64 tensor of this backend, got {forward.Switches.DType} of '{forward.Switches.Backend.Name}'");
+            }
+        }
+        else if (spec.Mode == PoolMode.L2)
+        {
+            OpChecks.Tensor(this, forward.Y, spec.Name, "forward output");
+        }
+        return x.DType == DType.Float32 ? Pool2dBackward<float>(dy, x, forward, spec, yShape) : Pool2dBackward<double>(dy, x, forward, spec, yShape);
+    }
+
+    private ManagedTensor Pool2dBackward<T>(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, Shape yShape)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var s = x.Shape;
+        int planes = s.N * s.C;
+        var dx = Rent<T>(s);
+        switch (spec.Mode)
+        {
+            case PoolMode.Max:
+                Pooling.MaxBackward<T>(Data<T>(dy), ((ManagedTensor)forward.Switches!).Span<long>(), planes, s.H, s.W, yShape.H * yShape.W, dx.Span<T>());
+                break;
+            case PoolMode.Average:
+                Pooling.AverageBackward<T>(Data<T>(dy), planes, s.H, s.W, spec, yShape.H, yShape.W, dx.Span<T>());
+                break;
+            default:
+                Pooling.L2Backward<T>(Data<T>(dy), Data<T>(x), Data<T>(forward.Y), planes, s.H, s.W, spec, yShape.H, yShape.W, dx.Span<T>());
+                break;
+        }
+        return dx;
+    }
+
+    /// <summary>y = x·Wᵀ + b by GEMM, a rank-4 x flattened to [N, C·H·W].</summary>
+    public ITensor Linear(ITensor x, ITensor w, ITensor? b)
+    {
+        var yShape = OpChecks.Linear(this, x, w, b);
+        return x.DType == DType.Float32 ? Linear<float>(x, w, b, yShape) : Linear<double>(x, w, b, yShape);
+    }
+
+    private ManagedTensor Linear<T>(ITensor x, ITensor w, ITensor? b, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var y = Rent<T>(yShape);
+        Kernels.Linear.Forward<T>(Gemm, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
+        return y;
+    }
+
+    /// <summary>dx = dy·W (in x's shape), dw = dyᵀ·x, db = Σ_n dy.</summary>
+    public LinearGradients LinearBackward(ITensor dy, ITensor x, ITensor w, bool needDx)
+    {
+        var yShape = OpChecks.LinearBackward(this, dy, x, w);
+        return x.DType == DType.Float32 ? LinearBackward<float>(dy, x, w, needDx, yShape) : LinearBackward<double>(dy, x, w, needDx, yShape);
+    }
+
+    private LinearGradients LinearBackward<T>(ITensor dy, ITensor x, ITensor w, bool needDx, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dx = needDx ? Rent<T>(x.Shape) : null;
+        var dw = Rent<T>(w.Shape);
+        var db = Rent<T>(new Shape(w.Shape[0]));
+        Kernels.Linear.Backward<T>(Gemm, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
+            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
+        return new LinearGradients(dx, dw, db);
+    }
+
+    /// <summary>y = max(0, x); NaN stays NaN.</summary>
+    public ITensor Relu(ITensor x)
+    {
+        OpChecks.Unary(this, x, "RELU");
+        return x.DType == DType.Float32 ? Relu<float>(x) : Relu<double>(x);
+    }
+
+    private ManagedTensor Relu<T>(ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var y = Rent<T>(x.Shape);
+        Activations.Relu<T>(Data<T>(x), y.Span<T>());
+        return y;
+    }
+
+    /// <summary>dx = dy where x &gt; 0, else 0.</summary>
+    public ITensor ReluBackward(ITensor dy, ITensor x)
+    {
+        OpChecks.UnaryBackward(this, dy, x, "RELU");
+        return x.DType == DType.Float32 ? ReluBackward<float>(dy, x) : ReluBackward<double>(dy, x);
+    }
+
+    private ManagedTensor ReluBackward<T>(ITensor dy, ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var dx = Rent<T>(x.Shape);
+        Activations.ReluBackward<T>(Data<T>(dy), Data<T>(x), dx.Span<T>());
+        return dx;
+    }
+
+    /// <summary>L = mean_n −log softmax(s_n)[y_n] (row max subtracted; accumulated in double); dS = (softmax(s) − onehot(y)) / N.</summary>
+    public LossResult SoftmaxCrossEntropy(ITensor scores, ReadOnlySpan<int> labels)
+    {
+        OpChecks.Loss(this, scores, labels, "SOFTMAX");
+        return scores.DType == DType.Float32 ? Softmax<float>(scores, labels) : Softmax<double>(scores, labels);
+    }
+
+    private LossResult Softmax<T>(ITensor scores, ReadOnlySpan<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var ds = Rent<T>(scores.Shape);
+        double loss = Losses.SoftmaxCrossEntropy<T>(Data<T>(scores), labels, scores.Shape[1], ds.Span<T>());
+        return new LossResult(loss, ds);
+    }
+
+    /// <summary>L = mean_n Σ_{j≠y_n} max(0, s_j − s_{y_n} + 1); dS its subgradient / N.</summary>
+    public LossResult MulticlassSvm(ITensor scores, ReadOnlySpan<int> labels)
+    {
+        OpChecks.Loss(this, scores, labels, "SVM");
+        return scores.DType == DType.Float32 ? Svm<float>(scores, labels) : Svm<double>(scores, labels);
+    }
+
+    private LossResult Svm<T>(ITensor scores, ReadOnlySpan<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var ds = Rent<T>(scores.Shape);
+        double loss = Losses.MulticlassSvm<T>(Data<T>(scores), labels, scores.Shape[1], ds.Span<T>());
+        return new LossResult(loss, ds);
+    }
+
+    /// <summary>In place: v = momentum·v − lr·(g + weightDecay·p); p = p + v (computed in the tensors' type).</summary>
+    public void SgdStep(ITensor param, ITensor grad, ITensor velocity, double learningRate, double momentum, double weightDecay)
+    {
+        OpChecks.Sgd(this, param, grad, velocity, learningRate, momentum, weightDecay);
+        if (param.DType == DType.Float32)
+        {
+            Sgd.Step(((ManagedTensor)param).Span<float>(), Data<float>(grad), ((ManagedTensor)velocity).Span<float>(),
+                (float)learningRate, (float)momentum, (float)weightDecay);
+        }
+        else
+        {
+            Sgd.Step(((ManagedTensor)param).Span<double>(), Data<double>(grad), ((ManagedTensor)velocity).Span<double>(),
+                learningRate, momentum, weightDecay);
+        }
+    }
+
+    /// <summary>Every op has finished when it returns.</summary>
+    public void Synchronize() { }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _pool.Clear();
+        Gemm.Dispose();
+    }
+
+    public override string ToString() => Description;
+
+    private ManagedTensor Rent<T>(Shape shape) where T : unmanaged => ManagedTensor.Rent<T>(this, _pool, shape, clear: false);
+
+    // OpChecks has made sure the tensor is this backend's, alive, and of the op's dtype.
+    private static ReadOnlySpan<T> Data<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Span<T>();
+}

@@ -1,0 +1,62 @@
+using System.Runtime.CompilerServices;
+
+namespace Lockstep.Backends.Managed.Tensors;
+
+/// <summary>
+/// Host arrays kept for reuse, by element type and exact length, so that a training step that repeats the same
+/// shapes allocates nothing on the GC heap once warm. Owned by one backend; thread-safe. A rented array holds
+/// old data unless cleared: every kernel writes its whole output or asks for a cleared one.
+/// </summary>
+internal sealed class BufferPool
+{
+    private const int MaxPerSize = 8;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(Type, int), Stack<Array>> _free = [];
+    private long _retainedBytes;
+    private readonly long _maxRetainedBytes;
+
+    public BufferPool(long maxRetainedBytes = 1L << 30) => _maxRetainedBytes = maxRetainedBytes;
+
+    /// <summary>Bytes held for reuse now.</summary>
+    public long RetainedBytes { get { lock (_gate) return _retainedBytes; } }
+
+    public T[] Rent<T>(int length, bool clear) where T : unmanaged
+    {
+        if (length == 0) return [];
+        lock (_gate)
+        {
+            if (_free.TryGetValue((typeof(T), length), out var stack) && stack.Count > 0)
+            {
+                var array = (T[])stack.Pop();
+                _retainedBytes -= (long)length * Unsafe.SizeOf<T>();
+                if (clear) Array.Clear(array);
+                return array;
+            }
+        }
+        return clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
+    }
+
+    public void Return<T>(T[] array) where T : unmanaged
+    {
+        if (array.Length == 0) return;
+        long bytes = (long)array.Length * Unsafe.SizeOf<T>();
+        lock (_gate)
+        {
+            if (_retainedBytes + bytes > _maxRetainedBytes) return;
+            var key = (typeof(T), array.Length);
+            if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<Array>();
+            if (stack.Count >= MaxPerSize) return;
+            stack.Push(array);
+            _retainedBytes += bytes;
+        }
+    }
+
+    public void Clear()
+    {
+        lock (_gate)
+        {
+            _free.Clear();
+            _retainedBytes = 0;
+        }
+    }
+}
