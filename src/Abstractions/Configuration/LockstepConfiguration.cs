@@ -35,16 +35,18 @@ public static class LockstepConfiguration
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new LockstepOptions();
         var section = configuration.GetSection(LockstepOptions.Section);
-        string? dtype = section["DType"];
-        if (dtype is not null) options.DType = DTypes.Parse(dtype);
         try
         {
-            section.Bind(options, o => o.ErrorOnUnknownConfiguration = false);
+            // DType is parsed by hand so that the short forms (f32, f64) work as well as the enum names.
+            options.Backend = section[nameof(LockstepOptions.Backend)] ?? options.Backend;
+            section.GetSection(nameof(LockstepOptions.Managed)).Bind(options.Managed);
+            section.GetSection(nameof(LockstepOptions.Torch)).Bind(options.Torch);
         }
         catch (InvalidOperationException e)
         {
             throw new ArgumentException($"configuration: {e.Message}", e);
         }
+        string? dtype = section[nameof(LockstepOptions.DType)];
         if (dtype is not null) options.DType = DTypes.Parse(dtype);
         if (options.DType == DType.Int64) throw new ArgumentException("configuration: Lockstep:DType must be Float32 or Float64");
         if (options.Managed.Threads < 0) throw new ArgumentException($"configuration: Lockstep:Managed:Threads must be ≥ 0, got {options.Managed.Threads}");

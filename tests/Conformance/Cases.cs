@@ -1,0 +1,77 @@
+using System.Globalization;
+
+namespace Lockstep.Conformance;
+
+/// <summary>A convolution case: geometry, channels, batch. Its text form is the test's name and its replay key.</summary>
+public sealed record ConvCase(int F, int S, int P, int H, int W, int C, int K, int N)
+{
+    public ConvSpec Spec => ConvSpec.Square(F, S, P, name: "conv");
+    public Shape Input => Shape.Nchw(N, C, H, W);
+    public Shape Weights => new(K, C, F, F);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"F{F} S{S} P{P} {H}x{W} C{C} K{K} N{N}");
+
+    public static ConvCase Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var p = text.Split(' ');
+        var hw = p[3].Split('x');
+        return new ConvCase(Int(p[0]), Int(p[1]), Int(p[2]), int.Parse(hw[0], CultureInfo.InvariantCulture),
+            int.Parse(hw[1], CultureInfo.InvariantCulture), Int(p[4]), Int(p[5]), Int(p[6]));
+        static int Int(string s) => int.Parse(s.AsSpan(1), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// The skeleton's grid: every valid (F, S, P) with F ∈ {1, 3, 5, 11}, S ∈ {1, 2, 4}, P ∈ {0, 1, 2} (P &lt; F),
+    /// a non-square input sized so that the notes' rule gives an integer, C and K from 1 to 64, batch 1–4.
+    /// </summary>
+    public static IEnumerable<ConvCase> Grid()
+    {
+        int[] channels = [1, 3, 8, 16, 64];
+        int i = 0;
+        foreach (int f in new[] { 1, 3, 5, 11 })
+        foreach (int s in new[] { 1, 2, 4 })
+        foreach (int p in new[] { 0, 1, 2 })
+        {
+            if (p >= f) continue;
+            int outH = 2 + i % 3, outW = outH + 1 + i % 2;
+            int h = (outH - 1) * s + f - 2 * p, w = (outW - 1) * s + f - 2 * p;
+            if (h < 1 || w < 1) continue;
+            int c = channels[i % channels.Length], k = channels[(i * 2 + 1) % channels.Length];
+            if (f == 11 && c * k > 256) (c, k) = (3, 16);   // keep the naive oracle's loops short
+            yield return new ConvCase(f, s, p, h, w, c, k, 1 + i % 4);
+            i++;
+        }
+    }
+}
+
+/// <summary>A pooling case.</summary>
+public sealed record PoolCase(PoolMode Mode, int F, int S, int P, int H, int W, int C, int N)
+{
+    public PoolSpec Spec => PoolSpec.Square(Mode, F, S, P, name: "pool");
+    public Shape Input => Shape.Nchw(N, C, H, W);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Mode} F{F} S{S} P{P} {H}x{W} C{C} N{N}");
+
+    public static PoolCase Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var p = text.Split(' ');
+        var hw = p[4].Split('x');
+        return new PoolCase(Enum.Parse<PoolMode>(p[0]), Int(p[1]), Int(p[2]), Int(p[3]),
+            int.Parse(hw[0], CultureInfo.InvariantCulture), int.Parse(hw[1], CultureInfo.InvariantCulture), Int(p[5]), Int(p[6]));
+        static int Int(string s) => int.Parse(s.AsSpan(1), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Max, average and L2 with the notes' usual settings F=2 S=2 and F=3 S=2 (overlapping), square and not.</summary>
+    public static IEnumerable<PoolCase> Grid()
+    {
+        foreach (var mode in new[] { PoolMode.Max, PoolMode.Average, PoolMode.L2 })
+        {
+            yield return new PoolCase(mode, 2, 2, 0, 8, 8, 3, 2);
+            yield return new PoolCase(mode, 2, 2, 0, 6, 10, 5, 1);
+            yield return new PoolCase(mode, 3, 2, 0, 9, 7, 4, 2);
+            yield return new PoolCase(mode, 3, 2, 1, 7, 11, 2, 3);
+        }
+    }
+}
