@@ -1,0 +1,193 @@
+using Lockstep.Backends.Managed;
+
+namespace Lockstep.Tests;
+
+public sealed class ConvolutionTests : IDisposable
+{
+    private readonly ManagedBackend _backend = TestSupport.Backend();
+
+    public void Dispose() => _backend.Dispose();
+
+    /// <summary>F ∈ {1,3,5,11}, S ∈ {1,2,4}, P ∈ {0,1,2} (P &lt; F), on non-square inputs; Floor where S does not divide.</summary>
+    public static IEnumerable<object[]> Grid()
+    {
+        foreach (int f in new[] { 1, 3, 5, 11 })
+        foreach (int s in new[] { 1, 2, 4 })
+        foreach (int p in new[] { 0, 1, 2 })
+        {
+            if (p >= f) continue;
+            foreach (var dtype in new[] { DType.Float32, DType.Float64 }) yield return [f, s, p, dtype];
+        }
+    }
+
+    private static (Shape X, Shape W, ConvSpec Spec) Case(int f, int s, int p)
+    {
+        int h = f + 2 * s + 1, w = f + 3 * s + 2;   // non-square, and often not a whole number of strides
+        bool exact = (h - f + 2 * p) % s == 0 && (w - f + 2 * p) % s == 0;
+        var spec = ConvSpec.Square(f, s, p, exact ? SizeRule.Exact : SizeRule.Floor);
+        return (Shape.Nchw(2, 3, h, w), new Shape(4, 3, f, f), spec);
+    }
+
+    [Theory, MemberData(nameof(Grid))]
+    public void Conv2d_MatchesNaiveLoops(int f, int s, int p, DType dtype)
+    {
+        var (xs, ws, spec) = Case(f, s, p);
+        int seed = 1000 * f + 100 * s + 10 * p;
+        double[] x = TestSupport.Input((int)xs.Count, seed, dtype), w = TestSupport.Input((int)ws.Count, seed + 1, dtype),
+            b = TestSupport.Input(ws[0], seed + 2, dtype);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+
+        using var tx = _backend.Upload(x, xs, dtype);
+        using var tw = _backend.Upload(w, ws, dtype);
+        using var tb = _backend.Upload(b, new Shape(ws[0]), dtype);
+        using var y = _backend.Conv2d(tx, tw, tb, spec);
+
+        Assert.Equal(Shape.Nchw(xs.N, ws[0], outH, outW), y.Shape);
+        TestSupport.Close(y.ToDoubles(), NaiveConvolution.Forward(x, xs, w, ws, b, spec, outH, outW),
+            TestSupport.Tolerance(dtype), $"y for {spec} on {xs} {dtype} (seed {seed})");
+    }
+
+    [Theory, MemberData(nameof(Grid))]
+    public void Conv2dBackward_MatchesNaiveLoops(int f, int s, int p, DType dtype)
+    {
+        var (xs, ws, spec) = Case(f, s, p);
+        int seed = 1000 * f + 100 * s + 10 * p + 5;
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(xs.N, ws[0], outH, outW);
+        double[] x = TestSupport.Input((int)xs.Count, seed, dtype), w = TestSupport.Input((int)ws.Count, seed + 1, dtype),
+            dy = TestSupport.Input((int)ys.Count, seed + 2, dtype);
+
+        using var tx = _backend.Upload(x, xs, dtype);
+        using var tw = _backend.Upload(w, ws, dtype);
+        using var tdy = _backend.Upload(dy, ys, dtype);
+        using var grads = _backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+
+        var (dx, dw, db) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        string what = $"for {spec} on {xs} {dtype} (seed {seed})";
+        Assert.Equal(xs, grads.Dx!.Shape);
+        Assert.Equal(ws, grads.Dw.Shape);
+        Assert.Equal(new Shape(ws[0]), grads.Db.Shape);
+        TestSupport.Close(grads.Dx.ToDoubles(), dx, TestSupport.Tolerance(dtype), "dx " + what);
+        TestSupport.Close(grads.Dw.ToDoubles(), dw, TestSupport.Tolerance(dtype), "dw " + what);
+        TestSupport.Close(grads.Db.ToDoubles(), db, TestSupport.Tolerance(dtype), "db " + what);
+    }
+
+    [Fact]
+    public void Conv2dBackward_FloorLeavesUncoveredRowsWithZeroGradient()
+    {
+        // H = 8, F = 3, S = 2, P = 0: (8 − 3)/2 + 1 = 3.5 → 3 windows cover rows 0..6; row 7 and column 7 are never read.
+        var spec = ConvSpec.Square(3, 2, 0, SizeRule.Floor);
+        var xs = Shape.Nchw(1, 2, 8, 8);
+        using var x = _backend.Upload(TestSupport.Random(128, 7), xs, DType.Float64);
+        using var w = _backend.Upload(TestSupport.Random(2 * 2 * 9, 8), new Shape(2, 2, 3, 3), DType.Float64);
+        using var dy = _backend.Upload(Enumerable.Repeat(1.0, 2 * 9).ToArray(), Shape.Nchw(1, 2, 3, 3), DType.Float64);
+        using var grads = _backend.Conv2dBackward(dy, x, w, spec, needDx: true);
+        double[] dx = grads.Dx!.ToDoubles();
+        for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(0.0, dx[(c * 8 + 7) * 8 + i]);
+            Assert.Equal(0.0, dx[(c * 8 + i) * 8 + 7]);
+        }
+        Assert.Contains(dx, v => v != 0);
+    }
+
+    [Fact]
+    public void Conv2dBackward_SkipsDxWhenNotNeeded()
+    {
+        var spec = ConvSpec.Square(3, 1, 1);
+        using var x = _backend.Upload(TestSupport.Random(2 * 3 * 5 * 6, 1), Shape.Nchw(2, 3, 5, 6), DType.Float32);
+        using var w = _backend.Upload(TestSupport.Random(4 * 3 * 9, 2), new Shape(4, 3, 3, 3), DType.Float32);
+        using var dy = _backend.Upload(TestSupport.Random(2 * 4 * 5 * 6, 3), Shape.Nchw(2, 4, 5, 6), DType.Float32);
+        using var grads = _backend.Conv2dBackward(dy, x, w, spec, needDx: false);
+        Assert.Null(grads.Dx);
+        Assert.Equal(new Shape(4, 3, 3, 3), grads.Dw.Shape);
+    }
+
+    [Fact]
+    public void Conv2d_RectangularKernelStrideAndPadding()
+    {
+        var spec = new ConvSpec(3, 5, 2, 1, 1, 2, SizeRule.Floor);
+        var xs = Shape.Nchw(2, 2, 9, 7);
+        var ws = new Shape(3, 2, 3, 5);
+        double[] x = TestSupport.Random((int)xs.Count, 11), w = TestSupport.Random((int)ws.Count, 12), b = TestSupport.Random(3, 13);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(2, 3, outH, outW);
+        double[] dy = TestSupport.Random((int)ys.Count, 14);
+        using var tx = _backend.Upload(x, xs, DType.Float64);
+        using var tw = _backend.Upload(w, ws, DType.Float64);
+        using var tb = _backend.Upload(b, new Shape(3), DType.Float64);
+        using var tdy = _backend.Upload(dy, ys, DType.Float64);
+        using var y = _backend.Conv2d(tx, tw, tb, spec);
+        using var grads = _backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+        var (dx, dw, db) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        TestSupport.Close(y.ToDoubles(), NaiveConvolution.Forward(x, xs, w, ws, b, spec, outH, outW), 1e-12, "y");
+        TestSupport.Close(grads.Dx!.ToDoubles(), dx, 1e-12, "dx");
+        TestSupport.Close(grads.Dw.ToDoubles(), dw, 1e-12, "dw");
+        TestSupport.Close(grads.Db.ToDoubles(), db, 1e-12, "db");
+    }
+
+    [Fact]
+    public void Conv2dBackward_MatchesFiniteDifferences()
+    {
+        // L = Σ r·conv(x, w, b) for a fixed r, so dL/dx, dL/dw, dL/db are the backward of dy = r. Checks the naive loops too.
+        var spec = ConvSpec.Square(3, 2, 1);
+        var xs = Shape.Nchw(1, 2, 5, 7);
+        var ws = new Shape(2, 2, 3, 3);
+        double[] x = TestSupport.Random((int)xs.Count, 21), w = TestSupport.Random((int)ws.Count, 22), b = TestSupport.Random(2, 23);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        double[] r = TestSupport.Random(2 * outH * outW, 24);
+        double Loss(double[] xv, double[] wv, double[] bv)
+        {
+            using var tx = _backend.Upload(xv, xs, DType.Float64);
+            using var tw = _backend.Upload(wv, ws, DType.Float64);
+            using var tb = _backend.Upload(bv, new Shape(2), DType.Float64);
+            using var y = _backend.Conv2d(tx, tw, tb, spec);
+            return y.ToDoubles().Zip(r, (a, c) => a * c).Sum();
+        }
+        using var gx = _backend.Upload(x, xs, DType.Float64);
+        using var gw = _backend.Upload(w, ws, DType.Float64);
+        using var gdy = _backend.Upload(r, Shape.Nchw(1, 2, outH, outW), DType.Float64);
+        using var grads = _backend.Conv2dBackward(gdy, gx, gw, spec, needDx: true);
+        FiniteDifferences.Check(x, v => Loss(v, w, b), grads.Dx!.ToDoubles(), "dx");
+        FiniteDifferences.Check(w, v => Loss(x, v, b), grads.Dw.ToDoubles(), "dw");
+        FiniteDifferences.Check(b, v => Loss(x, w, v), grads.Db.ToDoubles(), "db");
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForChannelMismatch()
+    {
+        using var x = _backend.Zeros(Shape.Nchw(1, 3, 5, 5), DType.Float32);
+        using var w = _backend.Zeros(new Shape(2, 4, 3, 3), DType.Float32);
+        var e = Assert.Throws<ArgumentException>(() => _backend.Conv2d(x, w, null, ConvSpec.Square(3)));
+        Assert.Contains("input channels", e.Message);
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForNonIntegerOutputSize()
+    {
+        using var x = _backend.Zeros(Shape.Nchw(1, 1, 10, 10), DType.Float32);
+        using var w = _backend.Zeros(new Shape(1, 1, 3, 3), DType.Float32);
+        var e = Assert.Throws<ArgumentException>(() => _backend.Conv2d(x, w, null, ConvSpec.Square(3, 2)));
+        Assert.Contains("4.5 is not an integer", e.Message);
+    }
+}
+
+internal static class FiniteDifferences
+{
+    /// <summary>Central differences (h = 1e-6) of <paramref name="loss"/> at each element against <paramref name="analytic"/>.</summary>
+    public static void Check(double[] at, Func<double[], double> loss, double[] analytic, string what)
+    {
+        const double h = 1e-6;
+        var numeric = new double[at.Length];
+        for (int i = 0; i < at.Length; i++)
+        {
+            var plus = (double[])at.Clone();
+            var minus = (double[])at.Clone();
+            plus[i] += h;
+            minus[i] -= h;
+            numeric[i] = (loss(plus) - loss(minus)) / (2 * h);
+        }
+        TestSupport.Close(analytic, numeric, 1e-6, what + " against central finite differences");
+    }
+}

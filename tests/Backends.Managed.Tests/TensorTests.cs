@@ -1,0 +1,107 @@
+using Lockstep.Backends.Managed;
+using Lockstep.Backends.Managed.Gemm;
+using Lockstep.Configuration;
+
+namespace Lockstep.Tests;
+
+public sealed class TensorTests : IDisposable
+{
+    private readonly ManagedBackend _backend = new(new ManagedGemmProvider(1));
+
+    public void Dispose() => _backend.Dispose();
+
+    [Fact]
+    public void Upload_RoundTripsEachDType()
+    {
+        using var f = _backend.Upload<float>([1.5f, -2f], new Shape(2));
+        using var d = _backend.Upload<double>([1e-300, 3], new Shape(1, 2));
+        using var l = _backend.Upload<long>([long.MaxValue], new Shape(1));
+        Assert.Equal((DType.Float32, DType.Float64, DType.Int64), (f.DType, d.DType, l.DType));
+        Assert.Equal([1.5f, -2f], f.ToArray<float>());
+        Assert.Equal([1e-300, 3], d.ToArray<double>());
+        Assert.Equal([long.MaxValue], l.ToArray<long>());
+        Assert.Same(_backend, f.Backend);
+    }
+
+    [Fact]
+    public void Upload_ThrowsForLengthMismatch()
+    {
+        var e = Assert.Throws<ArgumentException>(() => _backend.Upload<float>([1f, 2f, 3f], new Shape(2, 2)));
+        Assert.Contains("holds 4 elements, the data has 3", e.Message);
+    }
+
+    [Fact]
+    public void Download_ThrowsForWrongElementType()
+    {
+        using var t = _backend.Zeros(new Shape(2), DType.Float32);
+        Assert.Throws<ArgumentException>(() => _backend.Download<double>(t, new double[2]));
+    }
+
+    [Fact]
+    public void Dispose_MarksDisposedAndOpsRefuseIt()
+    {
+        var t = _backend.Zeros(new Shape(3), DType.Float64);
+        t.Dispose();
+        t.Dispose();
+        Assert.True(t.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => _backend.Relu(t));
+        Assert.Throws<ObjectDisposedException>(() => _backend.Download<double>(t, new double[3]));
+    }
+
+    [Fact]
+    public void Zeros_AreZeroEvenOnAReusedBuffer()
+    {
+        var dirty = _backend.Upload<double>([1, 2, 3, 4, 5], new Shape(5));
+        dirty.Dispose();
+        Assert.True(_backend.PooledBytes >= 40);
+        using var zeros = _backend.Zeros(new Shape(5), DType.Float64);
+        Assert.Equal(new double[5], zeros.ToArray<double>());
+    }
+
+    [Fact]
+    public void Relu_ThrowsForAnotherBackendsTensor()
+    {
+        using var other = new ManagedBackend(new ManagedGemmProvider(1));
+        using var t = other.Zeros(new Shape(2), DType.Float32);
+        var e = Assert.Throws<ArgumentException>(() => _backend.Relu(t));
+        Assert.Contains("belongs to backend", e.Message);
+    }
+}
+
+public sealed class FactoryTests
+{
+    [Fact]
+    public void Factory_CreatesTheNamedProviderWithItsThreads()
+    {
+        var options = new LockstepOptions { Managed = { Gemm = "managed", Threads = 1 } };
+        var factory = new ManagedBackendFactory();
+        using var backend = factory.Create(options);
+        Assert.Equal("managed", factory.Name);
+        Assert.Equal("managed", backend.Name);
+        Assert.Matches(@"^managed \(gemm: managed \d+\.\d+\.\d+, 1 thread\)$", backend.Description);
+    }
+
+    [Fact]
+    public void Factory_RegistersAsManaged()
+    {
+        var registry = new BackendRegistry().Register(new ManagedBackendFactory());
+        using var backend = registry.Create(new LockstepOptions { Managed = { Gemm = "managed", Threads = 2 } });
+        Assert.IsType<ManagedBackend>(backend);
+        Assert.EndsWith("2 threads)", backend.Description);
+    }
+
+    [Fact]
+    public void Factory_ZeroThreadsMeansAllCores()
+    {
+        using var backend = (ManagedBackend)new ManagedBackendFactory().Create(new LockstepOptions { Managed = { Gemm = "managed" } });
+        Assert.Equal(Environment.ProcessorCount, backend.Gemm.Threads);
+    }
+
+    [Fact]
+    public void Factory_ThrowsForUnknownGemm()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ManagedBackendFactory().Create(new LockstepOptions { Managed = { Gemm = "cublas" } }));
+        Assert.Contains("unknown GEMM provider 'cublas'", e.Message);
+        Assert.Contains("auto, mkl, openblas, managed", e.Message);
+    }
+}
