@@ -164,19 +164,22 @@ public sealed class TorchBackend : IBackend
         var outputGradient = Value(dy);
         var dx = needDx ? outputGradient.mm(Value(w)).reshape(Dims(x.Shape)) : null;
         var dw = outputGradient.t().mm(Value(x).flatten(1));
-        var db = outputGradient.sum(0);
+        var db = outputGradient.sum(0L); // 0L: a plain 0 would bind to sum(ScalarType) as Byte
         return new LinearGradients(
             dx is null ? null : Wrap(dx, x.Shape, "FC"),
             Wrap(dw, w.Shape, "FC"),
             Wrap(db, new Shape(w.Shape[0]), "FC"));
     }
 
-    /// <summary>y = max(0, x); libtorch's relu keeps NaN.</summary>
+    /// <summary>y = max(0, x); NaN stays NaN, and −0 gives +0.</summary>
     public ITensor Relu(ITensor x)
     {
         OpChecks.Unary(this, x, "RELU");
         using var scope = torch.NewDisposeScope();
-        return Wrap(Value(x).relu(), x.Shape, "RELU");
+        using Scalar zero = 0.0.ToScalar();
+        // libtorch's relu keeps NaN but maps −0 to −0; + 0 turns only −0 into +0 (IEEE max(0, −0) as the managed
+        // backend computes it), so ReLU agrees bit for bit.
+        return Wrap(Value(x).relu().add_(zero), x.Shape, "RELU");
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0 (a select, not dy·[x &gt; 0], so a NaN in dy elsewhere gives no NaN).</summary>

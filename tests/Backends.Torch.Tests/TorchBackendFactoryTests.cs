@@ -1,0 +1,78 @@
+using Lockstep.Configuration;
+using TorchSharp;
+
+namespace Lockstep.Backends.Torch.Tests;
+
+public class TorchBackendFactoryTests
+{
+    [Fact]
+    public void Create_CpuDescribesDeviceLibtorchAndThreads()
+    {
+        using var backend = new TorchBackendFactory().Create(new LockstepOptions { Torch = { Device = "cpu", Threads = 1 } });
+
+        Assert.Equal("torch", backend.Name);
+        Assert.Equal("torch (cpu, libtorch 2.10.0, 1 thread)", backend.Description);
+    }
+
+    [Fact]
+    public void Create_ZeroThreadsMeansAllCores()
+    {
+        using var backend = new TorchBackendFactory().Create(new LockstepOptions { Torch = { Threads = 0 } });
+
+        Assert.Equal(Environment.ProcessorCount, torch.get_num_threads());
+        Assert.Contains($"{Environment.ProcessorCount} thread", backend.Description);
+    }
+
+    [Fact]
+    public void Create_ThrowsForCudaWithoutDevice()
+    {
+        var options = new LockstepOptions { Torch = { Device = "cuda" } };
+        if (torch.cuda.is_available())
+        {
+            using var backend = new TorchBackendFactory().Create(options);
+            Assert.StartsWith("torch (cuda,", backend.Description);
+            return;
+        }
+
+        var e = Assert.Throws<InvalidOperationException>(() => new TorchBackendFactory().Create(options));
+
+        Assert.Contains("torch: device 'cuda' was asked for, but no CUDA device is available", e.Message);
+        Assert.Contains("TorchSharp-cpu", e.Message);
+    }
+
+    [Fact]
+    public void Create_AutoSaysWhatItPickedAndWhy()
+    {
+        using var backend = new TorchBackendFactory().Create(new LockstepOptions { Torch = { Device = "auto" } });
+
+        string expected = torch.cuda.is_available() ? "torch (cuda, auto: a CUDA device is available," : "torch (cpu, auto: no CUDA device,";
+        Assert.StartsWith(expected, backend.Description);
+    }
+
+    [Fact]
+    public void Create_ThrowsForUnknownDevice()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new TorchBackend(new TorchOptions { Device = "gpu" }));
+
+        Assert.Contains("unknown device 'gpu'; expected cpu, cuda or auto", e.Message);
+    }
+
+    [Fact]
+    public void Create_DeterministicSetsLibtorchsFlag()
+    {
+        // The flag is process-wide; every op here is deterministic on the CPU anyway.
+        using var backend = new TorchBackend(new TorchOptions { Deterministic = true });
+
+        Assert.EndsWith(", deterministic)", backend.Description);
+    }
+
+    [Fact]
+    public void Registry_CreatesTorchByName()
+    {
+        var registry = new BackendRegistry().Register(new TorchBackendFactory());
+
+        using var backend = registry.Create(new LockstepOptions { Backend = "torch" });
+
+        Assert.IsType<TorchBackend>(backend);
+    }
+}
