@@ -1,0 +1,166 @@
+using System.Globalization;
+using Lockstep.Configuration;
+using Lockstep.Layers;
+using Spectre.Console;
+
+namespace Lockstep.Bench;
+
+/// <summary>
+/// <c>lockstep compare</c>: per-layer forward and backward time, GFLOP/s and agreement between backends, then a
+/// whole training step. Exit 0; 1 when two backends disagree beyond the tolerance; 2 for bad input.
+/// </summary>
+public static class CompareCommand
+{
+    public const string Help = """
+        usage: lockstep compare [--net NAME] [--backends a,b] [--batch N] [--dtype f32|f64] [--repeats R]
+                                [--warmup W] [--seed S] [--tolerance T] [--json FILE]
+
+          --net NAME        network: cifar (default), lenet, alexnet, vgg16
+          --backends a,b    backends to run side by side, the first is the reference (default: managed,torch)
+          --batch N         images per batch (default 16)
+          --dtype f32|f64   element type (default: Lockstep:DType, Float32)
+          --repeats R       timed runs per measurement; the median is reported with min–max (default 15)
+          --warmup W        untimed calls before each measurement (default: as many as fit in 0.5 s)
+          --seed S          seed for weights, input, labels and upstream gradients (default 1)
+          --tolerance T     largest relative difference accepted between backends
+                            (default 1e-4 for f32, 1e-10 for f64)
+          --json FILE       also write the report as JSON
+        and the configuration switches of 'lockstep --help' (--gemm, --device, --Lockstep:Managed:Threads 1, ...).
+
+        Each layer runs alone on every backend from the same host input and the same upstream gradient; its
+        forward output and gradients (dx, dw, db) are compared as max|a - b| / max|b| (b: the first backend).
+        Exit status: 0, 1 when a layer's difference exceeds the tolerance, 2 for bad input.
+        """;
+
+    private static readonly string[] Options =
+        ["--net", "--backends", "--batch", "--repeats", "--warmup", "--seed", "--tolerance", "--json"];
+
+    public static int Run(string[] args, IAnsiConsole console, BackendRegistry registry)
+    {
+        var line = CommandLine.Parse("compare", args, Options);
+        if (line.Help)
+        {
+            console.Profile.Out.Writer.WriteLine(Help);
+            return Cli.Success;
+        }
+
+        var options = LockstepConfiguration.Bind(LockstepConfiguration.Build([.. line.ConfigurationArgs]));
+        var net = NamedNetworks.Get(line.GetString("--net", "cifar"));
+        string[] names = ParseBackends(line.GetString("--backends", "managed,torch"), registry);
+        int batch = line.GetInt("--batch", 16);
+        int repeats = line.GetInt("--repeats", 15);
+        int? warmupCalls = line.Get("--warmup") is null ? null : line.GetInt("--warmup", 0, minimum: 0);
+        int seed = line.GetInt("--seed", 1, minimum: 0);
+        double tolerance = ParseTolerance(line.Get("--tolerance"), options.DType);
+        string? jsonPath = line.Get("--json");
+        net.Shapes(batch);   // the geometry, checked before any backend loads
+
+        var backends = new List<IBackend>();
+        try
+        {
+            foreach (string name in names) backends.Add(registry.Create(options, name));
+            var settings = new ComparisonSettings(net, backends, batch, options.DType, seed, repeats,
+                warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance);
+
+            // What ran comes before any number.
+            double? peak = MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(0.5));
+            var machine = new MachineReport(MachineInfo.CpuSummary, MachineInfo.LogicalCores, peak);
+            var config = new ConfigReport(net.Name, [.. net.Input.Dims.Skip(1)], batch, options.DType.ToString(), seed, repeats,
+                settings.WarmUp.ToString(), tolerance, backends.Select(b => new BackendInfo(b.Name, b.Description)).ToArray());
+            PrintHeader(console, machine, config, options);
+
+            var (layers, totals) = RunWithProgress(console, new Comparison(settings));
+            var report = new CompareReport(machine, config, layers, totals);
+            CompareTables.Print(console, report);
+
+            if (jsonPath is not null)
+            {
+                File.WriteAllText(jsonPath, report.ToJson());
+                console.Profile.Out.Writer.WriteLine($"report: {Path.GetFullPath(jsonPath)}");
+            }
+
+            var failed = layers.Where(l => l.MaxRelDiff is { } d && !(d <= tolerance)).ToArray();
+            if (failed.Length > 0)
+            {
+                console.Profile.Out.Writer.Flush();
+                throw new ComparisonFailedException(
+                    $"{string.Join(", ", failed.Select(l => $"{l.Name} differs by {l.MaxRelDiff:0.0e+0}"))} between " +
+                    $"{names[0]} and {string.Join(", ", names.Skip(1))}; tolerance {tolerance:0.0e+0}");
+            }
+            return Cli.Success;
+        }
+        finally
+        {
+            foreach (var backend in backends) backend.Dispose();
+        }
+    }
+
+    private static string[] ParseBackends(string text, BackendRegistry registry)
+    {
+        string[] names = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.Length == 0) throw new UsageException("--backends needs at least one backend name, e.g. managed,torch");
+        foreach (string name in names)
+        {
+            if (!registry.Contains(name))
+            {
+                throw new UsageException($"--backends: unknown backend '{name}'; known backends: {string.Join(", ", registry.Names)}");
+            }
+        }
+        var duplicate = names.GroupBy(n => n, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new UsageException($"--backends: '{duplicate.Key}' is named twice");
+        return names.Select(n => n.ToLowerInvariant()).ToArray();
+    }
+
+    private static double ParseTolerance(string? text, DType dtype)
+    {
+        if (text is null) return dtype == DType.Float64 ? 1e-10 : 1e-4;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) || !(t >= 0) || double.IsInfinity(t))
+        {
+            throw new UsageException($"--tolerance must be a non-negative number, got {text}");
+        }
+        return t;
+    }
+
+    private static void PrintHeader(IAnsiConsole console, MachineReport machine, ConfigReport config, LockstepOptions options)
+    {
+        var w = console.Profile.Out.Writer;
+        w.WriteLine($"lockstep compare: {config.Net} (input {string.Join('×', config.InputShape.Reverse())} W×H×D), " +
+                    $"batch {config.Batch}, {config.Dtype}, seed {config.Seed}");
+        foreach (var b in config.Backends) w.WriteLine($"  {b.Name + ":",-9} {b.Description}");
+        w.WriteLine($"  threads:  Lockstep:Managed:Threads = {options.Managed.Threads}, Lockstep:Torch:Threads = {options.Torch.Threads} " +
+                    $"(0 = all {machine.Cores} logical cores)");
+        w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
+                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)"));
+        w.WriteLine($"  timing:   median of {config.Repeats} runs (min–max below it) after {config.Warmup} per measurement; " +
+                    "each run ends with Synchronize()");
+        w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
+                    $"tolerance {config.Tolerance:0.0e+0}");
+        w.WriteLine();
+        w.Flush();
+    }
+
+    private static (IReadOnlyList<LayerReport>, IReadOnlyDictionary<string, StepReport>) RunWithProgress(IAnsiConsole console, Comparison comparison)
+    {
+        if (!console.Profile.Capabilities.Interactive) return comparison.Run();
+        (IReadOnlyList<LayerReport>, IReadOnlyDictionary<string, StepReport>) result = default;
+        console.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("measuring", maxValue: comparison.Steps);
+                bool first = true;
+                result = comparison.Run(step =>
+                {
+                    if (!first) task.Increment(1);
+                    first = false;
+                    task.Description = Markup.Escape(step);
+                });
+                task.Increment(1);
+            });
+        return result;
+    }
+}
+
+/// <summary>Backends disagreed beyond the tolerance: exit 1, after the tables have printed.</summary>
+public sealed class ComparisonFailedException(string message) : Exception(message);

@@ -1,0 +1,3 @@
+using Lockstep.Bench;
+
+return Cli.Run(args, Console.Out, Console.Error);
