@@ -72,6 +72,29 @@ public sealed class ConvolutionTests : IDisposable
         TestSupport.Close(grads.Db.ToDoubles(), db, TestSupport.Tolerance(dtype), "db " + what);
     }
 
+    [Theory, MemberData(nameof(GemmTests.InstalledProviders), MemberType = typeof(GemmTests))]
+    public void Conv2d_AgreesOnEveryInstalledProvider(string provider)
+    {
+        // The grid above runs on the best provider; this runs one strided, padded case (both passes) on each.
+        using var backend = new ManagedBackend(provider, 1);
+        var (xs, ws, spec) = Case(5, 2, 2);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(xs.N, ws[0], outH, outW);
+        double[] x = TestSupport.Random((int)xs.Count, 81), w = TestSupport.Random((int)ws.Count, 82),
+            b = TestSupport.Random(ws[0], 83), dy = TestSupport.Random((int)ys.Count, 84);
+        using var tx = backend.Upload(x, xs, DType.Float64);
+        using var tw = backend.Upload(w, ws, DType.Float64);
+        using var tb = backend.Upload(b, new Shape(ws[0]), DType.Float64);
+        using var tdy = backend.Upload(dy, ys, DType.Float64);
+        using var y = backend.Conv2d(tx, tw, tb, spec);
+        using var grads = backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+        var (dx, dw, db) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        TestSupport.Close(y.ToDoubles(), NaiveConvolution.Forward(x, xs, w, ws, b, spec, outH, outW), 1e-12, $"{provider} y");
+        TestSupport.Close(grads.Dx!.ToDoubles(), dx, 1e-12, $"{provider} dx");
+        TestSupport.Close(grads.Dw.ToDoubles(), dw, 1e-12, $"{provider} dw");
+        TestSupport.Close(grads.Db.ToDoubles(), db, 1e-12, $"{provider} db");
+    }
+
     [Fact]
     public void Conv2dBackward_FloorLeavesUncoveredRowsWithZeroGradient()
     {

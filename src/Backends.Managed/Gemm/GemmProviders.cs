@@ -52,11 +52,13 @@ public static class GemmProviders
         return new(new ManagedGemmProvider(threads), $"auto: {string.Join("; ", skipped)}; managed provider used");
     }
 
-    // The trace's last attempt is the most specific one (a full path, or the missing OpenMP runtime).
+    // One line of the load trace: a library that loaded but lacked something (an export, the OpenMP runtime) says
+    // most; otherwise the first attempt, the plain soname, says why as well as any.
     private static string FirstReason(GemmProviderException e)
     {
-        string[] lines = e.Message.Split(Environment.NewLine);
-        string? last = lines.LastOrDefault(line => line.StartsWith("  ", StringComparison.Ordinal));
-        return last?.Trim() ?? lines[0];
+        var attempts = e.Message.Split(Environment.NewLine).Where(line => line.StartsWith("  ", StringComparison.Ordinal))
+            .Select(line => line.Trim()).ToList();
+        return attempts.LastOrDefault(line => line.Contains("loaded, but", StringComparison.Ordinal) || line.Contains("libiomp5", StringComparison.Ordinal))
+            ?? attempts.FirstOrDefault() ?? e.Message;
     }
 }

@@ -30,12 +30,12 @@ internal static class NativeLibraries
             }
             catch (DllNotFoundException e)
             {
-                trace.Add($"{candidate}: {e.Message}");
+                trace.Add($"{candidate}: {LoaderMessage(e)}");
                 continue;
             }
             catch (BadImageFormatException e)
             {
-                trace.Add($"{candidate}: {e.Message}");
+                trace.Add($"{candidate}: {LoaderMessage(e)}");
                 continue;
             }
             string? missing = requiredExports.FirstOrDefault(name => !NativeLibrary.TryGetExport(h, name, out _));
@@ -52,6 +52,16 @@ internal static class NativeLibraries
         handle = IntPtr.Zero;
         path = "";
         return false;
+    }
+
+    /// <summary>
+    /// The dynamic loader's own words (dlerror, one line per file probed), without .NET's advice about strace that
+    /// opens every such message.
+    /// </summary>
+    private static string LoaderMessage(Exception e)
+    {
+        string[] lines = e.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length > 1 ? string.Join("; ", lines.Skip(1).Distinct()) : e.Message.Trim();
     }
 
     /// <summary>
