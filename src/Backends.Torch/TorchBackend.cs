@@ -198,12 +198,14 @@ public sealed class TorchBackend : IBackend
         const string op = "SOFTMAX";
         OpChecks.Loss(this, scores, labels, op);
         using var scope = torch.NewDisposeScope();
-        var s = Value(scores);
+        // In float64 whatever the dtype, rounded once at the end, as the managed backend does, so that the two agree
+        // to the last bit or so in float32 too; the tensor is only [N, classes].
+        var s = Value(scores).to_type(torch.ScalarType.Float64);
         var y = Labels(labels);
-        // log_softmax and softmax subtract the row maximum (libtorch's stable kernels).
         using Scalar batch = labels.Length.ToScalar();
+        // log_softmax and softmax subtract the row maximum (libtorch's stable kernels).
         double loss = ToDouble(nll_loss(s.log_softmax(1), y));
-        var dScores = s.softmax(1).sub_(one_hot(y, s.shape[1]).to_type(s.dtype)).div_(batch);
+        var dScores = s.softmax(1).sub_(one_hot(y, s.shape[1]).to_type(s.dtype)).div_(batch).to_type(Value(scores).dtype);
         return new LossResult(loss, Wrap(dScores, scores.Shape, op));
     }
 
