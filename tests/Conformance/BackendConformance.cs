@@ -39,11 +39,11 @@ public abstract class BackendConformance : IDisposable
     {
         var c = ConvCase.Parse(geometry);
         int seed = Seed(geometry);
-        var x = HostData.Random(seed, c.Input.Count);
-        var w = HostData.Random(seed + 1, c.Weights.Count);
-        var b = HostData.Random(seed + 2, c.K);
+        var x = HostData.RoundTo(HostData.Random(seed, c.Input.Count), dtype);
+        var w = HostData.RoundTo(HostData.Random(seed + 1, c.Weights.Count), dtype);
+        var b = HostData.RoundTo(HostData.Random(seed + 2, c.K), dtype);
         var (ho, wo) = c.Spec.OutputSize(c.H, c.W);
-        var dy = HostData.Random(seed + 3, (long)c.N * c.K * ho * wo);
+        var dy = HostData.RoundTo(HostData.Random(seed + 3, (long)c.N * c.K * ho * wo), dtype);
         Check("Conv2d", geometry, dtype, seed, (backend, dt) =>
         {
             using var xt = backend.Upload(x, c.Input, dt);
@@ -60,9 +60,9 @@ public abstract class BackendConformance : IDisposable
     public void Conv2d_WithoutDx_ReturnsNullDxAndSameWeightGradients(DType dtype)
     {
         var c = new ConvCase(3, 1, 1, 5, 6, 2, 4, 2);
-        var x = HostData.Random(11, c.Input.Count);
-        var w = HostData.Random(12, c.Weights.Count);
-        var dy = HostData.Random(13, (long)c.N * c.K * c.H * c.W);
+        var x = HostData.RoundTo(HostData.Random(11, c.Input.Count), dtype);
+        var w = HostData.RoundTo(HostData.Random(12, c.Weights.Count), dtype);
+        var dy = HostData.RoundTo(HostData.Random(13, (long)c.N * c.K * c.H * c.W), dtype);
         Check("Conv2dBackward(needDx: false)", c.ToString(), dtype, 11, (backend, dt) =>
         {
             using var xt = backend.Upload(x, c.Input, dt);
@@ -91,7 +91,7 @@ public abstract class BackendConformance : IDisposable
     public void Pool2d_Max_PropagatesNaN(DType dtype)
     {
         var shape = Shape.Nchw(1, 1, 4, 4);
-        var x = HostData.Random(5, shape.Count);
+        var x = HostData.RoundTo(HostData.Random(5, shape.Count), dtype);
         x[1] = double.NaN;   // window (0, 0)
         x[10] = double.NaN;  // window (1, 1), with x[11] a number after it
         x[15] = double.NaN;
@@ -111,9 +111,9 @@ public abstract class BackendConformance : IDisposable
     {
         var c = PoolCase.Parse(geometry);
         int seed = Seed(geometry) + (int)kind;
-        var x = HostData.Random(seed, c.Input.Count, kind);
+        var x = HostData.RoundTo(HostData.Random(seed, c.Input.Count, kind), dtype);
         var (ho, wo) = c.Spec.OutputSize(c.H, c.W);
-        var dy = HostData.Random(seed + 1, (long)c.N * c.C * ho * wo);
+        var dy = HostData.RoundTo(HostData.Random(seed + 1, (long)c.N * c.C * ho * wo), dtype);
         bool max = c.Mode == PoolMode.Max;
         // Without overlap each input gets at most one gradient term, so max pooling's backward is exact too.
         bool exactBackward = max && c.S >= c.F;
@@ -136,10 +136,10 @@ public abstract class BackendConformance : IDisposable
         int seed = Seed(geometry);
         var xShape = new Shape(batch, inputs);
         var wShape = new Shape(outputs, inputs);
-        var x = HostData.Random(seed, xShape.Count);
-        var w = HostData.Random(seed + 1, wShape.Count);
-        var b = HostData.Random(seed + 2, outputs);
-        var dy = HostData.Random(seed + 3, (long)batch * outputs);
+        var x = HostData.RoundTo(HostData.Random(seed, xShape.Count), dtype);
+        var w = HostData.RoundTo(HostData.Random(seed + 1, wShape.Count), dtype);
+        var b = HostData.RoundTo(HostData.Random(seed + 2, outputs), dtype);
+        var dy = HostData.RoundTo(HostData.Random(seed + 3, (long)batch * outputs), dtype);
         Check("Linear", geometry, dtype, seed, (backend, dt) =>
         {
             using var xt = backend.Upload(x, xShape, dt);
@@ -158,9 +158,9 @@ public abstract class BackendConformance : IDisposable
     {
         var xShape = Shape.Nchw(3, 4, 5, 6);
         var wShape = new Shape(10, 120);
-        var x = HostData.Random(31, xShape.Count);
-        var w = HostData.Random(32, wShape.Count);
-        var dy = HostData.Random(33, 30);
+        var x = HostData.RoundTo(HostData.Random(31, xShape.Count), dtype);
+        var w = HostData.RoundTo(HostData.Random(32, wShape.Count), dtype);
+        var dy = HostData.RoundTo(HostData.Random(33, 30), dtype);
         Check("Linear(volume)", "N3 [4, 5, 6] -> 10", dtype, 31, (backend, dt) =>
         {
             using var xt = backend.Upload(x, xShape, dt);
@@ -181,12 +181,12 @@ public abstract class BackendConformance : IDisposable
     public void Relu_IsBitExact(DType dtype, InputKind kind)
     {
         var shape = Shape.Nchw(2, 3, 5, 7);
-        var x = HostData.Random(41, shape.Count, kind);
+        var x = HostData.RoundTo(HostData.Random(41, shape.Count, kind), dtype);
         x[0] = double.NaN;
         x[1] = -0.0;
         x[2] = double.NegativeInfinity;
         x[3] = double.PositiveInfinity;
-        var dy = HostData.Random(42, shape.Count);
+        var dy = HostData.RoundTo(HostData.Random(42, shape.Count), dtype);
         Check("Relu", kind.ToString(), dtype, 41, (backend, dt) =>
         {
             using var xt = backend.Upload(x, shape, dt);
@@ -222,7 +222,7 @@ public abstract class BackendConformance : IDisposable
         var shape = new Shape(batch, classes);
         int seed = Seed(op) + batch;
         // Large scores test the stable form (exp of 20 is fine, of 2000 is not without the max subtracted).
-        var s = Array.ConvertAll(HostData.Random(seed, shape.Count), v => v * scale + (op.StartsWith("Softmax", StringComparison.Ordinal) ? 1000 : 0));
+        var s = HostData.RoundTo(Array.ConvertAll(HostData.Random(seed, shape.Count), v => v * scale + (op.StartsWith("Softmax", StringComparison.Ordinal) ? 1000 : 0)), dtype);
         var labels = HostData.Labels(seed + 1, batch, classes);
         Check(op, $"N{batch} classes{classes}", dtype, seed, (backend, dt) =>
         {
@@ -237,9 +237,9 @@ public abstract class BackendConformance : IDisposable
     public void SgdStep_MatchesReference(DType dtype)
     {
         var shape = new Shape(6, 7);
-        var p = HostData.Random(51, shape.Count);
-        var g = HostData.Random(52, shape.Count);
-        var v = HostData.Random(53, shape.Count);
+        var p = HostData.RoundTo(HostData.Random(51, shape.Count), dtype);
+        var g = HostData.RoundTo(HostData.Random(52, shape.Count), dtype);
+        var v = HostData.RoundTo(HostData.Random(53, shape.Count), dtype);
         Check("SgdStep", "lr 0.1 momentum 0.9 wd 5e-4, 3 steps", dtype, 51, (backend, dt) =>
         {
             using var pt = backend.Upload(p, shape, dt);
@@ -276,7 +276,7 @@ public abstract class BackendConformance : IDisposable
         Compare(candidate, reference, Tolerance.Between(dtype), $"{Reference.Name} {dtype}", dtype, failures);
         if (dtype == DType.Float32)
         {
-            // The float64 reference sees exactly the float32 inputs, because every input is rounded on upload.
+            // The float64 reference sees exactly the float32 inputs: every test rounds its host inputs to the case's dtype.
             var wide = run(Reference, DType.Float64);
             Compare(candidate, wide, Tolerance.Float32VersusFloat64, $"{Reference.Name} Float64", dtype, failures, exactAllowed: false);
         }

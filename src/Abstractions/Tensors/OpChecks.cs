@@ -110,11 +110,17 @@ public static class OpChecks
         Tensor(backend, dy, spec.Name, "output gradient");
         SameDType(spec.Name, x, "input", dy, "output gradient");
         SameShape(spec.Name, "output gradient", dy.Shape, y);
+        Tensor(backend, forward.Y, spec.Name, "forward output");
         SameShape(spec.Name, "forward output", forward.Y.Shape, y);
         if (spec.Mode == PoolMode.Max)
         {
             if (forward.Switches is null) throw new ArgumentException($"{spec.Name}: max pooling backward needs the forward's switches");
             if (forward.Switches.IsDisposed) throw new ObjectDisposedException("switches", $"{spec.Name}: the forward's switches were disposed");
+            if (!ReferenceEquals(forward.Switches.Backend, backend) || forward.Switches.DType != DType.Int64)
+            {
+                throw new ArgumentException(
+                    $"{spec.Name}: switches must be Int64 indices from backend '{backend.Name}', got {forward.Switches.DType} from '{forward.Switches.Backend.Name}'");
+            }
             SameShape(spec.Name, "switches", forward.Switches.Shape, y);
         }
         return y;
@@ -200,6 +206,13 @@ public static class OpChecks
         if (!double.IsFinite(learningRate) || learningRate < 0) throw new ArgumentException($"{op}: learning rate must be finite and ≥ 0, got {learningRate}");
         if (!double.IsFinite(momentum) || momentum < 0 || momentum >= 1) throw new ArgumentException($"{op}: momentum must be in [0, 1), got {momentum}");
         if (!double.IsFinite(weightDecay) || weightDecay < 0) throw new ArgumentException($"{op}: weight decay must be finite and ≥ 0, got {weightDecay}");
+    }
+
+    /// <summary>Validates a request for a new tensor of zeros.</summary>
+    public static void Zeros(Shape shape, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (!Enum.IsDefined(dtype)) throw new ArgumentException($"Zeros: unknown dtype {(int)dtype}");
     }
 
     /// <summary>Validates an upload: the data length matches the shape, and the element type is supported.</summary>
