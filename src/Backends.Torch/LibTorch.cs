@@ -16,6 +16,12 @@ internal static partial class LibTorch
     /// <summary>The libtorch version this TorchSharp was built against, e.g. "2.10.0".</summary>
     internal static string Version => torch.NormalizeNuGetVersion(torch.__version__);
 
+    /// <summary>TorchSharp's package version, read without touching the torch type (whose initializer loads libtorch).</summary>
+    private static string TorchSharpVersion =>
+        typeof(torch).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
+        ?? typeof(torch).Assembly.GetName().Version?.ToString() ?? "(unknown version)";
+
     /// <summary>Loads libtorch and TorchSharp's glue, or throws with the loader's own message and the usual fix.</summary>
     internal static void EnsureLoaded()
     {
@@ -26,8 +32,9 @@ internal static partial class LibTorch
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException
                                       or EntryPointNotFoundException or BadImageFormatException)
         {
+            // Not Version here: reading torch.__version__ would rerun the failed type initializer.
             throw new InvalidOperationException(
-                $"torch: could not load libtorch {Version} through TorchSharp: {LoaderMessage(e)}. {GlibcxxHint}.", e);
+                $"torch: could not load libtorch through TorchSharp {TorchSharpVersion}: {LoaderMessage(e)}. {GlibcxxHint}.", e);
         }
     }
 
@@ -43,7 +50,10 @@ internal static partial class LibTorch
         }
         catch (DllNotFoundException loader)
         {
-            return loader.Message;
+            // .NET lists every path it probed; the lines that are not "No such file" are the loader's real reasons.
+            string[] reasons = loader.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Skip(1).Where(line => !line.EndsWith("No such file or directory", StringComparison.Ordinal)).ToArray();
+            return reasons.Length > 0 ? string.Join("; ", reasons) : loader.Message;
         }
         catch (BadImageFormatException loader)
         {
