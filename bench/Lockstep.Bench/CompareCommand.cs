@@ -58,7 +58,7 @@ public static class CompareCommand
         var backends = new List<IBackend>();
         try
         {
-            foreach (string name in names) backends.Add(registry.Create(options, name));
+            foreach (string name in names) backends.Add(Backends.Create(registry, options, name));
             var settings = new ComparisonSettings(net, backends, batch, options.DType, seed, repeats,
                 warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance);
 

@@ -87,7 +87,7 @@ public static class InfoCommand
         if (!registry.Contains(name)) return new Attempt(null, new InvalidOperationException($"no backend named '{name}' is registered"));
         try
         {
-            return new Attempt(registry.Create(options, name), null);
+            return new Attempt(Backends.Create(registry, options, name), null);
         }
         catch (Exception e)
         {
