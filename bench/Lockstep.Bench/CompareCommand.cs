@@ -53,6 +53,10 @@ public static class CompareCommand
         int seed = line.GetInt("--seed", 1, minimum: 0);
         double tolerance = ParseTolerance(line.Get("--tolerance"), options.DType);
         string? jsonPath = line.Get("--json");
+        if (jsonPath is not null && Path.GetDirectoryName(Path.GetFullPath(jsonPath)) is { } dir && !Directory.Exists(dir))
+        {
+            throw new UsageException($"--json: the directory '{dir}' does not exist");
+        }
         net.Shapes(batch);   // the geometry, checked before any backend loads
 
         var backends = new List<IBackend>();
@@ -135,6 +139,10 @@ public static class CompareCommand
                     "each run ends with Synchronize()");
         w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
                     $"tolerance {config.Tolerance:0.0e+0}");
+        if (config.Backends.Count > 1)
+        {
+            w.WriteLine($"  ratio:    time of {config.Backends[0].Name} / time of the other backend (above 1: the other is faster)");
+        }
         w.WriteLine();
         w.Flush();
     }
