@@ -135,7 +135,7 @@ public static class CompareCommand
                     $"(0 = all {machine.Cores} logical cores)");
         w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
                     (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)"));
-        w.WriteLine($"  timing:   median of {config.Repeats} runs (min–max below it) after {config.Warmup} per measurement; " +
+        w.WriteLine($"  timing:   median of {config.Repeats} run{(config.Repeats == 1 ? "" : "s")} (min–max below it) after {config.Warmup} per measurement; " +
                     "each run ends with Synchronize()");
         w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
                     $"tolerance {config.Tolerance:0.0e+0}");
