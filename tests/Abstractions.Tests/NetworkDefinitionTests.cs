@@ -30,6 +30,7 @@ public class NetworkDefinitionTests
     [InlineData("cifar", 10)]
     [InlineData("lenet", 10)]
     [InlineData("alexnet", 1000)]
+    [InlineData("zfnet", 1000)]
     [InlineData("vgg16", 1000)]
     public void NamedNetworks_HaveValidGeometry(string name, int classes)
     {

@@ -26,7 +26,10 @@ public sealed class Network : IDisposable
     public IReadOnlyList<Parameter> Parameters { get; }
     public ILoss Loss { get; }
 
-    /// <summary>Class scores [N, classes] for x [N, C, H, W]; owned by the network.</summary>
+    /// <summary>
+    /// Class scores [N, classes] for x [N, C, H, W] (a grid [N, classes, H', W'] when the network ends in a CONV
+    /// layer, e.g. after <see cref="ConvertFcToConv"/>); owned by the network.
+    /// </summary>
     public ITensor Forward(ITensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
@@ -107,6 +110,30 @@ public sealed class Network : IDisposable
             }
             Parameters[i].Load(other.Parameters[i].Value.ToDoubles());
         }
+    }
+
+    /// <summary>
+    /// The notes' FC→CONV conversion on this network's backend and dtype: FC layers become CONV layers with the same
+    /// numbers (weights [out, C·H·W] read as [out, C, H, W]; see <see cref="NetworkDefinition.ConvertFcToConv"/>), on
+    /// an input of <paramref name="height"/>×<paramref name="width"/> (default: this network's). Its output is a grid of
+    /// class scores [N, classes, H', W']: the original network's scores on every crop at the network's total stride
+    /// (exactly so when the CONV layers do not pad: a padded crop sees zeros where the larger image has pixels).
+    /// For inference: the loss takes [N, classes].
+    /// </summary>
+    public Network ConvertFcToConv(int? height = null, int? width = null)
+    {
+        var definition = Definition.ConvertFcToConv(height, width);
+        var converted = definition.Build(Backend, DType, seed: 0, Loss);
+        try
+        {
+            for (int i = 0; i < Parameters.Count; i++) converted.Parameters[i].Load(Parameters[i].Value.ToDoubles());
+        }
+        catch
+        {
+            converted.Dispose();
+            throw;
+        }
+        return converted;
     }
 
     private void ReleaseActivations()

@@ -23,14 +23,23 @@ public sealed class NetworkDefinition
 
     public string Name { get; }
 
+    /// <summary>The spec this definition was parsed from (<see cref="NetworkSpec"/>), or null when built in code.</summary>
+    public string? Spec { get; init; }
+
     /// <summary>The input volume for one image, [1, C, H, W].</summary>
     public Shape Input { get; }
 
     public IReadOnlyList<LayerDefinition> Layers { get; }
     public IReadOnlyList<string> LayerNames { get; }
 
-    /// <summary>Number of classes (outputs of the last layer).</summary>
-    public int Classes => checked((int)OutputShape(1).PerItem);
+    /// <summary>
+    /// Number of classes: the outputs of the last layer, or its channels K when the network ends in a volume
+    /// [N, K, H', W'] (a fully convolutional network gives a grid of class scores).
+    /// </summary>
+    public int Classes => OutputShape(1) is { Rank: 4 } volume ? volume.C : checked((int)OutputShape(1).PerItem);
+
+    /// <summary>True when no FC layer is left: the network then gives a volume, and may accept other input sizes.</summary>
+    public bool IsFullyConvolutional => Layers.All(l => l is not FcDefinition);
 
     /// <summary>Input shape for a batch of <paramref name="batch"/> images.</summary>
     public Shape InputShape(int batch) => Shape.Nchw(batch, Input.C, Input.H, Input.W);
@@ -72,6 +81,26 @@ public sealed class NetworkDefinition
             throw;
         }
         return new Network(this, backend, dtype, layers, loss ?? new SoftmaxCrossEntropy());
+    }
+
+    /// <summary>
+    /// The notes' FC→CONV conversion: every FC layer becomes a CONV layer with the same numbers — the first with
+    /// F = the size of its input volume (P = 0, S = 1), the later ones with F = 1 — on an input of
+    /// <paramref name="height"/>×<paramref name="width"/> (default: this network's). On a larger input the result
+    /// slides the original over it in one pass and gives a grid of class scores [N, classes, H', W'].
+    /// </summary>
+    public NetworkDefinition ConvertFcToConv(int? height = null, int? width = null)
+    {
+        var shapes = Shapes(1);
+        var layers = new List<LayerDefinition>(Layers.Count);
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            var input = i == 0 ? Input : shapes[i - 1];
+            layers.Add(Layers[i] is FcDefinition fc
+                ? new ConvDefinition(fc.Outputs, input.Rank == 4 ? new ConvSpec(input.H, input.W) : ConvSpec.Square(1))
+                : Layers[i]);
+        }
+        return new NetworkDefinition(Name + " (FC as CONV)", Input.C, height ?? Input.H, width ?? Input.W, layers);
     }
 
     private static string[] NameLayers(IReadOnlyList<LayerDefinition> layers)
