@@ -27,6 +27,7 @@ internal static partial class LibTorch
     {
         try
         {
+            BindLibtorchNow();
             torch.InitializeDeviceType(DeviceType.CPU);
         }
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException
@@ -37,6 +38,48 @@ internal static partial class LibTorch
                 $"torch: could not load libtorch through TorchSharp {TorchSharpVersion}: {LoaderMessage(e)}. {GlibcxxHint}.", e);
         }
     }
+
+    /// <summary>
+    /// Loads libtorch_cpu with every symbol bound at once (RTLD_NOW), before TorchSharp loads it lazily.
+    /// libtorch calls OpenMP through its bundled libgomp; once another OpenMP runtime is in the global symbol scope
+    /// (MKL's threading layer puts LLVM's libiomp5 there, and it exports the GOMP_* and omp_* names too), lazy
+    /// binding sends each libtorch call site to whichever runtime was global when it first ran. A mix (GOMP_parallel
+    /// from one, omp_get_thread_num from the other) makes every thread of a parallel region do all the work:
+    /// convolutions came out exactly doubled, intermittently, when the managed backend (MKL) shared the process.
+    /// Binding all at once makes libtorch use one runtime consistently, whichever loaded first.
+    /// </summary>
+    private static void BindLibtorchNow()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        const int RtldNow = 2;
+        foreach (string directory in NativeSearchDirectories())
+        {
+            string path = Path.Combine(directory, "libtorch_cpu.so");
+            if (File.Exists(path))
+            {
+                // Failure is left to TorchSharp's own load, which reports it with its trace.
+                DlOpen(path, RtldNow);
+                return;
+            }
+        }
+    }
+
+    private static IEnumerable<string> NativeSearchDirectories()
+    {
+        if (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") is string directories)
+        {
+            foreach (string directory in directories.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)) yield return directory;
+        }
+        string? torchSharp = Path.GetDirectoryName(typeof(torch).Assembly.Location);
+        if (!string.IsNullOrEmpty(torchSharp))
+        {
+            yield return Path.Combine(torchSharp, "runtimes", "linux-x64", "native");
+            yield return torchSharp;
+        }
+    }
+
+    [LibraryImport("libc.so.6", EntryPoint = "dlopen", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr DlOpen(string path, int flags);
 
     /// <summary>
     /// TorchSharp's exception lists the paths it tried but not why the dynamic loader refused them;
@@ -158,6 +201,6 @@ internal static partial class LibTorch
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc.so.6", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);
 }
