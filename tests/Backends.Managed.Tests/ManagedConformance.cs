@@ -10,3 +10,6 @@ public sealed class ManagedVsNaiveConformance() : BackendConformance(new Managed
 
 /// <summary>The managed backend's gradients against central differences.</summary>
 public sealed class ManagedGradientChecks() : GradientChecks(new ManagedBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>The notes' FC→CONV conversion on the managed backend.</summary>
+public sealed class ManagedFcToConv() : FcToConvConformance(new ManagedBackendFactory().Create(new LockstepOptions()));

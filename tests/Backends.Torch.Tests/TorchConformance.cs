@@ -15,3 +15,6 @@ public sealed class TorchVsNaiveConformance() : BackendConformance(new TorchBack
 
 /// <summary>libtorch's gradients against central differences.</summary>
 public sealed class TorchGradientChecks() : GradientChecks(new TorchBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>The notes' FC→CONV conversion on libtorch.</summary>
+public sealed class TorchFcToConv() : FcToConvConformance(new TorchBackendFactory().Create(new LockstepOptions()));
