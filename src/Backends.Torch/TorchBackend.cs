@@ -63,7 +63,7 @@ public sealed class TorchBackend : IBackend
 
     public ITensor Zeros(Shape shape, DType dtype)
     {
-        ArgumentNullException.ThrowIfNull(shape);
+        OpChecks.Zeros(shape, dtype);
         using var scope = torch.NewDisposeScope();
         return Wrap(torch.zeros(Dims(shape), TorchTensor.ToScalarType(dtype), _device));
     }
@@ -127,7 +127,7 @@ public sealed class TorchBackend : IBackend
         switch (spec.Mode)
         {
             case PoolMode.Max:
-                var switches = Switches(forward.Switches!, spec);
+                var switches = Value(forward.Switches!);
                 var (n, c, h, w) = (x.Shape.N, x.Shape.C, x.Shape.H, x.Shape.W);
                 // dx[n,c,s] += dy[n,c,o] for s = switch[n,c,o], outputs in row-major order: exactly the recorded route.
                 var dx = torch.zeros([n, c, (long)h * w], outputGradient.dtype, _device);
@@ -136,7 +136,6 @@ public sealed class TorchBackend : IBackend
             case PoolMode.Average:
                 return Wrap(avg_pool2d_backward(outputGradient, input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad), x.Shape, spec.Name);
             default:
-                OpChecks.Tensor(this, forward.Y, spec.Name, "forward output");
                 var y = Value(forward.Y);
                 using (Scalar zero = 0.0.ToScalar())
                 {
@@ -274,16 +273,6 @@ public sealed class TorchBackend : IBackend
     }
 
     private static torch.Tensor Value(ITensor tensor) => ((TorchTensor)tensor).Value;
-
-    private torch.Tensor Switches(ITensor switches, PoolSpec spec)
-    {
-        if (switches is not TorchTensor torchSwitches || !ReferenceEquals(switches.Backend, this))
-        {
-            throw new ArgumentException($"{spec.Name}: the switches belong to backend '{switches.Backend.Name}', not '{Name}'");
-        }
-        if (switches.DType != DType.Int64) throw new ArgumentException($"{spec.Name}: switches must be Int64, got {switches.DType}");
-        return torchSwitches.Value;
-    }
 
     private torch.Tensor Labels(ReadOnlySpan<int> labels)
     {
