@@ -105,6 +105,14 @@ rootfs_binds() {
   export LOCKSTEP_BINDS
   export LOCKSTEP_INNER_PATH=$DOTNET_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   export DOTNET_ROOT=$DOTNET_DIR
+  # A temporary folder per checkout: the C# compiler server listens on a socket there, and a server
+  # started by a run of another checkout (another mount namespace, where this repository is not
+  # mounted) must never be asked to compile it (error CS2001: source file could not be found).
+  LOCKSTEP_TMPDIR=/tmp/lockstep-$(printf '%s' "$REPO_DIR" | md5sum | cut -c1-12)
+  mkdir -p "$LOCKSTEP_TMPDIR"
+  export LOCKSTEP_TMPDIR
+  # Likewise MSBuild's reusable worker nodes: one left by another checkout's run cannot see this one.
+  export MSBUILDDISABLENODEREUSE=1
 }
 
 # True when $1 is inside one of the directories already in BINDS.

@@ -38,6 +38,7 @@ while IFS= read -r name; do
         vars+=("$name=${!name}") ;;
   esac
 done < <(compgen -e)
+[[ -n ${LOCKSTEP_TMPDIR:-} ]] && vars+=("TMPDIR=$LOCKSTEP_TMPDIR")
 
 # shellcheck disable=SC2016  # $1 and $@ belong to the inner sh
 # chroot --userspec drops root when build.sh was started with sudo, so that bin/ and obj/ in the
