@@ -5,3 +5,6 @@ namespace Lockstep.Tests;
 
 /// <summary>The naive oracle itself is checked against central differences.</summary>
 public sealed class NaiveGradientChecks() : GradientChecks(new NaiveBackend());
+
+/// <summary>The naive oracle rejects bad input with the same messages, through the same OpChecks.</summary>
+public sealed class NaiveBadInput() : BadInputConformance(new NaiveBackend());

@@ -1,0 +1,8 @@
+using Lockstep.Backends.Managed;
+using Lockstep.Configuration;
+using Lockstep.Conformance;
+
+namespace Lockstep.Tests;
+
+/// <summary>Bad input on the managed backend (rows of docs/bad-input.md).</summary>
+public sealed class ManagedBadInput() : BadInputConformance(new ManagedBackendFactory().Create(new LockstepOptions()));
