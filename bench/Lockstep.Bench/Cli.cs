@@ -1,6 +1,7 @@
 using Lockstep.Backends.Managed;
 using Lockstep.Backends.Torch;
 using Lockstep.Configuration;
+using Lockstep.Layers;
 using Spectre.Console;
 
 namespace Lockstep.Bench;
@@ -21,6 +22,7 @@ public static class Cli
         commands:
           info       what would run: the configured backend, its GEMM provider, libtorch, threads, CPU
           compare    per-layer forward/backward time, GFLOP/s and agreement between backends
+          summary    the notes' table for a network (NAME or SPEC): volumes, activations, parameters, memory
 
         configuration (any command; appsettings.json < LOCKSTEP__* variables < command line):
           --backend NAME            Lockstep:Backend (managed | torch)
@@ -56,12 +58,19 @@ public static class Cli
             {
                 "info" => InfoCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "compare" => CompareCommand.Run(rest, console, registry ?? DefaultRegistry()),
-                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare (see 'lockstep --help')"),
+                "summary" => SummaryCommand.Run(rest, console, registry ?? DefaultRegistry()),
+                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary (see 'lockstep --help')"),
             };
         }
         catch (UsageException e)
         {
             return Fail(error, BadInput, e.Message);
+        }
+        catch (SpecException e)
+        {
+            // The one exception to one line: the spec and a caret under the column that failed.
+            error.WriteLine("lockstep: " + e.Message);
+            return BadInput;
         }
         catch (ArgumentException e)
         {

@@ -10,7 +10,7 @@ namespace Lockstep.Backends.Managed;
 /// native BLAS through <see cref="IGemmProvider"/>. The semantic reference of the project: simple loops first.
 /// Kernels run single-threaded on the .NET side; the BLAS gets the threads (never both at once: PERF-NOTES pitfall 1).
 /// </summary>
-public sealed class ManagedBackend : IBackend
+public sealed class ManagedBackend : IBackend, IMemoryStatistics
 {
     private readonly BufferPool _pool = new();
     private bool _disposed;
@@ -40,6 +40,27 @@ public sealed class ManagedBackend : IBackend
 
     /// <summary>Bytes of disposed tensors kept for reuse.</summary>
     public long PooledBytes => _pool.RetainedBytes;
+
+    /// <summary>Bytes of the arrays rented from the pool and not yet given back: live tensors and im2col columns.</summary>
+    public long LiveBytes => _pool.LiveBytes;
+
+    /// <summary>The most <see cref="LiveBytes"/> has been since the backend was made or <see cref="ResetPeak"/>.</summary>
+    public long PeakLiveBytes => _pool.PeakLiveBytes;
+
+    public void ResetPeak() => _pool.ResetPeak();
+
+    /// <summary>
+    /// Elements of the im2col column buffer that Conv2d and Conv2dBackward rent for an input <paramref name="x"/>:
+    /// C·F_h·F_w × H'·W', one image at a time; none for a 1×1, stride-1, unpadded convolution.
+    /// </summary>
+    public static long ConvWorkspaceElements(Shape x, ConvSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(spec);
+        if (Convolution.IsPointwise(spec)) return 0;
+        var (h, w) = spec.OutputSize(x.H, x.W);
+        return (long)x.C * spec.KernelH * spec.KernelW * h * w;
+    }
 
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged
     {

@@ -11,9 +11,12 @@ namespace Lockstep.Backends.Torch;
 /// Each op validates through <see cref="OpChecks"/>, then runs inside a TorchSharp dispose scope so that every
 /// temporary is freed when it returns; only the results leave the scope, owned by their <see cref="TorchTensor"/>.
 /// </summary>
-public sealed class TorchBackend : IBackend
+public sealed class TorchBackend : IBackend, IMemoryStatistics
 {
     private readonly torch.Device _device;
+    private readonly Lock _memoryGate = new();
+    private long _liveBytes;
+    private long _peakLiveBytes;
 
     /// <summary>Loads libtorch and picks the device from <paramref name="options"/> (cpu | cuda | cuda:N | auto).</summary>
     public TorchBackend(TorchOptions? options = null)
@@ -257,6 +260,29 @@ public sealed class TorchBackend : IBackend
     }
 
     public override string ToString() => Description;
+
+    /// <summary>
+    /// Bytes of the tensors this backend has handed out and that are not yet disposed (numel × element size).
+    /// libtorch's temporaries inside an op, freed before the op returns, and its caching allocator are not counted.
+    /// </summary>
+    public long LiveBytes { get { lock (_memoryGate) return _liveBytes; } }
+
+    /// <summary>The most <see cref="LiveBytes"/> has been since the backend was made or <see cref="ResetPeak"/>.</summary>
+    public long PeakLiveBytes { get { lock (_memoryGate) return _peakLiveBytes; } }
+
+    public void ResetPeak()
+    {
+        lock (_memoryGate) _peakLiveBytes = _liveBytes;
+    }
+
+    internal void Track(long bytes)
+    {
+        lock (_memoryGate)
+        {
+            _liveBytes += bytes;
+            _peakLiveBytes = Math.Max(_peakLiveBytes, _liveBytes);
+        }
+    }
 
     private TorchTensor Wrap(torch.Tensor value) => new(this, value);
 

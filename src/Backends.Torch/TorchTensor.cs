@@ -8,14 +8,18 @@ namespace Lockstep.Backends.Torch;
 /// </summary>
 public sealed class TorchTensor : ITensor
 {
+    private readonly TorchBackend _backend;
+    private readonly long _bytes;
     private torch.Tensor? _value;
 
     internal TorchTensor(TorchBackend backend, torch.Tensor value)
     {
-        Backend = backend;
+        Backend = _backend = backend;
         _value = value.DetachFromDisposeScope();
         Shape = new Shape(Array.ConvertAll(value.shape, d => checked((int)d)));
         DType = ToDType(value.dtype);
+        _bytes = value.NumberOfElements * value.ElementSize;
+        backend.Track(_bytes);
     }
 
     public Shape Shape { get; }
@@ -31,7 +35,10 @@ public sealed class TorchTensor : ITensor
 
     public void Dispose()
     {
-        Interlocked.Exchange(ref _value, null)?.Dispose();
+        var value = Interlocked.Exchange(ref _value, null);
+        if (value is null) return;
+        value.Dispose();
+        _backend.Track(-_bytes);
     }
 
     public override string ToString() => $"TorchTensor {Shape} {DType}{(IsDisposed ? " (disposed)" : "")}";

@@ -104,4 +104,24 @@ public sealed class FactoryTests
         Assert.Contains("unknown GEMM provider 'cublas'", e.Message);
         Assert.Contains("auto, mkl, openblas, managed", e.Message);
     }
+
+    [Fact]
+    public void LiveBytes_CountsRentedArraysUntilDisposed_PeakIncludesIm2ColColumns()
+    {
+        using var backend = new ManagedBackend(new ManagedGemmProvider(1));
+        long before = backend.LiveBytes;
+        backend.ResetPeak();
+        using (var x = backend.Zeros(Shape.Nchw(1, 2, 5, 5), DType.Float64))
+        using (var w = backend.Zeros(new Shape(3, 2, 3, 3), DType.Float64))
+        {
+            Assert.Equal(before + (50 + 54) * 8, backend.LiveBytes);
+            var spec = ConvSpec.Square(3, 1, 1);
+            using var y = backend.Conv2d(x, w, null, spec);
+            long columns = ManagedBackend.ConvWorkspaceElements(x.Shape, spec);
+            Assert.Equal(2 * 9 * 25, columns);
+            Assert.Equal(before + (50 + 54 + 75) * 8, backend.LiveBytes);                // the columns went back
+            Assert.Equal(before + (50 + 54 + 75 + columns) * 8, backend.PeakLiveBytes);  // but were held during the call
+        }
+        Assert.Equal(before, backend.LiveBytes);
+    }
 }

@@ -1,3 +1,5 @@
+using Lockstep.Configuration;
+
 namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchTensorTests
@@ -89,4 +91,21 @@ public class TorchTensorTests
 
     [Fact]
     public void Synchronize_IsHarmlessOnCpu() => B.Synchronize();
+
+    [Fact]
+    public void LiveBytes_CountsTensorsUntilDisposed()
+    {
+        using var backend = new TorchBackend(new TorchOptions { Device = "cpu" });
+        var a = backend.Zeros(new Shape(2, 3), DType.Float64);
+        var b = backend.Upload<float>(new float[5], new Shape(5));
+        Assert.Equal(6 * 8 + 5 * 4, backend.LiveBytes);
+        a.Dispose();
+        a.Dispose();   // twice: counted once
+        Assert.Equal(5 * 4, backend.LiveBytes);
+        Assert.Equal(6 * 8 + 5 * 4, backend.PeakLiveBytes);
+        backend.ResetPeak();
+        Assert.Equal(5 * 4, backend.PeakLiveBytes);
+        b.Dispose();
+        Assert.Equal(0, backend.LiveBytes);
+    }
 }

@@ -13,6 +13,8 @@ internal sealed class BufferPool
     private readonly Lock _gate = new();
     private readonly Dictionary<(Type, int), Stack<Array>> _free = [];
     private long _retainedBytes;
+    private long _liveBytes;
+    private long _peakLiveBytes;
     private readonly long _maxRetainedBytes;
 
     public BufferPool(long maxRetainedBytes = 1L << 30) => _maxRetainedBytes = maxRetainedBytes;
@@ -20,11 +22,24 @@ internal sealed class BufferPool
     /// <summary>Bytes held for reuse now.</summary>
     public long RetainedBytes { get { lock (_gate) return _retainedBytes; } }
 
+    /// <summary>Bytes rented and not yet returned: live tensors and working buffers (im2col columns).</summary>
+    public long LiveBytes { get { lock (_gate) return _liveBytes; } }
+
+    /// <summary>The most <see cref="LiveBytes"/> has been since the pool was made or <see cref="ResetPeak"/>.</summary>
+    public long PeakLiveBytes { get { lock (_gate) return _peakLiveBytes; } }
+
+    public void ResetPeak()
+    {
+        lock (_gate) _peakLiveBytes = _liveBytes;
+    }
+
     public T[] Rent<T>(int length, bool clear) where T : unmanaged
     {
         if (length == 0) return [];
         lock (_gate)
         {
+            _liveBytes += (long)length * Unsafe.SizeOf<T>();
+            _peakLiveBytes = Math.Max(_peakLiveBytes, _liveBytes);
             if (_free.TryGetValue((typeof(T), length), out var stack) && stack.Count > 0)
             {
                 var array = (T[])stack.Pop();
@@ -42,6 +57,7 @@ internal sealed class BufferPool
         long bytes = (long)array.Length * Unsafe.SizeOf<T>();
         lock (_gate)
         {
+            _liveBytes -= bytes;
             if (_retainedBytes + bytes > _maxRetainedBytes) return;
             var key = (typeof(T), array.Length);
             if (!_free.TryGetValue(key, out var stack)) _free[key] = stack = new Stack<Array>();
