@@ -71,64 +71,67 @@ public static class MachineInfo
     }
 
     /// <summary>
-    /// The machine's peak in GFLOP/s for <paramref name="dtype"/>: every thread runs independent fused multiply-add
-    /// chains on the widest hardware vector for about <paramref name="duration"/>, and the best of five rounds counts.
-    /// Null where the runtime has no hardware FMA to measure.
+    /// The machine's peak in GFLOP/s for <paramref name="dtype"/>: one dedicated thread per core runs 12 independent
+    /// fused multiply-add chains on the widest hardware vector, held in registers, for about <paramref name="duration"/>
+    /// per round; the best of five rounds counts. The loop is jitted fully optimised and run once untimed first, so
+    /// that no round times tier-0 code (PERF-NOTES pitfall 2). Null where the runtime has no hardware FMA to measure.
     /// </summary>
     public static double? MeasurePeakGflops(DType dtype, int threads, TimeSpan duration)
     {
         // Without hardware FMA the loop would measure a software fallback, not the machine.
         if (!Vector256.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return null;
         threads = Math.Max(1, threads);
-        // An x86 FMA instruction has the same throughput on float and double lanes: float32 does twice the work.
-        int laneBytes = dtype == DType.Float64 ? 8 : 4;
+        bool wide = Vector512.IsHardwareAccelerated;
+        // An x86 FMA instruction has the same throughput on float and double lanes: each lane does 2 FLOP.
+        int lanes = (wide ? 64 : 32) / (dtype == DType.Float64 ? 8 : 4);
+        Chains(wide, 256);   // jit and warm the loop before any timed round
         double best = 0;
         for (int round = 0; round < 5; round++)
         {
-            long instructions = 0;
-            int vectorBytes = 0;
-            var clock = Stopwatch.StartNew();
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
+            long iterations = 0;
+            using var start = new Barrier(threads + 1);
+            var workers = new Thread[threads];
+            var perRound = duration / 5;
+            for (int t = 0; t < threads; t++)
             {
-                var (count, bytes) = FmaLoop(duration / 5);
-                Interlocked.Add(ref instructions, count);
-                vectorBytes = bytes;
-            });
-            double flops = (double)instructions * (vectorBytes / laneBytes) * 2;
-            best = Math.Max(best, flops / clock.Elapsed.TotalSeconds / 1e9);
+                workers[t] = new Thread(() =>
+                {
+                    start.SignalAndWait();
+                    long n = 0;
+                    var clock = Stopwatch.StartNew();
+                    do
+                    {
+                        Chains(wide, Inner);
+                        n += Inner;
+                    }
+                    while (clock.Elapsed < perRound);
+                    Interlocked.Add(ref iterations, n);
+                }) { IsBackground = true, Name = "peak-probe" };
+                workers[t].Start();
+            }
+            start.SignalAndWait();
+            var wall = Stopwatch.StartNew();
+            foreach (var worker in workers) worker.Join();
+            double flops = (double)iterations * Accumulators * lanes * 2;
+            best = Math.Max(best, flops / wall.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }
 
-    // Runs FMA instructions on the widest vector for about `duration`; returns how many and the vector width.
-    // 12 independent chains hide the FMA latency (4 cycles on 2 ports); the accumulators end in a sink so that
-    // the loop cannot be removed.
-    private static (long Instructions, int VectorBytes) FmaLoop(TimeSpan duration)
-    {
-        const int Chains = 12, Inner = 4096;
-        bool wide = Vector512.IsHardwareAccelerated;
-        Span<Vector512<double>> acc = stackalloc Vector512<double>[Chains];
-        for (int c = 0; c < Chains; c++) acc[c] = Vector512.Create((double)c);
-        long iterations = 0;
-        var clock = Stopwatch.StartNew();
-        do
-        {
-            if (wide) Run512(acc, Inner);
-            else Run256(acc, Inner);
-            iterations += Inner;
-        }
-        while (clock.Elapsed < duration);
-        Sink(acc[0]);
-        return (iterations * Chains, wide ? 64 : 32);
-    }
+    private const int Accumulators = 12, Inner = 1 << 14;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run512(Span<Vector512<double>> acc, int n)
+    // float lanes; a float64 FMA has the same throughput per instruction, which `lanes` accounts for.
+    private static void Chains(bool wide, int n) => Sink(wide ? Run512(n) : Run256(n));
+
+    // 12 chains hide the FMA latency (4 cycles on 2 pipes needs ≥ 8 in flight); each is a local, so the JIT keeps it in
+    // a register. x·a + b with a < 1 converges to b / (1 − a): no overflow, no denormals.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static float Run512(int n)
     {
-        var a = Vector512.Create(0.999999);
-        var b = Vector512.Create(1e-7);
-        var (a0, a1, a2, a3, a4, a5) = (acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]);
-        var (a6, a7, a8, a9, a10, a11) = (acc[6], acc[7], acc[8], acc[9], acc[10], acc[11]);
+        var a = Vector512.Create(0.999999f);
+        var b = Vector512.Create(1e-7f);
+        Vector512<float> a0 = Vector512.Create(1f), a1 = a0 + a0, a2 = a1 + a0, a3 = a2 + a0, a4 = a3 + a0, a5 = a4 + a0;
+        Vector512<float> a6 = a5 + a0, a7 = a6 + a0, a8 = a7 + a0, a9 = a8 + a0, a10 = a9 + a0, a11 = a10 + a0;
         for (int i = 0; i < n; i++)
         {
             a0 = Vector512.FusedMultiplyAdd(a0, a, b); a1 = Vector512.FusedMultiplyAdd(a1, a, b);
@@ -138,17 +141,17 @@ public static class MachineInfo
             a8 = Vector512.FusedMultiplyAdd(a8, a, b); a9 = Vector512.FusedMultiplyAdd(a9, a, b);
             a10 = Vector512.FusedMultiplyAdd(a10, a, b); a11 = Vector512.FusedMultiplyAdd(a11, a, b);
         }
-        (acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]) = (a0, a1, a2, a3, a4, a5);
-        (acc[6], acc[7], acc[8], acc[9], acc[10], acc[11]) = (a6, a7, a8, a9, a10, a11);
+        var sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+        return Vector512.Sum(sum);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run256(Span<Vector512<double>> acc, int n)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static float Run256(int n)
     {
-        var a = Vector256.Create(0.999999);
-        var b = Vector256.Create(1e-7);
-        var (a0, a1, a2, a3, a4, a5) = (acc[0].GetLower(), acc[1].GetLower(), acc[2].GetLower(), acc[3].GetLower(), acc[4].GetLower(), acc[5].GetLower());
-        var (a6, a7, a8, a9, a10, a11) = (acc[6].GetLower(), acc[7].GetLower(), acc[8].GetLower(), acc[9].GetLower(), acc[10].GetLower(), acc[11].GetLower());
+        var a = Vector256.Create(0.999999f);
+        var b = Vector256.Create(1e-7f);
+        Vector256<float> a0 = Vector256.Create(1f), a1 = a0 + a0, a2 = a1 + a0, a3 = a2 + a0, a4 = a3 + a0, a5 = a4 + a0;
+        Vector256<float> a6 = a5 + a0, a7 = a6 + a0, a8 = a7 + a0, a9 = a8 + a0, a10 = a9 + a0, a11 = a10 + a0;
         for (int i = 0; i < n; i++)
         {
             a0 = Vector256.FusedMultiplyAdd(a0, a, b); a1 = Vector256.FusedMultiplyAdd(a1, a, b);
@@ -158,9 +161,11 @@ public static class MachineInfo
             a8 = Vector256.FusedMultiplyAdd(a8, a, b); a9 = Vector256.FusedMultiplyAdd(a9, a, b);
             a10 = Vector256.FusedMultiplyAdd(a10, a, b); a11 = Vector256.FusedMultiplyAdd(a11, a, b);
         }
-        acc[0] = Vector512.Create(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11, Vector256<double>.Zero);
+        var sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+        return Vector256.Sum(sum);
     }
 
+    // Keeps the result observable, so that the loop cannot be removed.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Sink(Vector512<double> value) => GC.KeepAlive(value);
+    private static void Sink(float value) => GC.KeepAlive(value);
 }

@@ -2,38 +2,63 @@ using System.Numerics;
 using Lockstep.Backends.Managed.Gemm;
 using Lockstep.Backends.Managed.Kernels;
 using Lockstep.Backends.Managed.Tensors;
+using Lockstep.Backends.Managed.Threading;
 
 namespace Lockstep.Backends.Managed;
 
 /// <summary>
 /// The managed backend: C# kernels on host arrays (im2col / col2im, pooling with switches), matrix products on a
 /// native BLAS through <see cref="IGemmProvider"/>. The semantic reference of the project: simple loops first.
-/// Kernels run single-threaded on the .NET side; the BLAS gets the threads (never both at once: PERF-NOTES pitfall 1).
+/// One threading policy (PERF-NOTES pitfall 1): the backend's <see cref="Threads"/> workers split each kernel and
+/// each matrix product, and the BLAS runs at one thread inside every piece, so the two never compete for the cores.
 /// </summary>
 public sealed class ManagedBackend : IBackend, IMemoryStatistics
 {
     private readonly BufferPool _pool = new();
+    private readonly WorkerPool _workers;
+    private readonly ParallelGemm _gemm;
     private bool _disposed;
 
-    /// <summary>A backend on <paramref name="gemm"/>, which it owns (and disposes).</summary>
-    public ManagedBackend(IGemmProvider gemm, string? gemmReason = null)
+    /// <summary>
+    /// A backend on <paramref name="gemm"/>, which it owns (and disposes), with <paramref name="threads"/> workers
+    /// (0 = all cores). More than one worker needs a provider at one BLAS thread: the workers are the parallelism.
+    /// </summary>
+    public ManagedBackend(IGemmProvider gemm, string? gemmReason = null, int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(gemm);
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        if (threads == 0) threads = Environment.ProcessorCount;
+        if (threads > 1 && gemm.Threads > 1)
+        {
+            throw new ArgumentException(
+                $"managed: {threads} workers over a GEMM provider at {gemm.Threads} threads would oversubscribe the cores; " +
+                "give the provider one thread (the workers split each product)");
+        }
         Gemm = gemm;
         GemmReason = gemmReason ?? $"{gemm.Name}: given";
+        _workers = new WorkerPool(threads);
+        _gemm = new ParallelGemm(gemm, _workers);
     }
 
-    /// <summary>A backend on the GEMM provider named <paramref name="gemm"/> (auto | mkl | openblas | managed); threads 0 = all cores.</summary>
-    public ManagedBackend(string gemm = "auto", int threads = 0) : this(GemmProviders.Select(gemm, threads)) { }
+    /// <summary>
+    /// A backend on the GEMM provider named <paramref name="gemm"/> (auto | mkl | openblas | managed), at one BLAS
+    /// thread, with <paramref name="threads"/> workers (0 = all cores).
+    /// </summary>
+    public ManagedBackend(string gemm = "auto", int threads = 0) : this(GemmProviders.Select(gemm, 1, Workers(threads)), Workers(threads)) { }
 
-    private ManagedBackend(GemmSelection selection) : this(selection.Provider, selection.Reason) { }
+    private ManagedBackend(GemmSelection selection, int threads) : this(selection.Provider, selection.Reason, threads) { }
+
+    private static int Workers(int threads) => threads == 0 ? Environment.ProcessorCount : threads;
 
     public string Name => "managed";
 
-    public string Description => $"managed (gemm: {Gemm.Name} {Gemm.Version}, {Gemm.Threads} thread{(Gemm.Threads == 1 ? "" : "s")})";
+    public string Description => $"managed (gemm: {Gemm.Name} {Gemm.Version}, {Threads} thread{(Threads == 1 ? "" : "s")})";
 
-    /// <summary>The matrix-product provider in use.</summary>
+    /// <summary>The matrix-product provider in use (at one BLAS thread when there are several workers).</summary>
     public IGemmProvider Gemm { get; }
+
+    /// <summary>Workers that run the kernels and split the products, the calling thread included.</summary>
+    public int Threads => _workers.Threads;
 
     /// <summary>Why <see cref="Gemm"/> was chosen, e.g. "auto: mkl not loadable (…); openblas loaded".</summary>
     public string GemmReason { get; }
@@ -98,7 +123,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var y = Rent<T>(yShape);
-        Convolution.Forward<T>(Gemm, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
+        Convolution.Forward<T>(_gemm, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
             yShape.H, yShape.W, y.Span<T>());
         return y;
     }
@@ -118,7 +143,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(new Shape(w.Shape[0]));
-        Convolution.Backward<T>(Gemm, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
+        Convolution.Backward<T>(_gemm, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new ConvGradients(dx, dw, db);
     }
@@ -200,7 +225,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Linear<T>(ITensor x, ITensor w, ITensor? b, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var y = Rent<T>(yShape);
-        Kernels.Linear.Forward<T>(Gemm, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
+        Kernels.Linear.Forward<T>(_gemm, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
         return y;
     }
 
@@ -216,7 +241,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(new Shape(w.Shape[0]));
-        Kernels.Linear.Backward<T>(Gemm, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
+        Kernels.Linear.Backward<T>(_gemm, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new LinearGradients(dx, dw, db);
     }
@@ -301,6 +326,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         if (_disposed) return;
         _disposed = true;
         _pool.Clear();
+        _workers.Dispose();
         Gemm.Dispose();
     }
 

@@ -1,9 +1,8 @@
-using Lockstep.Backends.Managed.Gemm;
 using Lockstep.Configuration;
 
 namespace Lockstep.Backends.Managed;
 
-/// <summary>Registry entry "managed": a <see cref="ManagedBackend"/> on options.Managed.Gemm with options.Managed.Threads.</summary>
+/// <summary>Registry entry "managed": a <see cref="ManagedBackend"/> on options.Managed.Gemm (at one BLAS thread) with options.Managed.Threads workers.</summary>
 public sealed class ManagedBackendFactory : IBackendFactory
 {
     public string Name => "managed";
@@ -11,7 +10,7 @@ public sealed class ManagedBackendFactory : IBackendFactory
     public IBackend Create(LockstepOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var selection = GemmProviders.Select(options.Managed.Gemm, options.Managed.Threads);
-        return new ManagedBackend(selection.Provider, selection.Reason);
+        if (options.Managed.Threads < 0) throw new ArgumentException($"managed: Threads must be ≥ 0 (0 = all cores), got {options.Managed.Threads}");
+        return new ManagedBackend(options.Managed.Gemm, options.Managed.Threads);
     }
 }

@@ -91,10 +91,18 @@ public sealed class FactoryTests
     }
 
     [Fact]
-    public void Factory_ZeroThreadsMeansAllCores()
+    public void Factory_ZeroThreadsMeansAllCoresWithTheBlasAtOneThread()
     {
         using var backend = (ManagedBackend)new ManagedBackendFactory().Create(new LockstepOptions { Managed = { Gemm = "managed" } });
-        Assert.Equal(Environment.ProcessorCount, backend.Gemm.Threads);
+        Assert.Equal(Environment.ProcessorCount, backend.Threads);
+        Assert.Equal(1, backend.Gemm.Threads);
+    }
+
+    [Fact]
+    public void Backend_ThrowsForWorkersOverAMultithreadedBlas()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ManagedBackend(new ManagedGemmProvider(2), threads: 2));
+        Assert.Contains("oversubscribe", e.Message);
     }
 
     [Fact]

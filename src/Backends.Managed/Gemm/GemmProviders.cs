@@ -5,8 +5,9 @@ public sealed record GemmSelection(IGemmProvider Provider, string Reason);
 
 /// <summary>
 /// Picks a GEMM provider by name. An explicit name (mkl, openblas, managed) loads that provider or throws
-/// <see cref="GemmProviderException"/>, never falling back; "auto" tries MKL, then OpenBLAS, then the managed
-/// provider, and records what it tried.
+/// <see cref="GemmProviderException"/>, never falling back; "auto" loads every native provider it can (MKL, OpenBLAS),
+/// keeps the fastest by measurement (<see cref="GemmAuto"/>), falls back to the managed provider only when neither
+/// loads, and records what it tried and measured.
 /// </summary>
 public static class GemmProviders
 {
@@ -14,7 +15,9 @@ public static class GemmProviders
 
     /// <param name="name">auto | mkl | openblas | managed (case-insensitive).</param>
     /// <param name="threads">Threads for the library; 0 = <see cref="Environment.ProcessorCount"/>.</param>
-    public static GemmSelection Select(string name, int threads)
+    /// <param name="parallelism">How many callers will multiply at once (auto measures that way).</param>
+    /// <param name="auto">How auto measures and caches; null: <see cref="GemmAuto"/>'s defaults.</param>
+    public static GemmSelection Select(string name, int threads, int parallelism = 1, GemmAuto? auto = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
@@ -24,18 +27,19 @@ public static class GemmProviders
             case "mkl": return new(new MklGemmProvider(threads), "mkl: asked for by name");
             case "openblas": return new(new OpenBlasGemmProvider(threads), "openblas: asked for by name");
             case "managed": return new(new ManagedGemmProvider(threads), "managed: asked for by name");
-            case "auto": return Auto(threads);
+            case "auto": return Auto(threads, Math.Max(1, parallelism), auto ?? new GemmAuto());
             default:
                 throw new ArgumentException($"unknown GEMM provider '{name}'; known providers: {string.Join(", ", Names)}");
         }
     }
 
-    private static GemmSelection Auto(int threads)
+    private static GemmSelection Auto(int threads, int parallelism, GemmAuto auto)
     {
         var skipped = new List<string>();
+        var loaded = new List<IGemmProvider>();
         try
         {
-            return new(new MklGemmProvider(threads), "auto: mkl loaded");
+            loaded.Add(new MklGemmProvider(threads));
         }
         catch (GemmProviderException e)
         {
@@ -43,13 +47,15 @@ public static class GemmProviders
         }
         try
         {
-            return new(new OpenBlasGemmProvider(threads), $"auto: {string.Join("; ", skipped)}; openblas loaded");
+            loaded.Add(new OpenBlasGemmProvider(threads));
         }
         catch (GemmProviderException e)
         {
             skipped.Add($"openblas not loadable ({FirstReason(e)})");
         }
-        return new(new ManagedGemmProvider(threads), $"auto: {string.Join("; ", skipped)}; managed provider used");
+        string prefix = skipped.Count == 0 ? "auto" : $"auto: {string.Join("; ", skipped)}";
+        if (loaded.Count == 0) return new(new ManagedGemmProvider(threads), $"{prefix}; managed provider used");
+        return auto.Choose(loaded, parallelism, prefix);
     }
 
     // One line of the load trace: a library that loaded but lacked something (an export, the OpenMP runtime) says

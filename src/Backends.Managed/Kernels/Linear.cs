@@ -1,11 +1,15 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using Lockstep.Backends.Managed.Gemm;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
 // N batch, in = features per item (C·H·W for a rank-4 input), out = output features.
 
-/// <summary>FC: a matrix product plus bias, and its backward.</summary>
+/// <summary>
+/// FC: a matrix product plus bias, and its backward. Each product reads the operands where they lie, the transposes
+/// told to the BLAS (W is [out × in] as libtorch keeps it): no operand is copied or transposed in memory.
+/// </summary>
 internal static class Linear
 {
     // y [N × out] = x [N × in] · Wᵀ [in × out] + b
@@ -17,7 +21,7 @@ internal static class Linear
         for (int i = 0; i < n; i++)
         {
             var row = y.Slice(i * outputs, outputs);
-            for (int o = 0; o < outputs; o++) row[o] += b[o];
+            TensorPrimitives.Add(row, b, row);
         }
     }
 
@@ -28,10 +32,6 @@ internal static class Linear
         if (!dx.IsEmpty) gemm.Gemm(false, false, n, inputs, outputs, T.One, dy, outputs, w, inputs, T.Zero, dx, inputs);
         gemm.Gemm(true, false, outputs, inputs, n, T.One, dy, outputs, x, inputs, T.Zero, dw, inputs);
         db.Clear();
-        for (int i = 0; i < n; i++)
-        {
-            var row = dy.Slice(i * outputs, outputs);
-            for (int o = 0; o < outputs; o++) db[o] += row[o];
-        }
+        for (int i = 0; i < n; i++) TensorPrimitives.Add(db, dy.Slice(i * outputs, outputs), db);
     }
 }
