@@ -187,7 +187,7 @@ public sealed class Comparison
         ArgumentNullException.ThrowIfNull(y);
         double forward = layer switch
         {
-            Conv2d conv => 2.0 * y.N * y.C * x.C * conv.Spec.KernelH * conv.Spec.KernelW * y.H * y.W,
+            Conv2d conv => 2.0 * y.N * y.C * (x.C / conv.Spec.Groups) * conv.Spec.KernelH * conv.Spec.KernelW * y.H * y.W,
             Linear => 2.0 * x[0] * x.PerItem * y.PerItem,
             _ => 0,
         };

@@ -71,13 +71,21 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         return Wrap(torch.zeros(Dims(shape), TorchTensor.ToScalarType(dtype), _device));
     }
 
-    /// <summary>y = conv2d(x, w, b) with the spec's stride and padding: one libtorch call.</summary>
+    /// <summary>y = conv2d(x, w, b) with the spec's stride, padding, dilation and groups: one libtorch call.</summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {
         var shape = OpChecks.Conv2d(this, x, w, b, spec);
         using var scope = torch.NewDisposeScope();
-        var y = conv2d(Value(x), Value(w), b is null ? null : Value(b), Stride(spec), Padding(spec));
-        return Wrap(y, shape, spec.Name);
+        return Wrap(Convolve(Value(x), Value(w), b is null ? null : Value(b), spec), shape, spec.Name);
+    }
+
+    /// <summary>libtorch's conv2d pads both sides alike; padding that differs per side is applied first, explicitly (zeros).</summary>
+    private static torch.Tensor Convolve(torch.Tensor x, torch.Tensor w, torch.Tensor? b, ConvSpec spec)
+    {
+        var p = spec.Padding;
+        return p.IsSymmetric
+            ? conv2d(x, w, b, Stride(spec), [p.Top, p.Left], Dilation(spec), spec.Groups)
+            : conv2d(pad(x, [p.Left, p.Right, p.Top, p.Bottom]), w, b, Stride(spec), [0, 0], Dilation(spec), spec.Groups);
     }
 
     /// <summary>dx, dw by libtorch's autograd through conv2d (its convolution_backward); db = Σ_{n,h,w} dy.</summary>
@@ -89,7 +97,7 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         // Leaves that share the data but not the caller's autograd state; TorchSharp exposes no convolution_backward.
         var xLeaf = Value(x).detach().requires_grad_(needDx);
         var wLeaf = Value(w).detach().requires_grad_(true);
-        var y = conv2d(xLeaf, wLeaf, null, Stride(spec), Padding(spec));
+        var y = Convolve(xLeaf, wLeaf, null, spec);
         var grads = torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
         var db = Value(dy).sum([0, 2, 3]);
         return new ConvGradients(
@@ -105,16 +113,24 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         using var scope = torch.NewDisposeScope();
         var input = Value(x);
         bool ceil = spec.Rule == SizeRule.Ceil;
+        bool native = IsNative(spec);
         switch (spec.Mode)
         {
             case PoolMode.Max:
-                var (y, switches) = max_pool2d_with_indices(input, Kernel(spec), Stride(spec), Padding(spec), ceil_mode: ceil);
+                var (y, switches) = native
+                    ? max_pool2d_with_indices(input, Kernel(spec), Stride(spec), Padding(spec), Dilation(spec), ceil)
+                    : MaxPoolExplicitly(input, spec, shape);
                 return new PoolResult(Wrap(y, shape, spec.Name), Wrap(switches, shape, spec.Name));
             case PoolMode.Average:
-                return new PoolResult(Wrap(avg_pool2d(input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad), shape, spec.Name), null);
+                var mean = native
+                    ? avg_pool2d(input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad)
+                    : WindowSum(input, spec, shape).div_(Divisor(input, spec, x.Shape, shape));
+                return new PoolResult(Wrap(mean, shape, spec.Name), null);
             default:
                 // The window sum of squares (divisor 1; padding adds zeros), then its square root.
-                var sumOfSquares = avg_pool2d(input.square(), Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1);
+                var sumOfSquares = native
+                    ? avg_pool2d(input.square(), Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1)
+                    : WindowSum(input.square(), spec, shape);
                 return new PoolResult(Wrap(sumOfSquares.sqrt_(), shape, spec.Name), null);
         }
     }
@@ -122,11 +138,12 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
     /// <summary>dx: dy scattered through the switches (max), avg_pool2d_backward (average), or Σ dy·x/y, 0 where y = 0 (L2).</summary>
     public ITensor Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec)
     {
-        OpChecks.Pool2dBackward(this, dy, x, forward, spec);
+        var shape = OpChecks.Pool2dBackward(this, dy, x, forward, spec);
         using var scope = torch.NewDisposeScope();
         var input = Value(x);
         var outputGradient = Value(dy);
         bool ceil = spec.Rule == SizeRule.Ceil;
+        bool native = IsNative(spec);
         switch (spec.Mode)
         {
             case PoolMode.Max:
@@ -137,17 +154,103 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
                 dx.scatter_add_(2, switches.reshape(n, c, -1), outputGradient.reshape(n, c, -1));
                 return Wrap(dx.view(n, c, h, w), x.Shape, spec.Name);
             case PoolMode.Average:
-                return Wrap(avg_pool2d_backward(outputGradient, input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad), x.Shape, spec.Name);
+                var spread = native
+                    ? avg_pool2d_backward(outputGradient, input, Kernel(spec), Stride(spec), Padding(spec), ceil, spec.CountIncludePad)
+                    : WindowSumTransposed(outputGradient.div(Divisor(input, spec, x.Shape, shape)), input, spec, shape);
+                return Wrap(spread, x.Shape, spec.Name);
             default:
                 var y = Value(forward.Y);
                 using (Scalar zero = 0.0.ToScalar())
                 {
                     // g = dy / y, and 0 where y = 0 (every x in the window is 0, so dy·x/y → 0); NaN in y stays NaN.
                     var g = outputGradient.div(y).masked_fill_(y.eq(zero), zero);
-                    var spread = avg_pool2d_backward(g, input, Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1);
-                    return Wrap(spread.mul_(input), x.Shape, spec.Name);
+                    var sums = native
+                        ? avg_pool2d_backward(g, input, Kernel(spec), Stride(spec), Padding(spec), ceil, count_include_pad: true, divisor_override: 1)
+                        : WindowSumTransposed(g, input, spec, shape);
+                    return Wrap(sums.mul_(input), x.Shape, spec.Name);
                 }
         }
+    }
+
+    /// <summary>
+    /// Whether libtorch's own pooling kernels take the spec: they pad both sides alike and at most half the window,
+    /// and avg_pool2d has no dilation. Anything else is pooled explicitly: padded to cover the windows exactly,
+    /// then max_pool2d without padding, or window sums as a depthwise convolution with a kernel of ones.
+    /// </summary>
+    private static bool IsNative(PoolSpec spec) =>
+        spec.Padding.IsSymmetric && 2 * spec.PadH <= spec.KernelH && 2 * spec.PadW <= spec.KernelW &&
+        (spec.Mode == PoolMode.Max || (spec.DilationH == 1 && spec.DilationW == 1));
+
+    /// <summary>
+    /// Pads <paramref name="t"/> with <paramref name="value"/> (P_top rows above, P_left columns left) and pads or crops
+    /// below and right, so that the windows of the output <paramref name="y"/> cover it exactly, with no padding left to libtorch.
+    /// </summary>
+    private static torch.Tensor PadToWindows(torch.Tensor t, long top, long left, PoolSpec spec, Shape y, double value)
+    {
+        long height = (long)(y.H - 1) * spec.StrideH + spec.EffectiveKernelH, width = (long)(y.W - 1) * spec.StrideW + spec.EffectiveKernelW;
+        return pad(t, [left, width - t.shape[3] - left, top, height - t.shape[2] - top], PaddingModes.Constant, value);
+    }
+
+    /// <summary>
+    /// Max pooling on input padded with −∞. Switches come back in the padded plane and are mapped to the input's; a window
+    /// whose maximum is −∞ keeps libtorch's initial index, its first tap (maybe padding), and is given the first tap
+    /// inside the input instead, as the managed kernel does.
+    /// </summary>
+    private (torch.Tensor Y, torch.Tensor Switches) MaxPoolExplicitly(torch.Tensor input, PoolSpec spec, Shape y)
+    {
+        var padded = PadToWindows(input, spec.PadH, spec.PadW, spec, y, double.NegativeInfinity);
+        var (values, indices) = max_pool2d_with_indices(padded, Kernel(spec), Stride(spec), [0, 0], Dilation(spec));
+        long paddedWidth = padded.shape[3], width = input.shape[3];
+        var rows = indices.div(paddedWidth, torch.RoundingMode.floor).sub_(spec.PadH);
+        var columns = indices.remainder(paddedWidth).sub_(spec.PadW);
+        var switches = rows.mul_(width).add_(columns);
+        var first = FirstTaps(spec, (int)input.shape[2], (int)width, y);
+        return (values, torch.where(values.isneginf(), first, switches));
+    }
+
+    /// <summary>For each output of a plane [H', W'], the index h·W + w of its window's first tap inside the input.</summary>
+    private torch.Tensor FirstTaps(PoolSpec spec, int h, int w, Shape y)
+    {
+        var first = new long[y.H * y.W];
+        for (int oh = 0; oh < y.H; oh++)
+        for (int ow = 0; ow < y.W; ow++)
+        {
+            first[oh * y.W + ow] = (long)FirstTap(oh * spec.StrideH - spec.PadH, spec.DilationH) * w + FirstTap(ow * spec.StrideW - spec.PadW, spec.DilationW);
+        }
+        return torch.tensor(first, [y.H, y.W], device: _device);
+
+        static int FirstTap(int start, int d) => start >= 0 ? start : start + (-start + d - 1) / d * d;
+    }
+
+    /// <summary>Σ over each window of x, padding counted as 0: a depthwise convolution of the padded input with ones.</summary>
+    private static torch.Tensor WindowSum(torch.Tensor x, PoolSpec spec, Shape y)
+    {
+        long channels = x.shape[1];
+        var ones = torch.ones([channels, 1, spec.KernelH, spec.KernelW], x.dtype, x.device);
+        return conv2d(PadToWindows(x, spec.PadH, spec.PadW, spec, y, 0), ones, null, Stride(spec), [0, 0], Dilation(spec), channels);
+    }
+
+    /// <summary>The transpose of <see cref="WindowSum"/> applied to <paramref name="g"/> [N, C, H', W'] (each window's value spread over its taps), by autograd.</summary>
+    private static torch.Tensor WindowSumTransposed(torch.Tensor g, torch.Tensor input, PoolSpec spec, Shape y)
+    {
+        using var gradMode = torch.enable_grad();
+        var leaf = input.detach().requires_grad_(true);
+        return torch.autograd.grad([WindowSum(leaf, spec, y)], [leaf], [g])[0];
+    }
+
+    /// <summary>
+    /// The average's divisor per output [1, 1, H', W']: the window taps on the input, or with CountIncludePad on the
+    /// padded extent (not on what ceil mode adds past it) — the window sums of a mask of ones.
+    /// </summary>
+    private static torch.Tensor Divisor(torch.Tensor input, PoolSpec spec, Shape x, Shape y)
+    {
+        var p = spec.Padding;
+        var mask = torch.ones([1, 1, x.H, x.W], input.dtype, input.device);
+        if (spec.CountIncludePad) mask = pad(mask, [p.Left, p.Right, p.Top, p.Bottom], PaddingModes.Constant, 1);
+        var (top, left) = spec.CountIncludePad ? (0L, 0L) : (p.Top, (long)p.Left);
+        var padded = PadToWindows(mask, top, left, spec, y, 0);
+        var ones = torch.ones([1, 1, spec.KernelH, spec.KernelW], input.dtype, input.device);
+        return conv2d(padded, ones, null, Stride(spec), [0, 0], Dilation(spec));
     }
 
     /// <summary>y = x·Wᵀ + b, x flattened to [N, in].</summary>
@@ -318,7 +421,9 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
 
     private static long[] Padding(PoolSpec spec) => [spec.PadH, spec.PadW];
 
+    private static long[] Dilation(PoolSpec spec) => [spec.DilationH, spec.DilationW];
+
     private static long[] Stride(ConvSpec spec) => [spec.StrideH, spec.StrideW];
 
-    private static long[] Padding(ConvSpec spec) => [spec.PadH, spec.PadW];
+    private static long[] Dilation(ConvSpec spec) => [spec.DilationH, spec.DilationW];
 }

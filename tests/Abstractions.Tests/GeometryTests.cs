@@ -81,7 +81,7 @@ public class GeometryTests
     [Theory]
     [InlineData(0, 1, 0, "window")]
     [InlineData(2, 0, 0, "stride")]
-    [InlineData(2, 2, 2, "half the window")]
+    [InlineData(2, 2, 2, "smaller than the window")]
     public void PoolSpec_ThrowsForBadHyperparameters(int f, int s, int p, string expected)
     {
         var e = Assert.Throws<ArgumentException>(() => PoolSpec.Square(PoolMode.Max, f, s, p, name: "poolX"));

@@ -11,7 +11,7 @@ namespace Lockstep.Conformance;
 /// Each float32 result must agree with the reference's float32 result (≤ 2e-5) and with its float64 result on the
 /// same (widened) inputs (≤ 1e-5); float64 results to 1e-12; results with no summation bit for bit.
 /// </summary>
-public abstract class BackendConformance : IDisposable
+public abstract partial class BackendConformance : IDisposable
 {
     protected BackendConformance(IBackend candidate, IBackend reference)
     {

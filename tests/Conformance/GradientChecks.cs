@@ -10,7 +10,7 @@ namespace Lockstep.Conformance;
 /// max-pool near-ties, SVM margins at 0), so the function is smooth within ±h.
 /// Derive with one backend: <code>public sealed class MyGradients() : GradientChecks(new MyBackend());</code>
 /// </summary>
-public abstract class GradientChecks : IDisposable
+public abstract partial class GradientChecks : IDisposable
 {
     private const double Step = 1e-5;
     private const double Threshold = 1e-6;

@@ -2,23 +2,32 @@ using System.Globalization;
 
 namespace Lockstep;
 
-/// <summary>The notes' output-size rule W2 = (W − F + 2P)/S + 1, with its error messages. The one place it is computed.</summary>
+/// <summary>
+/// The notes' output-size rule W2 = (W − F + 2P)/S + 1, with its error messages. The one place it is computed.
+/// With dilation D the window spans D·(F − 1) + 1 input elements (the effective kernel), and with asymmetric
+/// padding 2P becomes P_begin + P_end: W2 = (W − (D·(F − 1) + 1) + P_begin + P_end)/S + 1.
+/// </summary>
 public static class OutputSize
 {
     /// <summary>
     /// Output length along one axis. <paramref name="axis"/> is the notes' letter (W or H), used in messages;
     /// <paramref name="layer"/> names the layer.
     /// </summary>
-    public static int Compute(string layer, char axis, int input, int kernel, int stride, int pad, SizeRule rule)
+    public static int Compute(string layer, char axis, int input, int kernel, int stride, int pad, SizeRule rule) =>
+        Compute(layer, axis, input, kernel, stride, pad, pad, 1, rule);
+
+    /// <summary>Output length along one axis with padding <paramref name="padBegin"/> before the input and <paramref name="padEnd"/> after it, and a window dilated by <paramref name="dilation"/>.</summary>
+    public static int Compute(string layer, char axis, int input, int kernel, int stride, int padBegin, int padEnd, int dilation, SizeRule rule)
     {
-        int span = input - kernel + 2 * pad;
-        string arithmetic = string.Create(CultureInfo.InvariantCulture,
-            $"(W - F + 2P)/S + 1 = ({input} - {kernel} + {2 * pad})/{stride} + 1").Replace('W', axis);
+        int effective = EffectiveKernel(kernel, dilation);
+        int span = input - effective + padBegin + padEnd;
+        string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
         if (span < 0)
         {
+            string window = dilation == 1 ? $"{kernel}-wide window" : $"{effective}-wide window (F={kernel} dilated by D={dilation})";
             throw new ArgumentException(
-                $"{layer}: {arithmetic} < 1: the {kernel}-wide window does not fit the padded input " +
-                $"({input} + {2 * pad}) along {axis}; use a smaller kernel or more padding");
+                $"{layer}: {arithmetic} < 1: the {window} does not fit the padded input " +
+                $"({input} + {padBegin + padEnd}) along {axis}; use a smaller kernel or more padding");
         }
 
         int quotient = span / stride;
@@ -28,9 +37,10 @@ public static class OutputSize
             case SizeRule.Floor:
                 return quotient + 1;
             case SizeRule.Ceil:
-                // As libtorch's pooling: round up, but the last window must start inside the input or left padding.
+                // As libtorch's and ONNX's pooling: round up, but the last window must start inside the input or the
+                // padding before it.
                 int size = quotient + 2;
-                if ((size - 1) * stride >= input + pad) size--;
+                if ((size - 1) * stride >= input + padBegin) size--;
                 return size;
             default:
                 double exact = (double)span / stride + 1;
@@ -38,5 +48,18 @@ public static class OutputSize
                     $"{layer}: {arithmetic} = {exact:0.###} is not an integer; choose a stride that divides {span}, " +
                     $"change the padding, or opt in to SizeRule.Floor / SizeRule.Ceil"));
         }
+    }
+
+    /// <summary>The number of input elements a window spans: D·(F − 1) + 1.</summary>
+    public static int EffectiveKernel(int kernel, int dilation) => dilation * (kernel - 1) + 1;
+
+    /// <summary>The rule with the numbers in it, in the notes' form when there is no dilation and the padding is symmetric.</summary>
+    private static string Arithmetic(char axis, int input, int kernel, int stride, int padBegin, int padEnd, int dilation)
+    {
+        string f = dilation == 1 ? "F" : "(D·(F - 1) + 1)";
+        string fValue = dilation == 1 ? $"{kernel}" : $"({dilation}·({kernel} - 1) + 1)";
+        string p = padBegin == padEnd ? "2P" : "P_begin + P_end";
+        string pValue = padBegin == padEnd ? $"{2 * padBegin}" : $"{padBegin} + {padEnd}";
+        return string.Create(CultureInfo.InvariantCulture, $"({axis} - {f} + {p})/S + 1 = ({input} - {fValue} + {pValue})/{stride} + 1");
     }
 }

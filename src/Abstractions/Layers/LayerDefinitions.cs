@@ -58,12 +58,12 @@ public sealed record ConvDefinition(int Filters, ConvSpec Spec) : LayerDefinitio
     }
 
     public override (long Weights, long Biases) ParameterCount(Shape input) =>
-        ((long)Filters * input.C * Spec.KernelH * Spec.KernelW, Filters);
+        ((long)Filters * (input.C / Spec.Groups) * Spec.KernelH * Spec.KernelW, Filters);
 
     internal override Layer Build(IBackend backend, string name, Shape input, DType dtype, Random rng)
     {
         var spec = Spec with { Name = name };
-        var wShape = new Shape(Filters, input.C, spec.KernelH, spec.KernelW);
+        var wShape = new Shape(Filters, input.C / spec.Groups, spec.KernelH, spec.KernelW);
         var w = backend.Upload(HeNormal(rng, wShape.Count, wShape.PerItem), wShape, dtype);
         var b = backend.Upload(new double[Filters], new Shape(Filters), dtype);
         return new Conv2d(backend, spec, w, b);

@@ -59,13 +59,14 @@ public static class OpChecks
         Tensor(backend, w, op, "weights");
         SameDType(op, x, "input", w, "weights");
         Rank(op, "input", x.Shape, 4, "[N, C, H, W]");
-        Rank(op, "weights", w.Shape, 4, "[K, C, F_h, F_w]");
+        Rank(op, "weights", w.Shape, 4, spec.Groups == 1 ? "[K, C, F_h, F_w]" : "[K, C/groups, F_h, F_w]");
         NonEmptyBatch(op, x.Shape);
-        if (w.Shape[1] != x.Shape.C)
+        if (spec.Groups == 1 && w.Shape[1] != x.Shape.C)
         {
             throw new ArgumentException(
                 $"{op}: input channels: the weights {w.Shape} expect C = {w.Shape[1]}, the input {x.Shape} has C = {x.Shape.C}");
         }
+        if (spec.Groups > 1) Groups(op, x.Shape, w.Shape, spec.Groups);
         if (w.Shape[2] != spec.KernelH || w.Shape[3] != spec.KernelW)
         {
             throw new ArgumentException(
@@ -79,6 +80,25 @@ public static class OpChecks
         }
         var (h, wOut) = spec.OutputSize(x.Shape.H, x.Shape.W);
         return Shape.Nchw(x.Shape.N, w.Shape[0], h, wOut);
+    }
+
+    /// <summary>Grouped convolution: C and K split into <paramref name="groups"/> equal parts, weights [K, C/groups, F_h, F_w].</summary>
+    private static void Groups(string op, Shape x, Shape w, int groups)
+    {
+        if (x.C % groups != 0)
+        {
+            throw new ArgumentException($"{op}: groups = {groups} must divide the input channels, the input {x} has C = {x.C}");
+        }
+        if (w[0] % groups != 0)
+        {
+            throw new ArgumentException($"{op}: groups = {groups} must divide the filters, the weights {w} have K = {w[0]}");
+        }
+        if (w[1] != x.C / groups)
+        {
+            throw new ArgumentException(
+                $"{op}: input channels per group: the weights {w} expect C/groups = {w[1]}, the input {x} with groups = {groups} " +
+                $"gives C/groups = {x.C / groups}");
+        }
     }
 
     /// <summary>Validates a convolution's backward and returns the output shape dy must have.</summary>

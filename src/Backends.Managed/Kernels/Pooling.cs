@@ -2,18 +2,32 @@ using System.Numerics;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
-// N batch, C channels, H×W input plane, F_h×F_w window, S stride, P padding, H'×W' output plane.
-// Each window is [oh·S_h − P_h, + F_h) × [ow·S_w − P_w, + F_w) clipped to the input; padding is never read.
+// N batch, C channels, H×W input plane, F_h×F_w window, S stride, P padding (top/left; bottom/right only bound the
+// output size and CountIncludePad's divisor), D dilation, H'×W' output plane.
+// Window (oh, ow) has taps (oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w), i < F_h, j < F_w; taps in the padding are never read.
 
 /// <summary>POOL: max (with switches), average and L2 over windows of each plane, and their backward.</summary>
 internal static class Pooling
 {
-    private readonly record struct Window(int H0, int H1, int W0, int W1);
+    /// <summary>The window's taps inside the input: rows R0, R0 + D_h, … (Rows of them), columns C0, C0 + D_w, … (Cols).</summary>
+    private readonly record struct Window(int R0, int Rows, int C0, int Cols, int Dh, int Dw)
+    {
+        public bool IsEmpty => Rows <= 0 || Cols <= 0;
+    }
 
     private static Window Clip(PoolSpec spec, int oh, int ow, int h, int w)
     {
-        int h0 = oh * spec.StrideH - spec.PadH, w0 = ow * spec.StrideW - spec.PadW;
-        return new(Math.Max(h0, 0), Math.Min(h0 + spec.KernelH, h), Math.Max(w0, 0), Math.Min(w0 + spec.KernelW, w));
+        var (r0, rows) = Taps(oh * spec.StrideH - spec.PadH, spec.KernelH, spec.DilationH, h);
+        var (c0, cols) = Taps(ow * spec.StrideW - spec.PadW, spec.KernelW, spec.DilationW, w);
+        return new(r0, rows, c0, cols, spec.DilationH, spec.DilationW);
+    }
+
+    /// <summary>The first tap start + t·d inside [0, size) and how many taps t &lt; f lie inside.</summary>
+    private static (int First, int Count) Taps(int start, int f, int d, int size)
+    {
+        int lo = start >= 0 ? 0 : (-start + d - 1) / d;
+        int hi = start > size - 1 ? 0 : Math.Min(f, (size - 1 - start) / d + 1);
+        return (start + lo * d, hi - lo);
     }
 
     // y = max over the window; switch = h·W + w of the first maximum in row-major order, a NaN (the last one) winning
@@ -31,10 +45,10 @@ internal static class Pooling
                     var win = Clip(spec, oh, ow, h, w);
                     // libtorch's CPU rule: start at −∞ with the window's first index; take v when v > max or v is NaN.
                     T max = T.NegativeInfinity;
-                    int arg = win.H0 * w + win.W0;
-                    for (int ih = win.H0; ih < win.H1; ih++)
+                    int arg = win.R0 * w + win.C0;
+                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
                     {
-                        for (int iw = win.W0; iw < win.W1; iw++)
+                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
                         {
                             T v = xp[ih * w + iw];
                             if (v > max || T.IsNaN(v))
@@ -72,13 +86,18 @@ internal static class Pooling
         }
     }
 
-    /// <summary>libtorch's avg_pool2d divisor: the window clipped to the padded input, or, unless countIncludePad, to the input.</summary>
+    /// <summary>
+    /// libtorch's and ONNX's avg_pool2d divisor: the taps inside the input, or, with CountIncludePad, those inside the
+    /// padded extent [−P_begin, size + P_end) (taps past it, there only because of ceil mode, do not count).
+    /// </summary>
     private static int Divisor(PoolSpec spec, int oh, int ow, int h, int w, Window inside)
     {
-        if (!spec.CountIncludePad) return (inside.H1 - inside.H0) * (inside.W1 - inside.W0);
-        int h0 = oh * spec.StrideH - spec.PadH, w0 = ow * spec.StrideW - spec.PadW;
-        int h1 = Math.Min(h0 + spec.KernelH, h + spec.PadH), w1 = Math.Min(w0 + spec.KernelW, w + spec.PadW);
-        return (h1 - h0) * (w1 - w0);
+        if (!spec.CountIncludePad) return inside.Rows * inside.Cols;
+        return PaddedTaps(oh * spec.StrideH - spec.PadH, spec.KernelH, spec.DilationH, h + spec.Padding.Bottom)
+             * PaddedTaps(ow * spec.StrideW - spec.PadW, spec.KernelW, spec.DilationW, w + spec.Padding.Right);
+
+        // Taps start + t·d (t < f) below end; the window never starts before the padded extent.
+        static int PaddedTaps(int start, int f, int d, int end) => Math.Min(f, (end - start + d - 1) / d);
     }
 
     // y = (Σ_window x) / divisor
@@ -94,11 +113,11 @@ internal static class Pooling
                 for (int ow = 0; ow < outW; ow++, o++)
                 {
                     var win = Clip(spec, oh, ow, h, w);
-                    if (win.H0 >= win.H1 || win.W0 >= win.W1) { y[o] = T.Zero; continue; }
+                    if (win.IsEmpty) { y[o] = T.Zero; continue; }
                     T sum = T.Zero;
-                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
                     {
-                        for (int iw = win.W0; iw < win.W1; iw++) sum += xp[ih * w + iw];
+                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw) sum += xp[ih * w + iw];
                     }
                     y[o] = sum / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
                 }
@@ -120,11 +139,11 @@ internal static class Pooling
                 for (int ow = 0; ow < outW; ow++, o++)
                 {
                     var win = Clip(spec, oh, ow, h, w);
-                    if (win.H0 >= win.H1 || win.W0 >= win.W1) continue;
+                    if (win.IsEmpty) continue;
                     T share = dy[o] / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
-                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
                     {
-                        for (int iw = win.W0; iw < win.W1; iw++) dxp[ih * w + iw] += share;
+                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw) dxp[ih * w + iw] += share;
                     }
                 }
             }
@@ -145,9 +164,9 @@ internal static class Pooling
                 {
                     var win = Clip(spec, oh, ow, h, w);
                     T sum = T.Zero;
-                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
                     {
-                        for (int iw = win.W0; iw < win.W1; iw++)
+                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
                         {
                             T v = xp[ih * w + iw];
                             sum += v * v;
@@ -175,9 +194,9 @@ internal static class Pooling
                 {
                     if (y[o] == T.Zero) continue;
                     var win = Clip(spec, oh, ow, h, w);
-                    for (int ih = win.H0; ih < win.H1; ih++)
+                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
                     {
-                        for (int iw = win.W0; iw < win.W1; iw++)
+                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
                         {
                             int i = ih * w + iw;
                             dxp[i] += dy[o] * xp[i] / y[o];

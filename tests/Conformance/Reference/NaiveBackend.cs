@@ -64,12 +64,16 @@ public sealed class NaiveBackend : IBackend
         return new Tensor(this, shape, dtype, new double[shape.Count]);
     }
 
-    /// <summary>y[n,k,i,j] = b[k] + Σ_c Σ_u Σ_v w[k,c,u,v] · x[n,c,i·S−P+u, j·S−P+v] (zero outside).</summary>
+    /// <summary>
+    /// y[n,k,i,j] = b[k] + Σ_c Σ_u Σ_v w[k,c,u,v] · x[n, g·C/G + c, i·S−P+u·D, j·S−P+v·D] (zero outside), c &lt; C/G
+    /// over the input channels of filter k's group g = k / (K/G); P is the top/left padding.
+    /// </summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {
         var ys = OpChecks.Conv2d(this, x, w, b, spec);
         var (X, W, B) = (D(x), D(w), b is null ? null : D(b));
         int n = x.Shape.N, c = x.Shape.C, h = x.Shape.H, wd = x.Shape.W, k = ys.C, ho = ys.H, wo = ys.W;
+        int cg = c / spec.Groups, kg = k / spec.Groups;
         var y = new double[ys.Count];
         for (int ni = 0; ni < n; ni++)
         for (int ki = 0; ki < k; ki++)
@@ -77,13 +81,14 @@ public sealed class NaiveBackend : IBackend
         for (int j = 0; j < wo; j++)
         {
             double sum = B?[ki] ?? 0;
-            for (int ci = 0; ci < c; ci++)
+            for (int ci = 0; ci < cg; ci++)
             for (int u = 0; u < spec.KernelH; u++)
             for (int v = 0; v < spec.KernelW; v++)
             {
-                int r = i * spec.StrideH - spec.PadH + u, q = j * spec.StrideW - spec.PadW + v;
+                int r = i * spec.StrideH - spec.PadH + u * spec.DilationH, q = j * spec.StrideW - spec.PadW + v * spec.DilationW;
                 if (r < 0 || r >= h || q < 0 || q >= wd) continue;
-                sum += W[((ki * c + ci) * spec.KernelH + u) * spec.KernelW + v] * X[((ni * c + ci) * h + r) * wd + q];
+                int channel = ki / kg * cg + ci;
+                sum += W[((ki * cg + ci) * spec.KernelH + u) * spec.KernelW + v] * X[((ni * c + channel) * h + r) * wd + q];
             }
             y[((ni * k + ki) * ho + i) * wo + j] = sum;
         }
@@ -96,6 +101,7 @@ public sealed class NaiveBackend : IBackend
         var ys = OpChecks.Conv2dBackward(this, dy, x, w, spec);
         var (X, W, DY) = (D(x), D(w), D(dy));
         int n = x.Shape.N, c = x.Shape.C, h = x.Shape.H, wd = x.Shape.W, k = ys.C, ho = ys.H, wo = ys.W;
+        int cg = c / spec.Groups, kg = k / spec.Groups;
         var dx = new double[x.Shape.Count];
         var dw = new double[w.Shape.Count];
         var db = new double[k];
@@ -106,13 +112,14 @@ public sealed class NaiveBackend : IBackend
         {
             double g = DY[((ni * k + ki) * ho + i) * wo + j];
             db[ki] += g;
-            for (int ci = 0; ci < c; ci++)
+            for (int ci = 0; ci < cg; ci++)
             for (int u = 0; u < spec.KernelH; u++)
             for (int v = 0; v < spec.KernelW; v++)
             {
-                int r = i * spec.StrideH - spec.PadH + u, q = j * spec.StrideW - spec.PadW + v;
+                int r = i * spec.StrideH - spec.PadH + u * spec.DilationH, q = j * spec.StrideW - spec.PadW + v * spec.DilationW;
                 if (r < 0 || r >= h || q < 0 || q >= wd) continue;
-                int wi = ((ki * c + ci) * spec.KernelH + u) * spec.KernelW + v, xi = ((ni * c + ci) * h + r) * wd + q;
+                int channel = ki / kg * cg + ci;
+                int wi = ((ki * cg + ci) * spec.KernelH + u) * spec.KernelW + v, xi = ((ni * c + channel) * h + r) * wd + q;
                 dw[wi] += g * X[xi];
                 dx[xi] += g * W[wi];
             }
@@ -188,17 +195,20 @@ public sealed class NaiveBackend : IBackend
 
     private readonly record struct PoolWindow(List<(int R, int Q)> Cells, double Divisor);
 
-    /// <summary>The input cells of window (i, j) and the average's divisor (libtorch's rule: cells inside the input,
-    /// or, with CountIncludePad, the window clipped to the padded input).</summary>
+    /// <summary>The input cells of window (i, j) in row-major order and the average's divisor (libtorch's and ONNX's
+    /// rule: the taps inside the input, or, with CountIncludePad, the taps inside the padded extent [−P_begin, size + P_end)).</summary>
     private static PoolWindow Window(PoolSpec spec, int i, int j, int h, int w)
     {
         int r0 = i * spec.StrideH - spec.PadH, q0 = j * spec.StrideW - spec.PadW;
-        int r1 = Math.Min(r0 + spec.KernelH, h + spec.PadH), q1 = Math.Min(q0 + spec.KernelW, w + spec.PadW);
-        int padded = (r1 - r0) * (q1 - q0);
         var cells = new List<(int, int)>();
-        for (int r = Math.Max(r0, 0); r < Math.Min(r1, h); r++)
-        for (int q = Math.Max(q0, 0); q < Math.Min(q1, w); q++)
-            cells.Add((r, q));
+        int padded = 0;
+        for (int u = 0; u < spec.KernelH; u++)
+        for (int v = 0; v < spec.KernelW; v++)
+        {
+            int r = r0 + u * spec.DilationH, q = q0 + v * spec.DilationW;
+            if (r < h + spec.Padding.Bottom && q < w + spec.Padding.Right) padded++;
+            if (r >= 0 && r < h && q >= 0 && q < w) cells.Add((r, q));
+        }
         return new PoolWindow(cells, spec.CountIncludePad ? padded : cells.Count);
     }
 
