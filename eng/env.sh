@@ -98,7 +98,8 @@ rootfs_binds() {
     covered "$path" && continue
     bindable "$path" || die "refusing to mount $path over the root's own system directories"
     BINDS+=("$path")
-  done < <(for path in "$REPO_DIR" "$(dirname "$REPO_DIR")/shared" "$DOTNET_DIR" "$home" /opt/nuget /tmp "${extra[@]}"; do
+  # /usr/share/fonts: the host's fonts, for `compare --plot` (the root has none).
+  done < <(for path in "$REPO_DIR" "$(dirname "$REPO_DIR")/shared" "$DOTNET_DIR" "$home" /opt/nuget /tmp /usr/share/fonts "${extra[@]}"; do
              [[ -n $path && -d $path ]] && readlink -f "$path"
            done | LC_ALL=C sort -u)
   LOCKSTEP_BINDS=$(printf '%s\n' "${BINDS[@]}")

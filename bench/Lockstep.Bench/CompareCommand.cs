@@ -12,28 +12,32 @@ namespace Lockstep.Bench;
 public static class CompareCommand
 {
     public const string Help = """
-        usage: lockstep compare [--net NAME] [--backends a,b] [--batch N] [--dtype f32|f64] [--repeats R]
-                                [--warmup W] [--seed S] [--tolerance T] [--json FILE]
+        usage: lockstep compare [--net NAME] [--backends a,b] [--batch N] [--dtype f32|f64] [--threads N]
+                                [--repeats R] [--warmup W] [--seed S] [--tolerance T] [--json FILE] [--plot FILE.png]
 
-          --net NAME        network: cifar (default), lenet, alexnet, vgg16
+          --net NAME        network: cifar (default), lenet, alexnet, zfnet, vgg16
           --backends a,b    backends to run side by side, the first is the reference (default: managed,torch)
           --batch N         images per batch (default 16)
           --dtype f32|f64   element type (default: Lockstep:DType, Float32)
+          --threads N       threads of every backend: Lockstep:Managed:Threads and Lockstep:Torch:Threads (0 = all cores)
           --repeats R       timed runs per measurement; the median is reported with min–max (default 15)
           --warmup W        untimed calls before each measurement (default: as many as fit in 0.5 s)
           --seed S          seed for weights, input, labels and upstream gradients (default 1)
           --tolerance T     largest relative difference accepted between backends
                             (default 1e-4 for f32, 1e-10 for f64)
           --json FILE       also write the report as JSON
+          --plot FILE.png   also draw per-layer GFLOP/s by backend and phase, with the measured peak as a line
         and the configuration switches of 'lockstep --help' (--gemm, --device, --Lockstep:Managed:Threads 1, ...).
 
         Each layer runs alone on every backend from the same host input and the same upstream gradient; its
         forward output and gradients (dx, dw, db) are compared as max|a - b| / max|b| (b: the first backend).
+        Backward is timed whole (dx, dw, db) and for the weights alone (dw, db); backward-data is the difference.
+        Speed-up: another backend's time / the first backend's (above 1: the first is faster).
         Exit status: 0, 1 when a layer's difference exceeds the tolerance, 2 for bad input.
         """;
 
     private static readonly string[] Options =
-        ["--net", "--backends", "--batch", "--repeats", "--warmup", "--seed", "--tolerance", "--json"];
+        ["--net", "--backends", "--batch", "--threads", "--repeats", "--warmup", "--seed", "--tolerance", "--json", "--plot"];
 
     public static int Run(string[] args, IAnsiConsole console, BackendRegistry registry)
     {
@@ -44,7 +48,13 @@ public static class CompareCommand
             return Cli.Success;
         }
 
-        var options = LockstepConfiguration.Bind(LockstepConfiguration.Build([.. line.ConfigurationArgs]));
+        var configArgs = new List<string>(line.ConfigurationArgs);
+        if (line.Get("--threads") is not null)
+        {
+            string threads = line.GetInt("--threads", 0, minimum: 0).ToString(CultureInfo.InvariantCulture);
+            configArgs.AddRange(["--Lockstep:Managed:Threads", threads, "--Lockstep:Torch:Threads", threads]);
+        }
+        var options = LockstepConfiguration.Bind(LockstepConfiguration.Build([.. configArgs]));
         var net = NamedNetworks.Get(line.GetString("--net", "cifar"));
         string[] names = ParseBackends(line.GetString("--backends", "managed,torch"), registry);
         int batch = line.GetInt("--batch", 16);
@@ -53,34 +63,53 @@ public static class CompareCommand
         int seed = line.GetInt("--seed", 1, minimum: 0);
         double tolerance = ParseTolerance(line.Get("--tolerance"), options.DType);
         string? jsonPath = line.Get("--json");
-        if (jsonPath is not null && Path.GetDirectoryName(Path.GetFullPath(jsonPath)) is { } dir && !Directory.Exists(dir))
+        string? plotPath = line.Get("--plot");
+        foreach (var (option, path) in new[] { ("--json", jsonPath), ("--plot", plotPath) })
         {
-            throw new UsageException($"--json: the directory '{dir}' does not exist");
+            if (path is not null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir))
+            {
+                throw new UsageException($"{option}: the directory '{dir}' does not exist");
+            }
+        }
+        if (plotPath is not null && !plotPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UsageException($"--plot: the file must end in .png, got '{plotPath}'");
         }
         net.Shapes(batch);   // the geometry, checked before any backend loads
 
         var backends = new List<IBackend>();
         try
         {
+            double? loadStart = MachineInfo.LoadAverage;
             foreach (string name in names) backends.Add(Backends.Create(registry, options, name));
-            var settings = new ComparisonSettings(net, backends, batch, options.DType, seed, repeats,
-                warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance);
 
             // What ran comes before any number.
-            double? peak = MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(0.5));
-            var machine = new MachineReport(MachineInfo.CpuSummary, MachineInfo.LogicalCores, peak);
+            double? peak = MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(1));
+            var settings = new ComparisonSettings(net, backends, batch, options.DType, seed, repeats,
+                warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance, peak);
+            var machine = new MachineReport(MachineInfo.CpuSummary, MachineInfo.LogicalCores, peak)
+            {
+                LoadAverageStart = loadStart,
+                Environment = MachineInfo.PerformanceEnvironment,
+                Date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture),
+            };
             var config = new ConfigReport(net.Name, [.. net.Input.Dims.Skip(1)], batch, options.DType.ToString(), seed, repeats,
-                settings.WarmUp.ToString(), tolerance, backends.Select(b => new BackendInfo(b.Name, b.Description)).ToArray());
+                settings.WarmUp.ToString(), tolerance, backends.Select(Describe).ToArray());
             PrintHeader(console, machine, config, options);
 
             var (layers, totals) = RunWithProgress(console, new Comparison(settings));
-            var report = new CompareReport(machine, config, layers, totals);
+            var report = new CompareReport(machine with { LoadAverageEnd = MachineInfo.LoadAverage }, config, layers, totals);
             CompareTables.Print(console, report);
 
             if (jsonPath is not null)
             {
                 File.WriteAllText(jsonPath, report.ToJson());
                 console.Profile.Out.Writer.WriteLine($"report: {Path.GetFullPath(jsonPath)}");
+            }
+            if (plotPath is not null)
+            {
+                ComparePlot.Save(report, plotPath);
+                console.Profile.Out.Writer.WriteLine($"plot: {Path.GetFullPath(plotPath)}");
             }
 
             var failed = layers.Where(l => l.MaxRelDiff is { } d && !(d <= tolerance)).ToArray();
@@ -98,6 +127,12 @@ public static class CompareCommand
             foreach (var backend in backends) backend.Dispose();
         }
     }
+
+    private static BackendInfo Describe(IBackend backend) => backend switch
+    {
+        Lockstep.Backends.Managed.ManagedBackend m => new BackendInfo(m.Name, m.Description, GemmInfo.Of(m), m.Threads),
+        _ => new BackendInfo(backend.Name, backend.Description),
+    };
 
     private static string[] ParseBackends(string text, BackendRegistry registry)
     {
@@ -130,18 +165,25 @@ public static class CompareCommand
         var w = console.Profile.Out.Writer;
         w.WriteLine($"lockstep compare: {config.Net} (input {string.Join('×', config.InputShape.Reverse())} W×H×D), " +
                     $"batch {config.Batch}, {config.Dtype}, seed {config.Seed}");
-        foreach (var b in config.Backends) w.WriteLine($"  {b.Name + ":",-9} {b.Description}");
+        w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
+                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)") +
+                    (machine.LoadAverageStart is { } load ? $"; load average {load:0.00} at start" : ""));
+        foreach (var b in config.Backends)
+        {
+            w.WriteLine($"  {b.Name + ":",-9} {b.Description}");
+            if (b.Gemm is not null) w.WriteLine($"  {"",-9} gemm: {b.Gemm}");
+        }
         w.WriteLine($"  threads:  Lockstep:Managed:Threads = {options.Managed.Threads}, Lockstep:Torch:Threads = {options.Torch.Threads} " +
                     $"(0 = all {machine.Cores} logical cores)");
-        w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
-                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)"));
+        w.WriteLine($"  env:      {(machine.Environment.Count == 0 ? "no GLIBC_TUNABLES, OPENBLAS_*, MKL_*, OMP_* or KMP_* set" : string.Join(", ", machine.Environment.Select(e => $"{e.Key}={e.Value}")))}");
         w.WriteLine($"  timing:   median of {config.Repeats} run{(config.Repeats == 1 ? "" : "s")} (min–max below it) after {config.Warmup} per measurement; " +
                     "each run ends with Synchronize()");
         w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
                     $"tolerance {config.Tolerance:0.0e+0}");
         if (config.Backends.Count > 1)
         {
-            w.WriteLine($"  ratio:    time of {config.Backends[0].Name} / time of the other backend (above 1: the other is faster)");
+            w.WriteLine($"  speed-up: time of the other backend / time of {config.Backends[0].Name} (above 1: {config.Backends[0].Name} is faster); " +
+                        "bwd-data = bwd − bwd-weights (needDx: false)");
         }
         w.WriteLine();
         w.Flush();

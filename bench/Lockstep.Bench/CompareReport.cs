@@ -32,7 +32,18 @@ public sealed record CompareReport(
 /// <param name="Cpu">Model name and vector ISA.</param>
 /// <param name="Cores">Logical cores.</param>
 /// <param name="PeakGflops">Measured FMA peak for the run's dtype on all cores; null where not measured.</param>
-public sealed record MachineReport(string Cpu, int Cores, double? PeakGflops);
+public sealed record MachineReport(string Cpu, int Cores, double? PeakGflops)
+{
+    /// <summary>The 1-minute load average when the run started and when it ended (/proc/loadavg; the machine may be shared).</summary>
+    public double? LoadAverageStart { get; init; }
+    public double? LoadAverageEnd { get; init; }
+
+    /// <summary>Settings that change the native libraries' speed: GLIBC_TUNABLES, OPENBLAS_*, MKL_*, OMP_*, KMP_*.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Date and time of the run, UTC.</summary>
+    public string Date { get; init; } = "";
+}
 
 public sealed record ConfigReport(
     string Net,
@@ -45,7 +56,8 @@ public sealed record ConfigReport(
     double Tolerance,
     IReadOnlyList<BackendInfo> Backends);
 
-public sealed record BackendInfo(string Name, string Description);
+/// <param name="Gemm">The managed backend's GEMM provider and why it was chosen; null for other backends.</param>
+public sealed record BackendInfo(string Name, string Description, string? Gemm = null, int? Threads = null);
 
 /// <param name="Flops">Floating-point operations of one forward call (0 where not counted: POOL, RELU).</param>
 /// <param name="BackwardFlops">Of one backward call (dx and dw: about twice the forward).</param>
@@ -60,8 +72,17 @@ public sealed record LayerReport(
     double BackwardFlops,
     IReadOnlyDictionary<string, LayerResult> Results,
     double? MaxRelDiff,
-    IReadOnlyDictionary<string, double>? RelDiff);
+    IReadOnlyDictionary<string, double>? RelDiff)
+{
+    /// <summary>Per backend after the first: its time ÷ the first backend's (above 1: the first is faster).</summary>
+    public IReadOnlyDictionary<string, SpeedUp> SpeedUp { get; init; } = new Dictionary<string, SpeedUp>();
+}
 
+/// <summary>
+/// One backend's times for a layer (medians, with min–max). Backward is dx, dw and db; backward-weights is dw and db
+/// alone (needDx: false); backward-data is their difference. Peak shares are fractions of the measured peak; the GEMM
+/// figures are the products alone inside the managed kernels (null elsewhere).
+/// </summary>
 public sealed record LayerResult(
     double ForwardMs,
     double BackwardMs,
@@ -70,8 +91,32 @@ public sealed record LayerResult(
     double BackwardMinMs,
     double BackwardMaxMs,
     double? ForwardGflops,
-    double? BackwardGflops);
+    double? BackwardGflops)
+{
+    public double BackwardDataMs { get; init; }
+    public double BackwardWeightsMs { get; init; }
+    public double BackwardWeightsMinMs { get; init; }
+    public double BackwardWeightsMaxMs { get; init; }
+    public double? BackwardDataGflops { get; init; }
+    public double? BackwardWeightsGflops { get; init; }
+    public double? ForwardPeakShare { get; init; }
+    public double? BackwardPeakShare { get; init; }
+    public double? GemmForwardGflops { get; init; }
+    public double? GemmBackwardGflops { get; init; }
+    public double? GemmForwardPeakShare { get; init; }
+    public double? GemmBackwardPeakShare { get; init; }
+}
+
+/// <summary>Another backend's time ÷ the first backend's, per phase (null where a phase is not timed).</summary>
+public sealed record SpeedUp(double? Forward, double? Backward, double? BackwardData, double? BackwardWeights, double? ForwardBackward);
 
 /// <param name="StepMs">Median of a whole training step: Network.Forward, ComputeLoss and Backward.</param>
 /// <param name="Loss">The loss of that step (the same weights and data on every backend).</param>
-public sealed record StepReport(double StepMs, double StepMinMs, double StepMaxMs, double Loss);
+public sealed record StepReport(double StepMs, double StepMinMs, double StepMaxMs, double Loss)
+{
+    /// <summary>Images per second at the median.</summary>
+    public double ImagesPerSecond { get; init; }
+
+    /// <summary>Throughput of the first backend over this one: this step's time ÷ the first's (1 for the first).</summary>
+    public double? FirstBackendSpeedUp { get; init; }
+}

@@ -12,6 +12,11 @@ public static class CompareTables
         ArgumentNullException.ThrowIfNull(report);
         console.Write(LayerTable(report));
         console.WriteLine();
+        if (report.Config.Backends.Count > 1)
+        {
+            console.Write(KindTable(report));
+            console.WriteLine();
+        }
         console.Write(StepTable(report));
     }
 
@@ -21,16 +26,21 @@ public static class CompareTables
         double? peak = report.Machine.PeakGflops;
         var table = new Table().Title($"per layer, batch {report.Config.Batch}, {report.Config.Dtype}: median ms (min–max)");
         table.AddColumn("layer").AddColumn("kind").AddColumn("output");
+        bool gemm = report.Layers.Any(l => l.Results.Values.Any(r => r.GemmForwardGflops is not null));
         foreach (string name in names)
         {
             table.AddColumn(new TableColumn($"{name}\nfwd ms").RightAligned());
-            table.AddColumn(new TableColumn($"{name}\nbwd ms").RightAligned());
-            table.AddColumn(new TableColumn($"{name}\nGFLOP/s f/b").RightAligned());
+            table.AddColumn(new TableColumn($"{name}\nbwd-data ms").RightAligned());
+            table.AddColumn(new TableColumn($"{name}\nbwd-weights ms").RightAligned());
+            table.AddColumn(new TableColumn($"{name}\nGFLOP/s f/bd/bw").RightAligned());
+            if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null))
+            {
+                table.AddColumn(new TableColumn($"{name}\nGEMM GFLOP/s f/b").RightAligned());
+            }
         }
         foreach (string other in names.Skip(1))
         {
-            table.AddColumn(new TableColumn($"{names[0]}/{other}\nfwd").RightAligned());
-            table.AddColumn(new TableColumn($"{names[0]}/{other}\nbwd").RightAligned());
+            table.AddColumn(new TableColumn($"{other}÷{names[0]}\nfwd / bd / bw").RightAligned());
         }
         if (names.Length > 1) table.AddColumn(new TableColumn("max rel diff\n(worst of)").RightAligned());
 
@@ -41,13 +51,18 @@ public static class CompareTables
             {
                 var r = layer.Results[name];
                 cells.Add($"{Ms(r.ForwardMs)}\n[dim]{Ms(r.ForwardMinMs)}–{Ms(r.ForwardMaxMs)}[/]");
-                cells.Add($"{Ms(r.BackwardMs)}\n[dim]{Ms(r.BackwardMinMs)}–{Ms(r.BackwardMaxMs)}[/]");
-                cells.Add(Gflops(r.ForwardGflops, r.BackwardGflops, peak));
+                cells.Add($"{Ms(r.BackwardDataMs)}\n[dim]bwd {Ms(r.BackwardMinMs)}–{Ms(r.BackwardMaxMs)}[/]");
+                cells.Add(r.BackwardWeightsMs > 0 ? $"{Ms(r.BackwardWeightsMs)}\n[dim]{Ms(r.BackwardWeightsMinMs)}–{Ms(r.BackwardWeightsMaxMs)}[/]" : "–");
+                cells.Add(Gflops([r.ForwardGflops, r.BackwardDataGflops, r.BackwardWeightsGflops], peak));
+                if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null))
+                {
+                    cells.Add(Gflops([r.GemmForwardGflops, r.GemmBackwardGflops], peak));
+                }
             }
             foreach (string other in names.Skip(1))
             {
-                cells.Add(Ratio(layer.Results[names[0]].ForwardMs, layer.Results[other].ForwardMs));
-                cells.Add(Ratio(layer.Results[names[0]].BackwardMs, layer.Results[other].BackwardMs));
+                var u = layer.SpeedUp.GetValueOrDefault(other);
+                cells.Add(u is null ? "–" : $"{Ratio(u.Forward)} / {Ratio(u.BackwardData)} / {Ratio(u.BackwardWeights)}");
             }
             if (names.Length > 1) cells.Add(Difference(layer, report.Config.Tolerance));
             table.AddRow(cells.ToArray());
@@ -57,16 +72,43 @@ public static class CompareTables
         foreach (string name in names)
         {
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].ForwardMs)));
-            total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardMs)));
+            total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardDataMs)));
+            total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardWeightsMs)));
             total.Add("");
+            if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null)) total.Add("");
         }
         foreach (string other in names.Skip(1))
         {
-            total.Add(Ratio(report.Layers.Sum(l => l.Results[names[0]].ForwardMs), report.Layers.Sum(l => l.Results[other].ForwardMs)));
-            total.Add(Ratio(report.Layers.Sum(l => l.Results[names[0]].BackwardMs), report.Layers.Sum(l => l.Results[other].BackwardMs)));
+            double Sum(string n, Func<LayerResult, double> f) => report.Layers.Sum(l => f(l.Results[n]));
+            total.Add($"{Ratio(Sum(other, r => r.ForwardMs) / Sum(names[0], r => r.ForwardMs))} / " +
+                      $"{Ratio(Sum(other, r => r.BackwardDataMs) / Sum(names[0], r => r.BackwardDataMs))} / " +
+                      $"{Ratio(Sum(other, r => r.BackwardWeightsMs) / Sum(names[0], r => r.BackwardWeightsMs))}");
         }
         if (names.Length > 1) total.Add("");
         table.AddRow(total.ToArray());
+        return table;
+    }
+
+    /// <summary>Per layer type (CONV, POOL, FC, RELU): summed forward and backward time per backend and the speed-ups.</summary>
+    private static Table KindTable(CompareReport report)
+    {
+        var names = report.Config.Backends.Select(b => b.Name).ToArray();
+        var table = new Table().Title("per layer type: summed median ms, forward + backward");
+        table.AddColumn("kind");
+        foreach (string name in names) table.AddColumn(new TableColumn($"{name}\nfwd / bwd ms").RightAligned());
+        foreach (string other in names.Skip(1)) table.AddColumn(new TableColumn($"{other}÷{names[0]}\nfwd / bwd / both").RightAligned());
+        foreach (var kind in report.Layers.GroupBy(l => l.Kind))
+        {
+            var cells = new List<string> { kind.Key };
+            double F(string n) => kind.Sum(l => l.Results[n].ForwardMs);
+            double B(string n) => kind.Sum(l => l.Results[n].BackwardMs);
+            foreach (string name in names) cells.Add($"{Ms(F(name))} / {Ms(B(name))}");
+            foreach (string other in names.Skip(1))
+            {
+                cells.Add($"{Ratio(F(other) / F(names[0]))} / {Ratio(B(other) / B(names[0]))} / {Ratio((F(other) + B(other)) / (F(names[0]) + B(names[0])))}");
+            }
+            table.AddRow(cells.ToArray());
+        }
         return table;
     }
 
@@ -79,18 +121,17 @@ public static class CompareTables
             .AddColumn(new TableColumn("min–max").RightAligned())
             .AddColumn(new TableColumn("images/s").RightAligned())
             .AddColumn(new TableColumn("loss").RightAligned());
-        if (names.Length > 1) table.AddColumn(new TableColumn($"{names[0]}/backend").RightAligned());
-        double first = report.Totals[names[0]].StepMs;
+        if (names.Length > 1) table.AddColumn(new TableColumn($"{names[0]} throughput ÷ backend's").RightAligned());
         foreach (string name in names)
         {
             var t = report.Totals[name];
             var cells = new List<string>
             {
                 name, Ms(t.StepMs), $"{Ms(t.StepMinMs)}–{Ms(t.StepMaxMs)}",
-                (report.Config.Batch / (t.StepMs / 1000)).ToString("0", CultureInfo.InvariantCulture),
+                t.ImagesPerSecond.ToString("0", CultureInfo.InvariantCulture),
                 t.Loss.ToString("0.000000", CultureInfo.InvariantCulture),
             };
-            if (names.Length > 1) cells.Add(Ratio(first, t.StepMs));
+            if (names.Length > 1) cells.Add(Ratio(t.FirstBackendSpeedUp));
             table.AddRow(cells.ToArray());
         }
         return table;
@@ -100,16 +141,16 @@ public static class CompareTables
     public static string Ms(double ms) => ms.ToString(
         ms < 0.01 ? "0.0000" : ms < 1 ? "0.000" : ms < 100 ? "0.00" : "0.0", CultureInfo.InvariantCulture);
 
-    private static string Ratio(double a, double b) =>
-        b > 0 ? (a / b).ToString("0.00", CultureInfo.InvariantCulture) + "×" : "–";
+    private static string Ratio(double? r) =>
+        r is { } v && double.IsFinite(v) && v > 0 ? v.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "–";
 
-    private static string Gflops(double? forward, double? backward, double? peak)
+    private static string Gflops(double?[] rates, double? peak)
     {
-        if (forward is null && backward is null) return "–";
-        static string G(double? g) => g is { } v ? v.ToString(v < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) : "–";
+        if (rates.All(r => r is null)) return "–";
+        static string G(double? g) => g is { } v ? v.ToString(v < 10 ? "0.00" : "0", CultureInfo.InvariantCulture) : "–";
         static string P(double? g, double p) => g is { } v ? (100 * v / p).ToString("0", CultureInfo.InvariantCulture) + "%" : "–";
-        string text = $"{G(forward)} / {G(backward)}";
-        return peak is { } p && p > 0 ? $"{text}\n[dim]{P(forward, p)} / {P(backward, p)} of peak[/]" : text;
+        string text = string.Join(" / ", rates.Select(G));
+        return peak is { } p && p > 0 ? $"{text}\n[dim]{string.Join(" / ", rates.Select(r => P(r, p)))} of peak[/]" : text;
     }
 
     private static string Difference(LayerReport layer, double tolerance)

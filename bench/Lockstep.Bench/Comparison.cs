@@ -1,3 +1,4 @@
+using Lockstep.Backends.Managed;
 using Lockstep.Layers;
 
 namespace Lockstep.Bench;
@@ -11,14 +12,17 @@ public sealed record ComparisonSettings(
     int Seed,
     int Repeats,
     WarmUp WarmUp,
-    double Tolerance);
+    double Tolerance,
+    double? PeakGflops = null);
 
 /// <summary>
 /// Runs a network layer by layer on several backends, side by side in one process, and measures for each layer
 /// forward and backward time per backend and how far the backends' results lie apart.
 /// Every backend gets the same inputs: the network's weights from one seed, and for each layer the same host input
 /// (the first backend's output of the layer before) and the same upstream gradient, so that the agreement
-/// measures the layer alone, not the drift accumulated before it. Backward always computes dx, dw and db.
+/// measures the layer alone, not the drift accumulated before it. Backward is timed twice: whole (dx, dw, db) and
+/// for the weights alone (needDx: false, dw and db); backward-data is the difference of the medians. A layer without
+/// parameters has only backward-data.
 /// </summary>
 public sealed class Comparison
 {
@@ -31,8 +35,8 @@ public sealed class Comparison
         _settings = settings;
     }
 
-    /// <summary>Timed measurements the run makes: forward and backward per layer and backend, and one step per backend.</summary>
-    public int Steps => _settings.Backends.Count * (2 * _settings.Net.Layers.Count + 1);
+    /// <summary>Timed measurements the run makes: forward, backward and backward-weights per layer and backend, and one step per backend.</summary>
+    public int Steps => _settings.Backends.Count * (3 * _settings.Net.Layers.Count + 1);
 
     /// <summary>Runs everything; <paramref name="progress"/> is told before each measurement.</summary>
     public (IReadOnlyList<LayerReport> Layers, IReadOnlyDictionary<string, StepReport> Totals) Run(Action<string>? progress = null)
@@ -72,6 +76,11 @@ public sealed class Comparison
                 progress?.Invoke($"{network.Backend.Name}: training step");
                 totals[network.Backend.Name] = MeasureStep(network, input, inputShape, labels);
             }
+            double firstMs = totals[networks[0].Backend.Name].StepMs;
+            foreach (var (name, t) in totals.ToArray())
+            {
+                totals[name] = t with { ImagesPerSecond = s.Batch / (t.StepMs / 1000), FirstBackendSpeedUp = firstMs > 0 ? t.StepMs / firstMs : null };
+            }
             return (layers, totals);
         }
         finally
@@ -81,7 +90,8 @@ public sealed class Comparison
     }
 
     /// <summary>One backend's timings of a layer and its results on the host: "y", "dx", and each parameter's gradient.</summary>
-    private sealed record LayerOutcome(string Backend, Timing Forward, Timing Backward, Dictionary<string, double[]> Results);
+    private sealed record LayerOutcome(string Backend, Timing Forward, Timing Backward, Timing? BackwardWeights,
+        double? GemmForwardGflops, double? GemmBackwardGflops, Dictionary<string, double[]> Results);
 
     private LayerOutcome MeasureLayer(Layer layer, double[] xHost, Shape xShape, double[] dyHost, Shape yShape, Action<string>? progress)
     {
@@ -91,6 +101,8 @@ public sealed class Comparison
         using var dy = backend.Upload(dyHost, yShape, s.DType);
 
         progress?.Invoke($"{backend.Name}: {layer.Name} forward");
+        var gemm = backend as ManagedBackend;
+        gemm?.ResetGemmStatistics();
         var forward = Measure.Repeat(() =>
         {
             ITensor? y = null;
@@ -98,10 +110,12 @@ public sealed class Comparison
             y!.Dispose();
             return elapsed;
         }, s.WarmUp, s.Repeats);
+        double? gemmForward = GemmGflops(gemm);
 
         // The layer keeps this forward's state (its input, pooling switches) for every backward call below.
         using var kept = layer.Forward(x);
         progress?.Invoke($"{backend.Name}: {layer.Name} backward");
+        gemm?.ResetGemmStatistics();
         var backward = Measure.Repeat(() =>
         {
             ITensor? dx = null;
@@ -109,6 +123,14 @@ public sealed class Comparison
             dx?.Dispose();
             return elapsed;
         }, s.WarmUp, s.Repeats);
+        double? gemmBackward = GemmGflops(gemm);
+
+        Timing? weights = null;
+        progress?.Invoke($"{backend.Name}: {layer.Name} backward-weights");
+        if (layer.Parameters.Count > 0)
+        {
+            weights = Measure.Repeat(() => Measure.Once(backend, () => layer.Backward(dy, needDx: false)), s.WarmUp, s.Repeats);
+        }
 
         var results = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["y"] = kept.ToDoubles() };
         using (var dx = layer.Backward(dy, needDx: true))
@@ -119,7 +141,15 @@ public sealed class Comparison
         {
             if (p.Grad is { } grad) results[GradientName(p.Name)] = grad.ToDoubles();
         }
-        return new LayerOutcome(backend.Name, forward, backward, results);
+        return new LayerOutcome(backend.Name, forward, backward, weights, gemmForward, gemmBackward, results);
+    }
+
+    // The rate of the products alone over a measurement (warm-up calls included), where the backend reports it.
+    private static double? GemmGflops(ManagedBackend? backend)
+    {
+        if (backend is null) return null;
+        var (flops, elapsed) = backend.GemmStatistics;
+        return flops > 0 && elapsed > TimeSpan.Zero ? flops / elapsed.TotalSeconds / 1e9 : null;
     }
 
     // "conv1.weight" → "dw", "conv1.bias" → "db"; anything else keeps its own name.
@@ -149,10 +179,39 @@ public sealed class Comparison
         var results = new Dictionary<string, LayerResult>(StringComparer.Ordinal);
         foreach (var o in outcomes)
         {
+            // Backward-data: the whole backward less the weights' part; a layer without weights is all data.
+            double weightsMs = o.BackwardWeights?.MedianMs ?? 0;
+            double dataMs = Math.Max(0, o.Backward.MedianMs - weightsMs);
+            double half = backwardFlops / 2;
             results[o.Backend] = new LayerResult(
                 o.Forward.MedianMs, o.Backward.MedianMs,
                 o.Forward.MinMs, o.Forward.MaxMs, o.Backward.MinMs, o.Backward.MaxMs,
-                Gflops(flops, o.Forward.MedianMs), Gflops(backwardFlops, o.Backward.MedianMs));
+                Gflops(flops, o.Forward.MedianMs), Gflops(backwardFlops, o.Backward.MedianMs))
+            {
+                BackwardDataMs = dataMs,
+                BackwardWeightsMs = weightsMs,
+                BackwardWeightsMinMs = o.BackwardWeights?.MinMs ?? 0,
+                BackwardWeightsMaxMs = o.BackwardWeights?.MaxMs ?? 0,
+                BackwardDataGflops = o.BackwardWeights is null ? null : Gflops(half, dataMs),
+                BackwardWeightsGflops = o.BackwardWeights is null ? null : Gflops(half, weightsMs),
+                GemmForwardGflops = o.GemmForwardGflops,
+                GemmBackwardGflops = o.GemmBackwardGflops,
+                ForwardPeakShare = Share(Gflops(flops, o.Forward.MedianMs)),
+                BackwardPeakShare = Share(Gflops(backwardFlops, o.Backward.MedianMs)),
+                GemmForwardPeakShare = Share(o.GemmForwardGflops),
+                GemmBackwardPeakShare = Share(o.GemmBackwardGflops),
+            };
+        }
+        // Throughput of the first backend over each other one: the other's time ÷ the first's (above 1: the first is faster).
+        var speedups = new Dictionary<string, SpeedUp>(StringComparer.Ordinal);
+        var first = results[outcomes[0].Backend];
+        foreach (var o in outcomes.Skip(1))
+        {
+            var r = results[o.Backend];
+            speedups[o.Backend] = new SpeedUp(
+                Over(r.ForwardMs, first.ForwardMs), Over(r.BackwardMs, first.BackwardMs),
+                Over(r.BackwardDataMs, first.BackwardDataMs), Over(r.BackwardWeightsMs, first.BackwardWeightsMs),
+                Over(r.ForwardMs + r.BackwardMs, first.ForwardMs + first.BackwardMs));
         }
 
         Dictionary<string, double>? relDiff = null;
@@ -170,10 +229,14 @@ public sealed class Comparison
             }
         }
         return new LayerReport(name, layer.Kind, [.. yShape.Dims], flops, backwardFlops, results,
-            relDiff?.Values.Max(), relDiff);
+            relDiff?.Values.Max(), relDiff) { SpeedUp = speedups };
     }
 
     private static double? Gflops(double flops, double ms) => flops > 0 && ms > 0 ? flops / (ms * 1e6) : null;
+
+    private double? Share(double? gflops) => gflops is { } g && _settings.PeakGflops is { } p && p > 0 ? g / p : null;
+
+    private static double? Over(double other, double first) => first > 0 && other > 0 ? other / first : null;
 
     /// <summary>
     /// Floating-point operations of one forward and one backward call, counting a multiply-add as two:

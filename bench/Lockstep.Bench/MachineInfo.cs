@@ -30,6 +30,33 @@ public static class MachineInfo
         }
     }
 
+    /// <summary>The 1-minute load average from /proc/loadavg; null where unknown.</summary>
+    public static double? LoadAverage
+    {
+        get
+        {
+            try
+            {
+                if (!File.Exists("/proc/loadavg")) return null;
+                string first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+                return double.TryParse(first, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) ? v : null;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>The environment variables that change the native libraries' speed, as set for this process.</summary>
+    public static IReadOnlyDictionary<string, string> PerformanceEnvironment =>
+        Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => (Key: (string)e.Key, Value: e.Value as string ?? ""))
+            .Where(e => e.Key == "GLIBC_TUNABLES" || e.Key.StartsWith("OPENBLAS_", StringComparison.Ordinal) || e.Key.StartsWith("MKL_", StringComparison.Ordinal)
+                        || e.Key.StartsWith("OMP_", StringComparison.Ordinal) || e.Key.StartsWith("KMP_", StringComparison.Ordinal))
+            .OrderBy(e => e.Key, StringComparer.Ordinal)
+            .ToDictionary(e => e.Key, e => e.Value);
+
     /// <summary>"AMD EPYC 9B14, avx512f avx2 fma".</summary>
     public static string CpuSummary => $"{CpuModel}, {Isa}";
 

@@ -60,6 +60,15 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// <summary>Workers that run the kernels and split the products, the calling thread included.</summary>
     public int Threads => _workers.Threads;
 
+    /// <summary>
+    /// The GEMM phase of the kernels since the last <see cref="ResetGemmStatistics"/>: floating-point operations of
+    /// every product (2·M·N·K) and the wall time spent in them, so a benchmark can set the products alone against
+    /// the machine's peak.
+    /// </summary>
+    public (double Flops, TimeSpan Elapsed) GemmStatistics => _gemm.Statistics;
+
+    public void ResetGemmStatistics() => _gemm.ResetStatistics();
+
     /// <summary>Why <see cref="Gemm"/> was chosen, e.g. "auto: mkl not loadable (…); openblas loaded".</summary>
     public string GemmReason { get; }
 

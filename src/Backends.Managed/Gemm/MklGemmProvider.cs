@@ -39,6 +39,13 @@ public sealed unsafe partial class MklGemmProvider : IGemmProvider
             throw GemmProviderException.NotLoadable("mkl", trace, Install);
         }
         NativeLibraries.Bind(MklNativeMethods.Library, handle, path);
+        // One thread wanted: MKL's sequential layer, so no OpenMP runtime of MKL's runs beside libtorch's in the same
+        // process (the managed backend's workers are the parallelism). Honoured only before MKL's first product, and
+        // never over an explicit MKL_THREADING_LAYER.
+        if (threads == 1 && Environment.GetEnvironmentVariable("MKL_THREADING_LAYER") is null or "")
+        {
+            _ = MklNativeMethods.SetThreadingLayer(MklNativeMethods.ThreadingSequential);   // returns the layer now in use
+        }
 
         byte* buffer = stackalloc byte[256];
         new Span<byte>(buffer, 256).Clear();

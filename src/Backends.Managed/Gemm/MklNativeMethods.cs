@@ -28,6 +28,12 @@ internal static unsafe partial class MklNativeMethods
     [LibraryImport(Library, EntryPoint = "MKL_Set_Num_Threads")]
     internal static partial void SetNumThreads(int threads);
 
+    internal const int ThreadingSequential = 1;
+
+    /// <summary>Picks MKL's threading layer (0 Intel OpenMP, 1 sequential, 3 GNU OpenMP); effective before the first call.</summary>
+    [LibraryImport(Library, EntryPoint = "MKL_Set_Threading_Layer")]
+    internal static partial int SetThreadingLayer(int layer);
+
     [LibraryImport(Library, EntryPoint = "MKL_Get_Max_Threads")]
     internal static partial int GetMaxThreads();
 }

@@ -14,7 +14,18 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
     /// <summary>Below this many multiply-adds a product stays on one thread (about 10 µs of work).</summary>
     private const long MinParallelMacs = 1L << 20;
 
+    private long _flops, _ticks;
+
     public IGemmProvider Inner => inner;
+
+    /// <summary>Floating-point operations (2·M·N·K per product) and wall time spent in products since the last reset.</summary>
+    public (double Flops, TimeSpan Elapsed) Statistics => (Interlocked.Read(ref _flops), System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _ticks)));
+
+    public void ResetStatistics()
+    {
+        Interlocked.Exchange(ref _flops, 0);
+        Interlocked.Exchange(ref _ticks, 0);
+    }
     public string Name => inner.Name;
     public string Version => inner.Version;
     public string Details => inner.Details;
@@ -32,6 +43,21 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
         ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!GemmArguments.Check<T>(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc)) return;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            SplitChecked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
+        finally
+        {
+            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            Interlocked.Add(ref _flops, 2L * m * n * k);
+        }
+    }
+
+    private unsafe void SplitChecked<T>(bool transA, bool transB, int m, int n, int k, T alpha, ReadOnlySpan<T> a, int lda,
+        ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         bool byColumns = n >= m;
         int extent = byColumns ? n : m;
         int parts = (long)m * n * k < MinParallelMacs ? 1 : Math.Min(workers.Threads, extent / 16);
