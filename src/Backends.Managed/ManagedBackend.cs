@@ -132,7 +132,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var y = Rent<T>(yShape);
-        Convolution.Forward<T>(_gemm, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
+        Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
             yShape.H, yShape.W, y.Span<T>());
         return y;
     }
@@ -152,7 +152,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(new Shape(w.Shape[0]));
-        Convolution.Backward<T>(_gemm, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
+        Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new ConvGradients(dx, dw, db);
     }

@@ -1,6 +1,7 @@
 using System.Numerics;
-using Lockstep.Backends.Managed.Gemm;
+using System.Numerics.Tensors;
 using Lockstep.Backends.Managed.Tensors;
+using Lockstep.Backends.Managed.Threading;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
@@ -96,93 +97,242 @@ internal static class Convolution
     }
 
     // y_n [K × HW'] = W [K × CFF] · cols_n [CFF × HW'] + b; per group g: y_n,g [K/G × HW'] = W_g [K/G × CFF/G] · cols_n,g [CFF/G × HW']
-    public static void Forward<T>(IGemmProvider gemm, BufferPool pool, ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w,
-        int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
+    // Images in parallel, each on one worker with its own columns and the BLAS at one thread; a single image instead
+    // splits its products over the workers.
+    public static unsafe void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
+        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = xShape.N, c = xShape.C, h = xShape.H, wi = xShape.W;
-        int cff = c * spec.KernelH * spec.KernelW, hw = outH * outW;
-        int groups = spec.Groups, kg = filters / groups, cffg = cff / groups;
-        bool pointwise = IsPointwise(spec);
-        T[] cols = pointwise ? [] : pool.Rent<T>(cff * hw, clear: false);
+        var g = new Geometry(xShape, filters, spec, outH, outW);
+        bool parallel = workers.Threads > 1 && g.N > 1;
+        int slots = parallel ? Math.Min(workers.Threads, g.N) : 1;
+        var cols = RentColumns<T>(pool, g, slots);
         try
         {
-            for (int img = 0; img < n; img++)
+            if (!parallel)
             {
-                var xn = x.Slice(img * c * h * wi, c * h * wi);
-                var yn = y.Slice(img * filters * hw, filters * hw);
-                if (!pointwise) Im2Col(xn, c, h, wi, spec, outH, outW, cols);
-                ReadOnlySpan<T> a = pointwise ? xn : cols;
-                for (int g = 0; g < groups; g++)
+                for (int img = 0; img < g.N; img++) ForwardImage(gemm, g, img, x, w, b, cols[0], y, oneThread: false);
+                return;
+            }
+            var job = Cache<ImageJob<T>>.Rent();
+            fixed (T* px = x, pw = w, pb = b, py = y)
+            {
+                try
                 {
-                    gemm.Gemm(false, false, kg, hw, cffg, T.One, w.Slice(g * kg * cffg, kg * cffg), cffg,
-                        a.Slice(g * cffg * hw, cffg * hw), hw, T.Zero, yn.Slice(g * kg * hw, kg * hw), hw);
+                    job.Set(gemm, g, cols, forward: true);
+                    job.Pin(px, x.Length, pw, w.Length, pb, b.Length, py, y.Length);
+                    workers.For(g.N, job);
                 }
-                if (!b.IsEmpty)
+                finally
                 {
-                    for (int k = 0; k < filters; k++)
-                    {
-                        var plane = yn.Slice(k * hw, hw);
-                        for (int p = 0; p < hw; p++) plane[p] += b[k];
-                    }
+                    job.Clear();
+                    Cache<ImageJob<T>>.Return(job);
                 }
             }
         }
         finally
         {
-            if (!pointwise) pool.Return(cols);
+            ReturnColumns(pool, cols);
+        }
+    }
+
+    private static void ForwardImage<T>(ParallelGemm gemm, in Geometry g, int img, ReadOnlySpan<T> x, ReadOnlySpan<T> w,
+        ReadOnlySpan<T> b, T[] cols, Span<T> y, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var xn = x.Slice(img * g.InputPerImage, g.InputPerImage);
+        var yn = y.Slice(img * g.Filters * g.Hw, g.Filters * g.Hw);
+        if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, cols);
+        ReadOnlySpan<T> a = g.Pointwise ? xn : cols;
+        for (int grp = 0; grp < g.Groups; grp++)
+        {
+            gemm.Gemm(false, false, g.Kg, g.Hw, g.Cffg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
+                a.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, T.Zero, yn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw, oneThread);
+        }
+        if (b.IsEmpty) return;
+        for (int k = 0; k < g.Filters; k++)
+        {
+            var plane = yn.Slice(k * g.Hw, g.Hw);
+            TensorPrimitives.Add(plane, b[k], plane);
         }
     }
 
     // dw [K × CFF] = Σ_n dy_n [K × HW'] · cols_nᵀ;  db[k] = Σ_{n,h',w'} dy;  dx_n = col2im(Wᵀ · dy_n), when dx is asked for;
-    // each product per group, on the blocks the forward used
-    public static void Backward<T>(IGemmProvider gemm, BufferPool pool, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, Shape xShape,
-        ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx, Span<T> dw, Span<T> db)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    // each product per group, on the blocks the forward used. In parallel, each worker sums its images' dw and db
+    // into its own buffers (summed at the end); dx_n belongs to one image, so workers never write the same element.
+    public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
+        ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
+        Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = xShape.N, c = xShape.C, h = xShape.H, wi = xShape.W;
-        int cff = c * spec.KernelH * spec.KernelW, hw = outH * outW;
-        int groups = spec.Groups, kg = filters / groups, cffg = cff / groups;
-        bool pointwise = IsPointwise(spec);
-        bool needDx = !dx.IsEmpty;
-        T[] cols = pointwise ? [] : pool.Rent<T>(cff * hw, clear: false);
+        var g = new Geometry(xShape, filters, spec, outH, outW);
+        bool parallel = workers.Threads > 1 && g.N > 1;
+        int slots = parallel ? Math.Min(workers.Threads, g.N) : 1;
+        var cols = RentColumns<T>(pool, g, slots);
+        var partial = new T[slots][];
+        for (int i = 1; i < slots; i++) partial[i] = pool.Rent<T>(dw.Length + db.Length, clear: true);
         try
         {
+            dw.Clear();
             db.Clear();
-            if (needDx) dx.Clear();
-            for (int img = 0; img < n; img++)
+            if (!parallel)
             {
-                var xn = x.Slice(img * c * h * wi, c * h * wi);
-                var dyn = dy.Slice(img * filters * hw, filters * hw);
-                if (!pointwise) Im2Col(xn, c, h, wi, spec, outH, outW, cols);
-                ReadOnlySpan<T> colsN = pointwise ? xn : cols;
-                for (int g = 0; g < groups; g++)
+                for (int img = 0; img < g.N; img++) BackwardImage(gemm, g, img, dy, x, w, cols[0], dx, dw, db, oneThread: false);
+                return;
+            }
+            var job = Cache<ImageJob<T>>.Rent();
+            fixed (T* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw, pdb = db)
+            {
+                try
                 {
-                    gemm.Gemm(false, true, kg, cffg, hw, T.One, dyn.Slice(g * kg * hw, kg * hw), hw, colsN.Slice(g * cffg * hw, cffg * hw), hw,
-                        img == 0 ? T.Zero : T.One, dw.Slice(g * kg * cffg, kg * cffg), cffg);
+                    job.Set(gemm, g, cols, forward: false);
+                    job.Pin(px, x.Length, pw, w.Length, null, 0, null, 0);
+                    job.PinBackward(pdy, dy.Length, pdx, dx.Length, pdw, dw.Length, pdb, db.Length, partial);
+                    workers.For(g.N, job);
                 }
-                for (int k = 0; k < filters; k++)
+                finally
                 {
-                    var plane = dyn.Slice(k * hw, hw);
-                    T sum = db[k];
-                    for (int p = 0; p < hw; p++) sum += plane[p];
-                    db[k] = sum;
+                    job.Clear();
+                    Cache<ImageJob<T>>.Return(job);
                 }
-                if (!needDx) continue;
-                var dxn = dx.Slice(img * c * h * wi, c * h * wi);
-                // A pointwise convolution's columns are the input plane itself, so Wᵀ·dy lands in dx directly.
-                Span<T> dCols = pointwise ? dxn : cols;
-                for (int g = 0; g < groups; g++)
-                {
-                    gemm.Gemm(true, false, cffg, hw, kg, T.One, w.Slice(g * kg * cffg, kg * cffg), cffg, dyn.Slice(g * kg * hw, kg * hw), hw,
-                        T.Zero, dCols.Slice(g * cffg * hw, cffg * hw), hw);
-                }
-                if (!pointwise) Col2Im<T>(cols, c, h, wi, spec, outH, outW, dxn);
+            }
+            for (int i = 1; i < slots; i++)
+            {
+                TensorPrimitives.Add(dw, partial[i].AsSpan(0, dw.Length), dw);
+                TensorPrimitives.Add(db, partial[i].AsSpan(dw.Length, db.Length), db);
             }
         }
         finally
         {
-            if (!pointwise) pool.Return(cols);
+            ReturnColumns(pool, cols);
+            for (int i = 1; i < slots; i++) pool.Return(partial[i]);
+        }
+    }
+
+    private static void BackwardImage<T>(ParallelGemm gemm, in Geometry g, int img, ReadOnlySpan<T> dy, ReadOnlySpan<T> x,
+        ReadOnlySpan<T> w, T[] cols, Span<T> dx, Span<T> dw, Span<T> db, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var xn = x.Slice(img * g.InputPerImage, g.InputPerImage);
+        var dyn = dy.Slice(img * g.Filters * g.Hw, g.Filters * g.Hw);
+        if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, cols);
+        ReadOnlySpan<T> colsN = g.Pointwise ? xn : cols;
+        for (int grp = 0; grp < g.Groups; grp++)
+        {
+            gemm.Gemm(false, true, g.Kg, g.Cffg, g.Hw, T.One, dyn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw,
+                colsN.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, T.One, dw.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg, oneThread);
+        }
+        for (int k = 0; k < g.Filters; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * g.Hw, g.Hw));
+        if (dx.IsEmpty) return;
+        var dxn = dx.Slice(img * g.InputPerImage, g.InputPerImage);
+        // A pointwise product writes dx_n directly; otherwise the columns' gradient is scattered back by col2im.
+        Span<T> dCols = g.Pointwise ? dxn : cols;
+        for (int grp = 0; grp < g.Groups; grp++)
+        {
+            gemm.Gemm(true, false, g.Cffg, g.Hw, g.Kg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
+                dyn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw, T.Zero, dCols.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, oneThread);
+        }
+        if (!g.Pointwise)
+        {
+            dxn.Clear();
+            Col2Im<T>(cols, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, dxn);
+        }
+    }
+
+    private static T[][] RentColumns<T>(BufferPool pool, in Geometry g, int slots) where T : unmanaged
+    {
+        var cols = new T[slots][];
+        for (int i = 0; i < slots; i++) cols[i] = g.Pointwise ? [] : pool.Rent<T>(g.Cff * g.Hw, clear: false);
+        return cols;
+    }
+
+    private static void ReturnColumns<T>(BufferPool pool, T[][] cols) where T : unmanaged
+    {
+        foreach (var c in cols) pool.Return(c);
+    }
+
+    /// <summary>The sizes one convolution call works with.</summary>
+    private readonly record struct Geometry
+    {
+        public Geometry(Shape xShape, int filters, ConvSpec spec, int outH, int outW)
+        {
+            (N, C, H, W, Filters, Spec, OutH, OutW) = (xShape.N, xShape.C, xShape.H, xShape.W, filters, spec, outH, outW);
+            Cff = C * spec.KernelH * spec.KernelW;
+            Hw = outH * outW;
+            Groups = spec.Groups;
+            Kg = filters / Groups;
+            Cffg = Cff / Groups;
+            InputPerImage = C * H * W;
+            Pointwise = IsPointwise(spec);
+        }
+
+        public int N { get; }
+        public int C { get; }
+        public int H { get; }
+        public int W { get; }
+        public int Filters { get; }
+        public ConvSpec Spec { get; }
+        public int OutH { get; }
+        public int OutW { get; }
+        public int Cff { get; }
+        public int Hw { get; }
+        public int Groups { get; }
+        public int Kg { get; }
+        public int Cffg { get; }
+        public int InputPerImage { get; }
+        public bool Pointwise { get; }
+    }
+
+    /// <summary>One image of a forward or backward call, on the worker that takes it; operands pinned by the caller.</summary>
+    private sealed unsafe class ImageJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private ParallelGemm? _gemm;
+        private Geometry _g;
+        private T[][] _cols = [];
+        private T[][] _partial = [];
+        private bool _forward;
+        private T* _x, _w, _b, _y, _dy, _dx, _dw, _db;
+        private int _xLength, _wLength, _bLength, _yLength, _dyLength, _dxLength, _dwLength, _dbLength;
+
+        public void Set(ParallelGemm gemm, in Geometry g, T[][] cols, bool forward)
+        {
+            _gemm = gemm;
+            _g = g;
+            _cols = cols;
+            _forward = forward;
+        }
+
+        public void Pin(T* x, int xLength, T* w, int wLength, T* b, int bLength, T* y, int yLength)
+        {
+            _x = x; _w = w; _b = b; _y = y;
+            (_xLength, _wLength, _bLength, _yLength) = (xLength, wLength, bLength, yLength);
+        }
+
+        public void PinBackward(T* dy, int dyLength, T* dx, int dxLength, T* dw, int dwLength, T* db, int dbLength, T[][] partial)
+        {
+            _dy = dy; _dx = dx; _dw = dw; _db = db;
+            (_dyLength, _dxLength, _dwLength, _dbLength) = (dyLength, dxLength, dwLength, dbLength);
+            _partial = partial;
+        }
+
+        public void Clear()
+        {
+            _gemm = null;
+            _cols = _partial = [];
+            _x = _w = _b = _y = _dy = _dx = _dw = _db = null;
+        }
+
+        public void Run(int index, int worker)
+        {
+            var x = new ReadOnlySpan<T>(_x, _xLength);
+            var w = new ReadOnlySpan<T>(_w, _wLength);
+            if (_forward)
+            {
+                ForwardImage(_gemm!, _g, index, x, w, new ReadOnlySpan<T>(_b, _bLength), _cols[worker], new Span<T>(_y, _yLength), oneThread: true);
+                return;
+            }
+            // Worker 0 sums into dw and db themselves, the others into their own partial buffers.
+            Span<T> dw = worker == 0 ? new Span<T>(_dw, _dwLength) : _partial[worker].AsSpan(0, _dwLength);
+            Span<T> db = worker == 0 ? new Span<T>(_db, _dbLength) : _partial[worker].AsSpan(_dwLength, _dbLength);
+            BackwardImage(_gemm!, _g, index, new ReadOnlySpan<T>(_dy, _dyLength), x, w, _cols[worker], new Span<T>(_dx, _dxLength),
+                dw, db, oneThread: true);
         }
     }
 }

@@ -39,6 +39,24 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
         ReadOnlySpan<double> b, int ldb, double beta, Span<double> c, int ldc) =>
         Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C, split over the workers, or on the calling worker alone when
+    /// <paramref name="oneThread"/> (it is then one of several running at once; its time counts 1/Threads of the wall).
+    /// </summary>
+    public void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ReadOnlySpan<T> a, int lda,
+        ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!oneThread)
+        {
+            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        inner.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Interlocked.Add(ref _ticks, (System.Diagnostics.Stopwatch.GetTimestamp() - start) / workers.Threads);
+        Interlocked.Add(ref _flops, 2L * m * n * k);
+    }
+
     private unsafe void Split<T>(bool transA, bool transB, int m, int n, int k, T alpha, ReadOnlySpan<T> a, int lda,
         ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
     {
