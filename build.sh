@@ -5,7 +5,8 @@
 #   ./build.sh test [-- DOTNET_TEST_ARGS]  build and run every test; the last line is
 #                                          "total: N passed, N failed, N skipped"
 #   ./build.sh bench                       = ./build.sh run -- compare
-#   ./build.sh run -- ARGS                 the lockstep CLI (bench/Lockstep.Bench)
+#   ./build.sh run -- ARGS                 the lockstep CLI (bench/Lockstep.Bench); `run -- train` first
+#                                          fetches the MNIST digits once (eng/mnist.sh) if they are not cached
 #   ./build.sh exec -- CMD...              any command in the environment
 #
 # Exit status: the inner command's. `test` also fails when a test failed or a torch test was skipped.
@@ -39,6 +40,10 @@ cmd_test() {
 }
 
 cmd_run() {
+  # `train` reads the MNIST digits from a cache outside the repository: fetch them once (eng/mnist.sh).
+  if [[ ${1:-} == train ]] && ! [[ " $* " == *" --data "* || " $* " == *" --help "* || " $* " == *" -h "* ]]; then
+    "$REPO/eng/mnist.sh" || { echo "build.sh: could not fetch the MNIST digits; run eng/mnist.sh, or give train --data DIR" >&2; return 1; }
+  fi
   # Build quietly (errors and warnings only, to stderr), so that stdout is the CLI's own output.
   # (`dotnet build` is `dotnet msbuild -restore` plus a summary that -v q does not silence.)
   env_run dotnet msbuild "$BENCH_PROJECT" -restore -p:Configuration=Release -v:q -nologo -clp:NoSummary >&2

@@ -23,6 +23,7 @@ public static class Cli
           info       what would run: the configured backend, its GEMM provider, libtorch, threads, CPU
           compare    per-layer forward/backward time, GFLOP/s and agreement between backends
           summary    the notes' table for a network (NAME or SPEC): volumes, activations, parameters, memory
+          train      SGD with momentum on the MNIST digits, on one backend or two in lockstep (--twin)
           bdn        BenchmarkDotNet suite of the primitive ops per backend and shape, with allocations (--short for CI)
 
         configuration (any command; appsettings.json < LOCKSTEP__* variables < command line):
@@ -60,8 +61,9 @@ public static class Cli
                 "info" => InfoCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "compare" => CompareCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "summary" => SummaryCommand.Run(rest, console, registry ?? DefaultRegistry()),
+                "train" => TrainCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "bdn" => BdnCommand.Run(rest, console),
-                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary (see 'lockstep --help')"),
+                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary, train, bdn (see 'lockstep --help')"),
             };
         }
         catch (UsageException e)
