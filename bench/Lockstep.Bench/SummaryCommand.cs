@@ -26,8 +26,8 @@ public static class SummaryCommand
 
         Activations are counted as the notes count them: the input and each CONV, POOL and FC output; RELU in place.
         MB = 10^6 bytes. Training memory = activations and their gradients + parameters × 3 (value, gradient,
-        momentum) + the managed backend's im2col workspace (the largest C·F_h·F_w × H'·W' column buffer, one image
-        at a time). Exit status: 0, 2 for bad input.
+        momentum) + the managed backend's im2col workspace (the largest C·F_h·F_w × H'·W' column buffer per image in
+        flight: min(Lockstep:Managed:Threads, N) of them). Exit status: 0, 2 for bad input.
         """;
 
     private static readonly string[] Options = ["--batch", "--seed"];
@@ -52,7 +52,8 @@ public static class SummaryCommand
         int batch = line.GetInt("--batch", 1);
         int seed = line.GetInt("--seed", 1, minimum: 0);
         var summary = NetworkSummary.Of(net, batch, options.DType);
-        var (workspace, workspaceLayer) = Workspace(net, batch);
+        int threads = options.Managed.Threads == 0 ? Environment.ProcessorCount : options.Managed.Threads;
+        var (workspace, workspaceLayer) = Workspace(net, batch, threads);
 
         var w = console.Profile.Out.Writer;
         w.WriteLine($"lockstep summary: {net.Name}, batch {batch}, {options.DType}");
@@ -79,7 +80,7 @@ public static class SummaryCommand
         training.Columns[2].RightAligned();
         training.AddRow("activations + their gradients", $"{2 * summary.Activations:N0}", Mb(summary.ActivationAndGradientBytes));
         training.AddRow("parameters × 3 (value, gradient, momentum)", $"{3 * summary.Parameters:N0}", Mb(summary.ParameterTrainingBytes));
-        training.AddRow(Markup.Escape($"managed im2col workspace ({workspaceLayer ?? "no CONV needs one"}, 1 image at a time)"),
+        training.AddRow(Markup.Escape($"managed im2col workspace ({workspaceLayer ?? "no CONV needs one"}, {threads} thread{(threads == 1 ? "" : "s")})"),
             $"{workspace:N0}", Mb(workspaceBytes));
         training.AddRow("total", $"{total / elementSize:N0}", Mb(total));
         console.Write(training);
@@ -110,7 +111,7 @@ public static class SummaryCommand
     }
 
     /// <summary>The managed backend's largest im2col buffer over the CONV layers, as it rents it.</summary>
-    private static (long Elements, string? Layer) Workspace(NetworkDefinition net, int batch)
+    private static (long Elements, string? Layer) Workspace(NetworkDefinition net, int batch, int threads)
     {
         var shapes = net.Shapes(batch);
         long best = 0;
@@ -118,7 +119,7 @@ public static class SummaryCommand
         for (int i = 0; i < net.Layers.Count; i++)
         {
             if (net.Layers[i] is not ConvDefinition conv) continue;
-            long elements = ManagedBackend.ConvWorkspaceElements(i == 0 ? net.InputShape(batch) : shapes[i - 1], conv.Spec);
+            long elements = ManagedBackend.ConvWorkspaceElements(i == 0 ? net.InputShape(batch) : shapes[i - 1], conv.Spec, conv.Filters, threads);
             if (elements > best) (best, layer) = (elements, net.LayerNames[i]);
         }
         return (best, layer);

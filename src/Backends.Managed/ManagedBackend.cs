@@ -84,16 +84,20 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     public void ResetPeak() => _pool.ResetPeak();
 
     /// <summary>
-    /// Elements of the im2col column buffer that Conv2d and Conv2dBackward rent for an input <paramref name="x"/>:
-    /// C·F_h·F_w × H'·W', one image at a time; none for a 1×1, stride-1, unpadded convolution.
+    /// Elements of the working buffers Conv2dBackward rents (Conv2d rents the columns only) for input <paramref name="x"/>
+    /// and <paramref name="filters"/> filters on <paramref name="threads"/> workers: one im2col column buffer
+    /// C·F_h·F_w × H'·W' per image in flight — min(threads, N) when several workers share a batch, else 1; none for a
+    /// pointwise convolution — plus a dw and db partial sum per extra worker. As Kernels/Convolution.cs rents them.
     /// </summary>
-    public static long ConvWorkspaceElements(Shape x, ConvSpec spec)
+    public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(spec);
-        if (Convolution.IsPointwise(spec)) return 0;
+        int slots = threads > 1 && x.N > 1 ? Math.Min(threads, x.N) : 1;
         var (h, w) = spec.OutputSize(x.H, x.W);
-        return (long)x.C * spec.KernelH * spec.KernelW * h * w;
+        long columns = Convolution.IsPointwise(spec) ? 0 : (long)x.C * spec.KernelH * spec.KernelW * h * w;
+        long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
+        return slots * columns + (slots - 1) * partials;
     }
 
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged

@@ -125,7 +125,7 @@ public sealed class FactoryTests
             Assert.Equal(before + (50 + 54) * 8, backend.LiveBytes);
             var spec = ConvSpec.Square(3, 1, 1);
             using var y = backend.Conv2d(x, w, null, spec);
-            long columns = ManagedBackend.ConvWorkspaceElements(x.Shape, spec);
+            long columns = ManagedBackend.ConvWorkspaceElements(x.Shape, spec, filters: 3, threads: 1);
             Assert.Equal(2 * 9 * 25, columns);
             Assert.Equal(before + (50 + 54 + 75) * 8, backend.LiveBytes);                // the columns went back
             Assert.Equal(before + (50 + 54 + 75 + columns) * 8, backend.PeakLiveBytes);  // but were held during the call
