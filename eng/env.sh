@@ -99,20 +99,14 @@ rootfs_binds() {
     bindable "$path" || die "refusing to mount $path over the root's own system directories"
     BINDS+=("$path")
   # /usr/share/fonts: the host's fonts, for `compare --plot` (the root has none).
-  done < <(for path in "$REPO_DIR" "$(dirname "$REPO_DIR")/shared" "$DOTNET_DIR" "$home" /opt/nuget /tmp /usr/share/fonts "${extra[@]}"; do
+  done < <(for path in "$REPO_DIR" "$(dirname "$REPO_DIR")/shared" "$DOTNET_DIR" "$home" /opt/nuget /usr/share/fonts "${extra[@]}"; do
              [[ -n $path && -d $path ]] && readlink -f "$path"
            done | LC_ALL=C sort -u)
   LOCKSTEP_BINDS=$(printf '%s\n' "${BINDS[@]}")
   export LOCKSTEP_BINDS
   export LOCKSTEP_INNER_PATH=$DOTNET_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   export DOTNET_ROOT=$DOTNET_DIR
-  # A temporary folder per checkout: the C# compiler server listens on a socket there, and a server
-  # started by a run of another checkout (another mount namespace, where this repository is not
-  # mounted) must never be asked to compile it (error CS2001: source file could not be found).
-  LOCKSTEP_TMPDIR=/tmp/lockstep-$(printf '%s' "$REPO_DIR" | md5sum | cut -c1-12)
-  mkdir -p "$LOCKSTEP_TMPDIR"
-  export LOCKSTEP_TMPDIR
-  # Likewise MSBuild's reusable worker nodes: one left by another checkout's run cannot see this one.
+  # Worker nodes live and die with one command (the root's /tmp, where they listen, is private to it).
   export MSBUILDDISABLENODEREUSE=1
 }
 

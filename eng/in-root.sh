@@ -10,12 +10,17 @@
 #
 # Mounted at the same paths as on the host: /proc (of the new namespace), /dev, /sys, the host's
 # /etc/resolv.conf and /etc/hosts (NuGet needs DNS), and each directory in $LOCKSTEP_BINDS (one per
-# line: the repository, the .NET SDK, $HOME with the NuGet cache, /tmp, ...).
+# line: the repository, the .NET SDK, $HOME with the NuGet cache, ...), and a private /tmp.
 set -euo pipefail
 root=$1 dir=$2
 shift 2
 
 mount -t proc proc "$root/proc"
+# A private /tmp for each command. MSBuild's worker nodes listen on /tmp/MSBuild<pid> and the C# compiler
+# server on a socket there too; PIDs restart at 1 in every PID namespace, so a shared /tmp would let a
+# concurrent run of another checkout (where this repository is not mounted) answer this one's builds
+# (MSB4025 / CS2001 "could not find"). Write results meant for the host under the repository or $HOME.
+mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
 for f in /etc/resolv.conf /etc/hosts; do
@@ -38,7 +43,6 @@ while IFS= read -r name; do
         vars+=("$name=${!name}") ;;
   esac
 done < <(compgen -e)
-[[ -n ${LOCKSTEP_TMPDIR:-} ]] && vars+=("TMPDIR=$LOCKSTEP_TMPDIR")
 
 # shellcheck disable=SC2016  # $1 and $@ belong to the inner sh
 # chroot --userspec drops root when build.sh was started with sudo, so that bin/ and obj/ in the
