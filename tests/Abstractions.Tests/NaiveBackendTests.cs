@@ -8,3 +8,6 @@ public sealed class NaiveGradientChecks() : GradientChecks(new NaiveBackend());
 
 /// <summary>The naive oracle rejects bad input with the same messages, through the same OpChecks.</summary>
 public sealed class NaiveBadInput() : BadInputConformance(new NaiveBackend());
+
+/// <summary>Several networks on the naive backend, on several threads.</summary>
+public sealed class NaiveConcurrency() : ConcurrencyConformance(() => new NaiveBackend());

@@ -6,3 +6,6 @@ namespace Lockstep.Tests;
 
 /// <summary>Bad input on the managed backend (rows of docs/bad-input.md).</summary>
 public sealed class ManagedBadInput() : BadInputConformance(new ManagedBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>Several networks on one managed backend, on several threads.</summary>
+public sealed class ManagedConcurrency() : ConcurrencyConformance(() => new ManagedBackendFactory().Create(new LockstepOptions()));

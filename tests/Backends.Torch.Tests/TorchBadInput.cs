@@ -6,3 +6,6 @@ namespace Lockstep.Tests;
 
 /// <summary>Bad input on the torch backend (rows of docs/bad-input.md).</summary>
 public sealed class TorchBadInput() : BadInputConformance(new TorchBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>Several networks on one torch backend, on several threads.</summary>
+public sealed class TorchConcurrency() : ConcurrencyConformance(() => new TorchBackendFactory().Create(new LockstepOptions()));

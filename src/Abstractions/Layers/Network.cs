@@ -8,6 +8,8 @@ public sealed class Network : IDisposable
 {
     private readonly List<ITensor> _activations = [];
     private LossResult? _loss;
+    private int _owner;   // the managed thread id of the caller inside the network, 0 when idle
+    private int _depth;
 
     internal Network(NetworkDefinition definition, IBackend backend, DType dtype, IReadOnlyList<Layer> layers, ILoss loss)
     {
@@ -32,6 +34,7 @@ public sealed class Network : IDisposable
     /// </summary>
     public ITensor Forward(ITensor x)
     {
+        using var use = Enter("Forward");
         ArgumentNullException.ThrowIfNull(x);
         var expected = Definition.InputShape(x.Shape.Rank == 4 ? x.Shape.N : 0);
         if (x.Shape != expected)
@@ -51,6 +54,7 @@ public sealed class Network : IDisposable
     /// <summary>The loss of the last forward's scores against <paramref name="labels"/>; keeps dScores for <see cref="Backward"/>.</summary>
     public double ComputeLoss(ReadOnlySpan<int> labels)
     {
+        using var use = Enter("ComputeLoss");
         if (_activations.Count == 0) throw new InvalidOperationException($"{Definition.Name}: compute the loss after a forward pass");
         _loss?.Dispose();
         _loss = Loss.Compute(Backend, _activations[^1], labels);
@@ -67,6 +71,7 @@ public sealed class Network : IDisposable
     /// <summary>Backpropagates a given gradient of the scores (not disposed here).</summary>
     public void Backward(ITensor dScores)
     {
+        using var use = Enter("Backward");
         ArgumentNullException.ThrowIfNull(dScores);
         var dy = dScores;
         for (int i = Layers.Count - 1; i >= 0; i--)
@@ -81,12 +86,14 @@ public sealed class Network : IDisposable
     /// <summary>One SGD-with-momentum step on every parameter.</summary>
     public void Step(double learningRate, double momentum = 0.9, double weightDecay = 0)
     {
+        using var use = Enter("Step");
         foreach (var p in Parameters) p.Step(learningRate, momentum, weightDecay);
     }
 
     /// <summary>Forward, loss, backward and an SGD step; returns the loss.</summary>
     public double TrainStep(ITensor x, ReadOnlySpan<int> labels, double learningRate, double momentum = 0.9, double weightDecay = 0)
     {
+        using var use = Enter("TrainStep");
         Forward(x);
         double loss = ComputeLoss(labels);
         Backward();
@@ -97,6 +104,7 @@ public sealed class Network : IDisposable
     /// <summary>Copies every parameter value from <paramref name="other"/> (any backend, same definition) through the host.</summary>
     public void CopyParametersFrom(Network other)
     {
+        using var use = Enter("CopyParametersFrom");
         ArgumentNullException.ThrowIfNull(other);
         if (other.Parameters.Count != Parameters.Count)
         {
@@ -134,6 +142,32 @@ public sealed class Network : IDisposable
             throw;
         }
         return converted;
+    }
+
+    /// <summary>
+    /// Marks the network in use by the calling thread. A second thread that calls in meanwhile gets a clear error
+    /// instead of corrupting the cached activations; nested calls from the same thread (TrainStep → Forward) pass.
+    /// </summary>
+    private Use Enter(string op)
+    {
+        int me = Environment.CurrentManagedThreadId;
+        int owner = Interlocked.CompareExchange(ref _owner, me, 0);
+        if (owner != 0 && owner != me)
+        {
+            throw new InvalidOperationException(
+                $"{Definition.Name}: {op} was called on thread {me} while thread {owner} is using this network; " +
+                "a Network is not thread-safe: build one network per thread (networks may share a backend)");
+        }
+        _depth++;
+        return new Use(this);
+    }
+
+    private readonly struct Use(Network network) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (--network._depth == 0) Volatile.Write(ref network._owner, 0);
+        }
     }
 
     private void ReleaseActivations()
