@@ -88,6 +88,8 @@ public sealed unsafe partial class MklGemmProvider : IGemmProvider
         if (k == 0) { GemmArguments.ScaleOnly(m, n, beta, c, ldc); return; }
         fixed (float* pa = a, pb = b, pc = c)
         {
+            // MKL's thread count is process-wide; the local setting keeps each backend's Threads its own.
+            _ = MklNativeMethods.SetNumThreadsLocal(Threads);
             MklNativeMethods.Sgemm(MklNativeMethods.RowMajor, transA ? MklNativeMethods.Trans : MklNativeMethods.NoTrans,
                 transB ? MklNativeMethods.Trans : MklNativeMethods.NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
         }
@@ -100,6 +102,8 @@ public sealed unsafe partial class MklGemmProvider : IGemmProvider
         if (k == 0) { GemmArguments.ScaleOnly(m, n, beta, c, ldc); return; }
         fixed (double* pa = a, pb = b, pc = c)
         {
+            // MKL's thread count is process-wide; the local setting keeps each backend's Threads its own.
+            _ = MklNativeMethods.SetNumThreadsLocal(Threads);
             MklNativeMethods.Dgemm(MklNativeMethods.RowMajor, transA ? MklNativeMethods.Trans : MklNativeMethods.NoTrans,
                 transB ? MklNativeMethods.Trans : MklNativeMethods.NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
         }

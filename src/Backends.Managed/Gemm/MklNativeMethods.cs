@@ -34,6 +34,10 @@ internal static unsafe partial class MklNativeMethods
     [LibraryImport(Library, EntryPoint = "MKL_Set_Threading_Layer")]
     internal static partial int SetThreadingLayer(int layer);
 
+    /// <summary>Threads for MKL calls made by the calling thread (0 = back to the global setting); returns the previous.</summary>
+    [LibraryImport(Library, EntryPoint = "MKL_Set_Num_Threads_Local")]
+    internal static partial int SetNumThreadsLocal(int threads);
+
     [LibraryImport(Library, EntryPoint = "MKL_Get_Max_Threads")]
     internal static partial int GetMaxThreads();
 }
