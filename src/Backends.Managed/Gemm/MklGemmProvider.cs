@@ -52,10 +52,21 @@ public sealed unsafe partial class MklGemmProvider : IGemmProvider
         MklNativeMethods.GetVersionString(buffer, 255);
         string versionString = Marshal.PtrToStringUTF8((IntPtr)buffer)?.Trim() ?? "";
         Version = ShortVersion(versionString);
+        string cnr = Reproducibility.Value;
         MklNativeMethods.SetNumThreads(threads);
         Threads = threads;
-        Details = $"{versionString} ({path})";
+        Details = $"{versionString}, {cnr} ({path})";
     }
+
+    /// <summary>
+    /// Set once per process, before MKL's first product (later, or while another thread is inside MKL, it may not
+    /// take or may crash). Without it, the same product gave results 1 ulp apart depending on where the pooled
+    /// arrays happened to lie, so a network trained alone and beside others drifted apart. An explicit MKL_CBWR wins.
+    /// </summary>
+    private static readonly Lazy<string> Reproducibility = new(() =>
+        Environment.GetEnvironmentVariable("MKL_CBWR") is { Length: > 0 } user ? $"MKL_CBWR={user}"
+        : MklNativeMethods.CbwrSet(MklNativeMethods.CbwrAuto) == MklNativeMethods.CbwrSuccess ? "CNR auto"
+        : "CNR unavailable");
 
     public string Name => "mkl";
     public string Version { get; }

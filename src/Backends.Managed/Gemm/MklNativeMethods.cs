@@ -34,6 +34,14 @@ internal static unsafe partial class MklNativeMethods
     [LibraryImport(Library, EntryPoint = "MKL_Set_Threading_Layer")]
     internal static partial int SetThreadingLayer(int layer);
 
+    /// <summary>Conditional numerical reproducibility, "auto": MKL's best code path for this CPU, but results that do not
+    /// depend on the alignment of the operands in memory (pooled arrays land anywhere).</summary>
+    internal const int CbwrAuto = 2;
+    internal const int CbwrSuccess = 0;
+
+    [LibraryImport(Library, EntryPoint = "MKL_CBWR_Set")]
+    internal static partial int CbwrSet(int settings);
+
     /// <summary>Threads for MKL calls made by the calling thread (0 = back to the global setting); returns the previous.</summary>
     [LibraryImport(Library, EntryPoint = "MKL_Set_Num_Threads_Local")]
     internal static partial int SetNumThreadsLocal(int threads);

@@ -186,7 +186,9 @@ internal static class Convolution
                     job.Set(gemm, g, cols, forward: false);
                     job.Pin(px, x.Length, pw, w.Length, null, 0, null, 0);
                     job.PinBackward(pdy, dy.Length, pdx, dx.Length, pdw, dw.Length, pdb, db.Length, partial);
-                    workers.For(g.N, job);
+                    // One item per slot, not per image: slot s sums images s, s + slots, … in order, whichever thread
+                    // runs it, so dw and db are the same bits whether the workers were free or busy (run inline).
+                    workers.For(slots, job);
                 }
                 finally
                 {
@@ -280,7 +282,8 @@ internal static class Convolution
         public bool Pointwise { get; }
     }
 
-    /// <summary>One image of a forward or backward call, on the worker that takes it; operands pinned by the caller.</summary>
+    /// <summary>One image of a forward call, or one slot of images of a backward call, on the worker that takes it;
+    /// operands pinned by the caller.</summary>
     private sealed unsafe class ImageJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
         private ParallelGemm? _gemm;
@@ -328,11 +331,16 @@ internal static class Convolution
                 ForwardImage(_gemm!, _g, index, x, w, new ReadOnlySpan<T>(_b, _bLength), _cols[worker], new Span<T>(_y, _yLength), oneThread: true);
                 return;
             }
-            // Worker 0 sums into dw and db themselves, the others into their own partial buffers.
-            Span<T> dw = worker == 0 ? new Span<T>(_dw, _dwLength) : _partial[worker].AsSpan(0, _dwLength);
-            Span<T> db = worker == 0 ? new Span<T>(_db, _dbLength) : _partial[worker].AsSpan(_dwLength, _dbLength);
-            BackwardImage(_gemm!, _g, index, new ReadOnlySpan<T>(_dy, _dyLength), x, w, _cols[worker], new Span<T>(_dx, _dxLength),
-                dw, db, oneThread: true);
+            // Backward items are slots (see Backward): slot 0 sums into dw and db themselves, the others into their own
+            // partial buffers, each over its images in order.
+            int slot = index, slots = _cols.Length;
+            Span<T> dw = slot == 0 ? new Span<T>(_dw, _dwLength) : _partial[slot].AsSpan(0, _dwLength);
+            Span<T> db = slot == 0 ? new Span<T>(_db, _dbLength) : _partial[slot].AsSpan(_dwLength, _dbLength);
+            for (int img = slot; img < _g.N; img += slots)
+            {
+                BackwardImage(_gemm!, _g, img, new ReadOnlySpan<T>(_dy, _dyLength), x, w, _cols[slot], new Span<T>(_dx, _dxLength),
+                    dw, db, oneThread: true);
+            }
         }
     }
 }
