@@ -16,7 +16,8 @@ public static class CompareCommand
                                 [--repeats R] [--warmup W] [--seed S] [--tolerance T] [--json FILE] [--plot FILE.png]
 
           --net NAME        network: cifar (default), lenet, alexnet, zfnet, vgg16
-          --backends a,b    backends to run side by side, the first is the reference (default: managed,torch)
+          --backends a,b    backends to run side by side, the first is the reference (default: managed,torch);
+                            torch:DEVICE picks torch's device for that entry, e.g. managed,torch,torch:cuda
           --batch N         images per batch (default 16)
           --dtype f32|f64   element type (default: Lockstep:DType, Float32)
           --threads N       threads of every backend: Lockstep:Managed:Threads and Lockstep:Torch:Threads (0 = all cores)
@@ -56,7 +57,8 @@ public static class CompareCommand
         }
         var options = LockstepConfiguration.Bind(LockstepConfiguration.Build([.. configArgs]));
         var net = NamedNetworks.Get(line.GetString("--net", "cifar"));
-        string[] names = ParseBackends(line.GetString("--backends", "managed,torch"), registry);
+        var specs = ParseBackends(line.GetString("--backends", "managed,torch"), registry);
+        string[] names = specs.Select(b => b.Spec).ToArray();
         int batch = line.GetInt("--batch", 16);
         int repeats = line.GetInt("--repeats", 15);
         int? warmupCalls = line.Get("--warmup") is null ? null : line.GetInt("--warmup", 0, minimum: 0);
@@ -81,7 +83,14 @@ public static class CompareCommand
         try
         {
             double? loadStart = MachineInfo.LoadAverage;
-            foreach (string name in names) backends.Add(Backends.Create(registry, options, name));
+            foreach (var (name, device, _) in specs)
+            {
+                var entry = device is null ? options
+                    : new LockstepOptions { Backend = options.Backend, DType = options.DType, Managed = options.Managed, Torch = options.Torch.WithDevice(device) };
+                backends.Add(Backends.Create(registry, entry, name));
+            }
+            var clash = backends.GroupBy(b => b.Name).FirstOrDefault(g => g.Count() > 1);
+            if (clash is not null) throw new UsageException($"--backends: two entries run as '{clash.Key}'; name each backend and device once");
 
             // What ran comes before any number.
             double? peak = MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(1));
@@ -134,20 +143,30 @@ public static class CompareCommand
         _ => new BackendInfo(backend.Name, backend.Description),
     };
 
-    private static string[] ParseBackends(string text, BackendRegistry registry)
+    /// <summary>"managed,torch,torch:cuda" → (name, device or null, the entry as written, lower case).</summary>
+    private static (string Name, string? Device, string Spec)[] ParseBackends(string text, BackendRegistry registry)
     {
-        string[] names = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (names.Length == 0) throw new UsageException("--backends needs at least one backend name, e.g. managed,torch");
-        foreach (string name in names)
+        string[] entries = text.ToLowerInvariant().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (entries.Length == 0) throw new UsageException("--backends needs at least one backend name, e.g. managed,torch");
+        var specs = new List<(string, string?, string)>();
+        foreach (string entry in entries)
         {
+            int colon = entry.IndexOf(':', StringComparison.Ordinal);
+            string name = colon < 0 ? entry : entry[..colon];
+            string? device = colon < 0 ? null : entry[(colon + 1)..];
             if (!registry.Contains(name))
             {
                 throw new UsageException($"--backends: unknown backend '{name}'; known backends: {string.Join(", ", registry.Names)}");
             }
+            if (device is not null && (name != "torch" || device.Length == 0))
+            {
+                throw new UsageException($"--backends: '{entry}': only torch takes a device (torch:cpu, torch:cuda, torch:auto)");
+            }
+            specs.Add((name, device, entry));
         }
-        var duplicate = names.GroupBy(n => n, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        var duplicate = specs.GroupBy(s => s.Item3).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new UsageException($"--backends: '{duplicate.Key}' is named twice");
-        return names.Select(n => n.ToLowerInvariant()).ToArray();
+        return [.. specs];
     }
 
     private static double ParseTolerance(string? text, DType dtype)

@@ -9,9 +9,16 @@ namespace Lockstep.Backends.Torch;
 /// </summary>
 internal static partial class LibTorch
 {
+#if TORCHSHARP_CPU
     internal const string GlibcxxHint =
         "TorchSharp's native glue needs GLIBCXX_3.4.32 (GCC 13's libstdc++); on older hosts run through ./build.sh, " +
         "which uses a Debian 13 root file system";
+#else
+    internal const string GlibcxxHint =
+        "this build (TorchVariant=cuda) takes libtorch from the machine: put a libtorch 2.10-compatible lib directory " +
+        "(e.g. PyTorch's torch/lib) on LD_LIBRARY_PATH; TorchSharp's native glue also needs GLIBCXX_3.4.32 " +
+        "(GCC 13's libstdc++). See the README, GPU";
+#endif
 
     /// <summary>The libtorch version this TorchSharp was built against, e.g. "2.10.0".</summary>
     internal static string Version => torch.NormalizeNuGetVersion(torch.__version__);
@@ -70,6 +77,11 @@ internal static partial class LibTorch
         {
             foreach (string directory in directories.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)) yield return directory;
         }
+        // TorchVariant=cuda: libtorch comes from the machine, found through LD_LIBRARY_PATH like TorchSharp finds it.
+        if (Environment.GetEnvironmentVariable("LD_LIBRARY_PATH") is string libraryPath)
+        {
+            foreach (string directory in libraryPath.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)) yield return directory;
+        }
         string? torchSharp = Path.GetDirectoryName(typeof(torch).Assembly.Location);
         if (!string.IsNullOrEmpty(torchSharp))
         {
@@ -117,7 +129,7 @@ internal static partial class LibTorch
         {
             return torch.cuda.is_available()
                 ? (torch.CUDA, "cuda, auto: a CUDA device is available")
-                : (torch.CPU, "cpu, auto: no CUDA device");
+                : (torch.CPU, $"cpu, auto: no CUDA device ({CudaAbsenceShort})");
         }
         if (name == "cuda" || name.StartsWith("cuda:", StringComparison.Ordinal))
         {
@@ -145,29 +157,60 @@ internal static partial class LibTorch
 #if TORCHSHARP_CPU
     private const string CudaAbsenceReason =
         "this build references TorchSharp-cpu, whose libtorch has no CUDA support; build with -p:TorchVariant=cuda on a machine with a driver";
+    private const string CudaAbsenceShort = "TorchSharp-cpu build";
 #else
     private const string CudaAbsenceReason = "torch.cuda.is_available() is false: no CUDA driver or device was found, or libtorch lacks CUDA";
+    private const string CudaAbsenceShort = "torch.cuda.is_available() is false";
 #endif
 
+    private static readonly Lock Tf32Gate = new();
+
     /// <summary>
-    /// torch.use_deterministic_algorithms(true): TorchSharp 0.107 declares it but throws NotImplementedException,
-    /// so the setting is made on libtorch's global context directly (at::globalContext().setDeterministicAlgorithms,
-    /// and setDeterministicCuDNN, both exported by libtorch_cpu). A failure is an error, never ignored.
+    /// torch.backends.cuda.matmul.allow_tf32 (cuBLAS) and torch.backends.cudnn.allow_tf32 (cuDNN convolutions), set
+    /// both ways and read back: libtorch's own default lets cuDNN use TF32, which conformance must not. Process-wide.
     /// </summary>
-    internal static unsafe void UseDeterministicAlgorithms()
+    internal static void SetTf32(bool allow)
     {
-        IntPtr library = LoadTorchCpu();
-        IntPtr globalContext = Export(library, "_ZN2at13globalContextEv");                       // at::globalContext()
-        IntPtr setAlgorithms = Export(library, "_ZN2at7Context26setDeterministicAlgorithmsEbb"); // (bool, bool warn_only)
-        IntPtr setCudnn = Export(library, "_ZN2at7Context21setDeterministicCuDNNEb");             // (bool)
-        IntPtr getAlgorithms = Export(library, "_ZNK2at7Context23deterministicAlgorithmsEv");     // () const
-        // A non-virtual member function takes `this` as its first argument (Itanium C++ ABI); C++ bool is one byte.
-        IntPtr context = ((delegate* unmanaged<IntPtr>)globalContext)();
-        ((delegate* unmanaged<IntPtr, byte, byte, void>)setAlgorithms)(context, 1, 0);
-        ((delegate* unmanaged<IntPtr, byte, void>)setCudnn)(context, 1);
-        if (((delegate* unmanaged<IntPtr, byte>)getAlgorithms)(context) == 0)
+        lock (Tf32Gate)
         {
-            throw new InvalidOperationException("torch: Deterministic = true was asked for, but libtorch did not accept the setting");
+            torch.backends.cuda.matmul.allow_tf32 = allow;
+            torch.backends.cudnn.allow_tf32 = allow;
+            if (torch.backends.cuda.matmul.allow_tf32 != allow || torch.backends.cudnn.allow_tf32 != allow)
+            {
+                throw new InvalidOperationException($"torch: AllowTF32 = {allow} was asked for, but libtorch did not accept the setting");
+            }
+        }
+    }
+
+    /// <summary>
+    /// torch.use_deterministic_algorithms(on): TorchSharp 0.107 declares it but throws NotImplementedException,
+    /// so the setting is made on libtorch's global context directly (at::globalContext().setDeterministicAlgorithms,
+    /// and setDeterministicCuDNN, both exported by libtorch_cpu), and read back. A failure is an error, never ignored.
+    /// Process-wide: every backend sets it, so that a default backend clears what a deterministic one set.
+    /// </summary>
+    internal static unsafe void SetDeterministicAlgorithms(bool on)
+    {
+        IntPtr library, globalContext, setAlgorithms, setCudnn, getAlgorithms;
+        try
+        {
+            library = LoadTorchCpu();
+            globalContext = Export(library, "_ZN2at13globalContextEv");                       // at::globalContext()
+            setAlgorithms = Export(library, "_ZN2at7Context26setDeterministicAlgorithmsEbb"); // (bool, bool warn_only)
+            setCudnn = Export(library, "_ZN2at7Context21setDeterministicCuDNNEb");             // (bool)
+            getAlgorithms = Export(library, "_ZNK2at7Context23deterministicAlgorithmsEv");     // () const
+        }
+        catch (InvalidOperationException) when (!on)
+        {
+            return; // a libtorch without these exports was never made deterministic: nothing to clear
+        }
+        // A non-virtual member function takes `this` as its first argument (Itanium C++ ABI); C++ bool is one byte.
+        byte flag = on ? (byte)1 : (byte)0;
+        IntPtr context = ((delegate* unmanaged<IntPtr>)globalContext)();
+        ((delegate* unmanaged<IntPtr, byte, byte, void>)setAlgorithms)(context, flag, 0);
+        ((delegate* unmanaged<IntPtr, byte, void>)setCudnn)(context, flag);
+        if (((delegate* unmanaged<IntPtr, byte>)getAlgorithms)(context) != flag)
+        {
+            throw new InvalidOperationException($"torch: Deterministic = {on} was asked for, but libtorch did not accept the setting");
         }
     }
 
@@ -177,7 +220,7 @@ internal static partial class LibTorch
         // With TorchVariant=cuda, TorchSharp loads libtorch from the machine by path; it is in the process already.
         if (NativeLibrary.TryLoad("libtorch_cpu.so", out handle)) return handle;
         throw new InvalidOperationException(
-            "torch: Deterministic = true was asked for, but libtorch_cpu could not be found to set it " +
+            "torch: libtorch_cpu could not be found to set Deterministic " +
             "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
     }
 
@@ -185,7 +228,7 @@ internal static partial class LibTorch
         NativeLibrary.TryGetExport(library, symbol, out IntPtr address)
             ? address
             : throw new InvalidOperationException(
-                $"torch: Deterministic = true was asked for, but libtorch_cpu does not export {symbol} " +
+                $"torch: libtorch_cpu does not export {symbol}, needed to set Deterministic " +
                 "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
 
     /// <summary>

@@ -27,17 +27,21 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         (_device, string deviceLabel) = LibTorch.SelectDevice(options.Device);
         // libtorch's intra-op pool is process-wide: the last backend created sets it.
         torch.set_num_threads(options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
-        if (options.Deterministic)
-        {
-            LibTorch.UseDeterministicAlgorithms();
-            if (IsCuda) LibTorch.SetCublasWorkspaceConfig();
-        }
+        // Process-wide settings, made by every backend (the last one created wins, as for threads).
+        LibTorch.SetDeterministicAlgorithms(options.Deterministic);
+        if (options.Deterministic && IsCuda) LibTorch.SetCublasWorkspaceConfig();
+        LibTorch.SetTf32(options.AllowTF32);
         int threads = torch.get_num_threads();
+        // TF32 matters only on a GPU, where the report always says which; on the CPU only a request for it is noted.
+        string tf32 = IsCuda ? (options.AllowTF32 ? ", tf32 allowed" : ", tf32 off")
+            : options.AllowTF32 ? ", tf32 allowed (no effect on cpu)" : "";
         Description = $"torch ({deviceLabel}, libtorch {LibTorch.Version}, {threads} thread{(threads == 1 ? "" : "s")}" +
-                      $"{(options.Deterministic ? ", deterministic" : "")})";
+                      $"{(options.Deterministic ? ", deterministic" : "")}{tf32})";
+        Name = IsCuda ? $"torch:{_device}" : "torch";
     }
 
-    public string Name => "torch";
+    /// <summary>"torch" on the CPU; "torch:cuda" (or "torch:cuda:N") on a GPU, so that reports tell the two apart.</summary>
+    public string Name { get; }
 
     public string Description { get; }
 

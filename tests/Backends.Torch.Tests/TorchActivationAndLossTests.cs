@@ -4,7 +4,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchActivationAndLossTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     [Fact]
     public void Relu_ClampsNegativesAndKeepsNaN()

@@ -4,7 +4,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchConvTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     // x = [[1,2,3],[4,5,6],[7,8,9]], w = [[1,0],[0,-1]], b = 0.5: y[i,j] = x[i,j] − x[i+1,j+1] + 0.5 = −3.5.
     [Fact]

@@ -5,7 +5,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchLeakTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     /// <summary>
     /// TorchSharp counts the tensors created and disposed on each thread; after 100 rounds of every op, forward and

@@ -4,7 +4,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchLinearTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     // x = [[1,2,3],[4,5,6]], W = [[1,0,−1],[2,1,0]], b = [10,20]: y = x·Wᵀ + b.
     [Fact]

@@ -4,7 +4,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchPoolTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     private static readonly double[] Plane =
     [

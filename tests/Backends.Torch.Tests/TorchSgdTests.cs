@@ -4,7 +4,7 @@ namespace Lockstep.Backends.Torch.Tests;
 
 public class TorchSgdTests
 {
-    private static TorchBackend B => Cpu;
+    private static TorchBackend B => Backend;
 
     // The documented order, each step rounded in the dtype: t = wd·p; t = g + t; t = lr·t; v = m·v − t; p = p + v.
     [Fact]

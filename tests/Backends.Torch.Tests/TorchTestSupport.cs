@@ -2,12 +2,18 @@ using Lockstep.Configuration;
 
 namespace Lockstep.Backends.Torch.Tests;
 
-/// <summary>One CPU backend shared by the tests (creating one sets libtorch's process-wide thread count).</summary>
+/// <summary>
+/// One backend shared by the tests (creating one sets libtorch's process-wide thread count), on the device that the
+/// environment configures: cpu by default, cuda under LOCKSTEP__TORCH__DEVICE=cuda (eng/gpu-check.sh).
+/// </summary>
 internal static class TorchTestSupport
 {
-    private static readonly Lazy<TorchBackend> _cpu = new(() => new TorchBackend(new TorchOptions { Device = "cpu" }));
+    private static readonly Lazy<TorchBackend> _backend = new(() => new TorchBackend(Options.Torch));
 
-    public static TorchBackend Cpu => _cpu.Value;
+    /// <summary>The configuration that environment variables give (LOCKSTEP__TORCH__DEVICE, …AllowTF32, …); no file.</summary>
+    public static LockstepOptions Options => LockstepConfiguration.Bind(LockstepConfiguration.Build([]));
+
+    public static TorchBackend Backend => _backend.Value;
 
     public static ITensor F64(this IBackend backend, double[] data, params int[] dims) => backend.Upload<double>(data, new Shape(dims));
 

@@ -26,12 +26,26 @@ public sealed class ManagedOptions
 
 public sealed class TorchOptions
 {
-    /// <summary>cpu | cuda | auto.</summary>
+    /// <summary>cpu | cuda | cuda:N | auto (cuda when a CUDA device is available, else cpu; the report says which and why).</summary>
     public string Device { get; set; } = "cpu";
 
     /// <summary>libtorch intra-op threads; 0 = all cores.</summary>
     public int Threads { get; set; }
 
-    /// <summary>Ask libtorch for deterministic algorithms.</summary>
+    /// <summary>Ask libtorch for deterministic algorithms (cuDNN's included).</summary>
     public bool Deterministic { get; set; }
+
+    /// <summary>
+    /// Let cuBLAS and cuDNN round float32 products to TF32 (10-bit mantissa) on GPUs that have it: faster, but about
+    /// 1e-3 relative, far outside the float32 conformance tolerance. Off by default; process-wide, like Threads.
+    /// </summary>
+    public bool AllowTF32 { get; set; }
+
+    /// <summary>A copy with another device (the CLI's per-backend "torch:cuda").</summary>
+    public TorchOptions WithDevice(string device)
+    {
+        var copy = (TorchOptions)MemberwiseClone();
+        copy.Device = device;
+        return copy;
+    }
 }

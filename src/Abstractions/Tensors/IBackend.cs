@@ -8,7 +8,7 @@ namespace Lockstep;
 /// </summary>
 public interface IBackend : IDisposable
 {
-    /// <summary>The registry name ("managed", "torch").</summary>
+    /// <summary>The registry name ("managed", "torch"), qualified by the device where it is not the CPU ("torch:cuda").</summary>
     string Name { get; }
 
     /// <summary>What runs, for reports: e.g. "managed (gemm: mkl 2020.4, 2 threads)".</summary>
