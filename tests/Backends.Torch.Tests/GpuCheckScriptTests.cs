@@ -42,7 +42,7 @@ public class GpuCheckScriptTests
     {
         // The anchor writes the specs out (it has no .NET to ask); they must stay the CLI's.
         string anchor = File.ReadAllText(Path.Combine(Eng, "gpu-anchor.py"));
-        string spec = NamedNetworks.Get(net).Spec;
+        string spec = NamedNetworks.Get(net).Spec ?? throw new InvalidOperationException($"{net} has no spec text");
 
         // Python joins adjacent string literals: so does this, over every literal in the file.
         string literals = string.Concat(Regex.Matches(anchor, "\"([^\"\\\\\n]*)\"").Select(m => m.Groups[1].Value));

@@ -1,11 +1,11 @@
 using Lockstep.Backends.Torch;
-using Lockstep.Configuration;
+using Lockstep.Backends.Torch.Tests;
 using Lockstep.Conformance;
 
 namespace Lockstep.Tests;
 
 /// <summary>Bad input on the torch backend (rows of docs/bad-input.md).</summary>
-public sealed class TorchBadInput() : BadInputConformance(new TorchBackendFactory().Create(new LockstepOptions()));
+public sealed class TorchBadInput() : BadInputConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));
 
 /// <summary>Several networks on one torch backend, on several threads.</summary>
-public sealed class TorchConcurrency() : ConcurrencyConformance(() => new TorchBackendFactory().Create(new LockstepOptions()));
+public sealed class TorchConcurrency() : ConcurrencyConformance(() => new TorchBackendFactory().Create(TorchTestSupport.Options));
