@@ -75,6 +75,9 @@ cmd_pack() {
     die "libtorch was bundled ($(cd "$pkg/app" && ls libtorch*.so*)): the cuda variant must take it from the machine"
   fi
   cp "$SCRIPT_DIR/gpu-check.sh" "$SCRIPT_DIR/gpu-anchor.py" "$pkg/"
+  # The ONNX peer corpus, which the torch tests read (LOCKSTEP_ONNX_CORPUS), lies next to the repository.
+  [[ -f $repo/../shared/conformance/onnx/manifest.json ]] || die "no ONNX corpus at $repo/../shared/conformance/onnx"
+  cp -r "$repo/../shared/conformance/onnx" "$pkg/onnx"
   {
     echo "commit: $(git -C "$repo" rev-parse HEAD)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "packed: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -183,7 +186,7 @@ stage_ldd() {
 
 stage_tests() {
   local out=$OUTDIR/tests-$DEVICE.txt rc=0
-  LOCKSTEP__TORCH__DEVICE=$DEVICE "$APP/Lockstep.Backends.Torch.Tests" >"$out" 2>&1 || rc=$?
+  LOCKSTEP__TORCH__DEVICE=$DEVICE LOCKSTEP_ONNX_CORPUS=$APP/../onnx "$APP/Lockstep.Backends.Torch.Tests" >"$out" 2>&1 || rc=$?
   record "tests ($DEVICE): exit $rc, $(tail -1 "$out") (tests-$DEVICE.txt)"
   ((rc == 0)) || STATUS=1
 }

@@ -11,9 +11,16 @@ public static class OnnxCorpusFiles
     /// <summary>
     /// The corpus folder: walk up from the test assembly to the folder holding Backends.sln, then ../shared/conformance/onnx.
     /// Missing is an error, in CI and everywhere else: the corpus is part of the repository's environment.
+    /// LOCKSTEP_ONNX_CORPUS names the folder instead, where tests run outside a checkout (eng/gpu-check.sh).
     /// </summary>
     public static string Locate()
     {
+        if (Environment.GetEnvironmentVariable("LOCKSTEP_ONNX_CORPUS") is { Length: > 0 } given)
+        {
+            return File.Exists(Path.Combine(given, "manifest.json"))
+                ? Path.GetFullPath(given)
+                : throw new DirectoryNotFoundException($"ONNX corpus missing: LOCKSTEP_ONNX_CORPUS={given} has no manifest.json");
+        }
         string start = AppContext.BaseDirectory;
         var dir = new DirectoryInfo(start);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Backends.sln"))) dir = dir.Parent;
