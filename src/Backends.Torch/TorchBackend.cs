@@ -80,8 +80,22 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
     {
         var shape = OpChecks.Conv2d(this, x, w, b, spec);
         using var scope = torch.NewDisposeScope();
-        return Wrap(Convolve(Value(x), Value(w), b is null ? null : Value(b), spec), shape, spec.Name);
+        try
+        {
+            return Wrap(Convolve(Value(x), Value(w), b is null ? null : Value(b), spec), shape, spec.Name);
+        }
+        catch (ExternalException e) when (IsAllocationFailure(e))
+        {
+            throw OutOfMemory(spec.Name, "output " + shape, e);
+        }
     }
+
+    /// <summary>libtorch's allocator refusing a request ("DefaultCPUAllocator: can't allocate memory …", "CUDA out of memory").</summary>
+    private static bool IsAllocationFailure(ExternalException e) =>
+        e.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase);
+
+    private static InsufficientMemoryException OutOfMemory(string layer, string what, ExternalException e) =>
+        new($"{layer}: libtorch could not allocate the {what}: {e.Message.Split('\n')[0].Trim()}; use a smaller batch or input", e);
 
     /// <summary>libtorch's conv2d pads both sides alike; padding that differs per side is applied first, explicitly (zeros).</summary>
     private static torch.Tensor Convolve(torch.Tensor x, torch.Tensor w, torch.Tensor? b, ConvSpec spec)
@@ -101,8 +115,16 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         // Leaves that share the data but not the caller's autograd state; TorchSharp exposes no convolution_backward.
         var xLeaf = Value(x).detach().requires_grad_(needDx);
         var wLeaf = Value(w).detach().requires_grad_(true);
-        var y = Convolve(xLeaf, wLeaf, null, spec);
-        var grads = torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
+        IList<torch.Tensor> grads;
+        try
+        {
+            var y = Convolve(xLeaf, wLeaf, null, spec);
+            grads = torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
+        }
+        catch (ExternalException e) when (IsAllocationFailure(e))
+        {
+            throw OutOfMemory(spec.Name, "gradients' workspace", e);
+        }
         var db = Value(dy).sum([0, 2, 3]);
         return new ConvGradients(
             needDx ? Wrap(grads[0], x.Shape, spec.Name) : null,

@@ -9,3 +9,6 @@ public sealed class ManagedBadInput() : BadInputConformance(new ManagedBackendFa
 
 /// <summary>Several networks on one managed backend, on several threads.</summary>
 public sealed class ManagedConcurrency() : ConcurrencyConformance(() => new ManagedBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>Impossible allocations on the managed backend fail up front.</summary>
+public sealed class ManagedLargeInput() : LargeInputConformance(new ManagedBackendFactory().Create(new LockstepOptions()));

@@ -9,3 +9,6 @@ public sealed class TorchBadInput() : BadInputConformance(new TorchBackendFactor
 
 /// <summary>Several networks on one torch backend, on several threads.</summary>
 public sealed class TorchConcurrency() : ConcurrencyConformance(() => new TorchBackendFactory().Create(TorchTestSupport.Options));
+
+/// <summary>Impossible allocations on the torch backend fail with the layer's name.</summary>
+public sealed class TorchLargeInput() : LargeInputConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));
