@@ -187,12 +187,13 @@ public static class TrainCommand
         {
             for (int i = 0; i < batches.Length; i++)
             {
-                var (reference, right) = Trainer.Step(networks[0], train, batches[i], sgd);
+                string where = Trainer.Position(epoch, i + 1, batches.Length);
+                var (reference, right) = Trainer.Step(networks[0], train, batches[i], sgd, where);
                 lossSum += reference * batches[i].Length;
                 correct += right;
                 for (int k = 1; k < networks.Count; k++)
                 {
-                    double loss = Trainer.Step(networks[k], train, batches[i], sgd).Loss;
+                    double loss = Trainer.Step(networks[k], train, batches[i], sgd, where).Loss;
                     worstLoss = Math.Max(worstLoss, Trainer.RelativeDifference(loss, reference));
                 }
                 report(i + 1);

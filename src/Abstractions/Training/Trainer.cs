@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lockstep.Layers;
 
 namespace Lockstep.Training;
@@ -41,8 +42,12 @@ public static class Trainer
         for (int start = 0; start < order.Length; start += batch) yield return order[start..Math.Min(order.Length, start + batch)];
     }
 
-    /// <summary>Forward, loss, backward and an SGD step on one batch; returns the loss and the number of correct predictions.</summary>
-    public static (double Loss, int Correct) Step(Network network, LabelledImages data, int[] batch, SgdSettings sgd)
+    /// <summary>
+    /// Forward, loss, backward and an SGD step on one batch; returns the loss and the number of correct predictions.
+    /// A non-finite loss throws <see cref="TrainingDivergedException"/> before the step; <paramref name="where"/>
+    /// ("epoch 2, step 17 of 125") goes into its message.
+    /// </summary>
+    public static (double Loss, int Correct) Step(Network network, LabelledImages data, int[] batch, SgdSettings sgd, string? where = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(data);
@@ -55,7 +60,7 @@ public static class Trainer
         if (!double.IsFinite(loss))
         {
             throw new TrainingDivergedException(
-                $"{network.Definition.Name} on {network.Backend.Name}: the loss is {loss} — training diverged; " +
+                $"{network.Definition.Name} on {network.Backend.Name}, {where ?? "a step"}: the loss is {loss.ToString(CultureInfo.InvariantCulture)} — training diverged; " +
                 $"lower the learning rate (now {sgd.LearningRate}) or the momentum (now {sgd.Momentum})");
         }
         network.Backward();
@@ -71,9 +76,10 @@ public static class Trainer
         sgd.Validate();
         double lossSum = 0;
         int correct = 0, done = 0;
+        int steps = BatchCount(data.Count, sgd.Batch);
         foreach (var batch in Batches(Order(data.Count, sgd.Seed, epoch), sgd.Batch))
         {
-            var (loss, right) = Step(network, data, batch, sgd);
+            var (loss, right) = Step(network, data, batch, sgd, Position(epoch, done + 1, steps));
             lossSum += loss * batch.Length;
             correct += right;
             progress?.Invoke(++done);
@@ -96,6 +102,9 @@ public static class Trainer
         }
         return (double)correct / data.Count;
     }
+
+    /// <summary>"epoch 2, step 17 of 125": where a step is, for messages.</summary>
+    public static string Position(int epoch, int step, int steps) => $"epoch {epoch}, step {step} of {steps}";
 
     /// <summary>Batches an epoch has for <paramref name="count"/> images.</summary>
     public static int BatchCount(int count, int batch) => (count + batch - 1) / batch;
