@@ -23,7 +23,9 @@ mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
-for f in /etc/resolv.conf /etc/hosts; do
+# The host's CA bundle too: where the host reaches the package registries through a TLS proxy of its own,
+# only the host's trust store knows that proxy's CA (NuGet failed with "UntrustedRoot" otherwise).
+for f in /etc/resolv.conf /etc/hosts /etc/ssl/certs/ca-certificates.crt; do
   [[ -e $f ]] && mount --bind "$(readlink -f "$f")" "$root$f"
 done
 while IFS= read -r path; do
