@@ -24,6 +24,7 @@ public static class Cli
           compare    per-layer forward/backward time, GFLOP/s and agreement between backends
           summary    the notes' table for a network (NAME or SPEC): volumes, activations, parameters, memory
           train      SGD with momentum on the MNIST digits, on one backend or two in lockstep (--twin)
+          soak       many training steps per backend, sampling memory: nothing may grow after warm-up
           bdn        BenchmarkDotNet suite of the primitive ops per backend and shape, with allocations (--short for CI)
 
         configuration (any command; appsettings.json < LOCKSTEP__* variables < command line):
@@ -63,7 +64,8 @@ public static class Cli
                 "summary" => SummaryCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "train" => TrainCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "bdn" => BdnCommand.Run(rest, console),
-                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary, train, bdn (see 'lockstep --help')"),
+                "soak" => SoakCommand.Run(rest, console, registry ?? DefaultRegistry()),
+                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary, train, soak, bdn (see 'lockstep --help')"),
             };
         }
         catch (UsageException e)

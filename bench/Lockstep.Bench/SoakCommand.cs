@@ -1,0 +1,172 @@
+using System.Globalization;
+using System.Text.Json;
+using Lockstep.Configuration;
+using Lockstep.Layers;
+using Spectre.Console;
+
+namespace Lockstep.Bench;
+
+/// <summary>
+/// <c>lockstep soak</c>: many training steps of a small network per backend, sampling the process's resident memory,
+/// the managed heap and the backend's own live bytes; after warm-up none of them may grow by more than 1%.
+/// </summary>
+public static class SoakCommand
+{
+    public const string Help = """
+        usage: lockstep soak [--steps N] [--every K] [--warmup W] [--backends a,b] [--net NAME|SPEC] [--batch N] [--json FILE]
+
+          --steps N         training steps per backend (default 10000)
+          --every K         a memory sample every K steps (default 500)
+          --warmup W        steps before the baseline sample (default 1000): caches, pools and JIT fill up first
+          --backends a,b    backends to soak, one after the other (default managed,torch)
+          --net NAME|SPEC   the network (default "INPUT 16x16x3 -> CONV3-8 -> RELU -> POOL2 -> FC-10")
+          --batch N         images per step (default 16)
+          --json FILE       the samples and verdicts as JSON
+
+        Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection), the backend's live
+        bytes (IMemoryStatistics, when it has them), and bytes allocated on the GC heap per step since the last sample.
+        Growth = (last sample − baseline) / baseline, for RSS, heap and live bytes; above 1% fails (exit 1).
+        """;
+
+    private const string DefaultNet = "INPUT 16x16x3 -> CONV3-8 -> RELU -> POOL2 -> FC-10";
+    private const double Limit = 0.01;
+    private static readonly string[] Options = ["--steps", "--every", "--warmup", "--backends", "--net", "--batch", "--json", "--seed"];
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private sealed record Sample(int Step, long RssBytes, long HeapBytes, long? LiveBytes, double AllocatedPerStep);
+
+    private sealed record Verdict(string Backend, string Description, IReadOnlyList<Sample> Samples, double RssGrowth, double HeapGrowth,
+        double? LiveGrowth, bool Passed);
+
+    public static int Run(string[] args, IAnsiConsole console, BackendRegistry registry)
+    {
+        var line = CommandLine.Parse("soak", args, Options);
+        var w = console.Profile.Out.Writer;
+        if (line.Help)
+        {
+            w.WriteLine(Help);
+            return Cli.Success;
+        }
+        int steps = line.GetInt("--steps", 10_000);
+        int every = line.GetInt("--every", 500);
+        int warmup = line.GetInt("--warmup", 1000, minimum: 0);
+        int batch = line.GetInt("--batch", 16);
+        int seed = line.GetInt("--seed", 1, minimum: 0);
+        if (warmup + every > steps) throw new UsageException($"--steps ({steps}) must leave at least one sample (--every {every}) after --warmup ({warmup})");
+        var def = NamedNetworks.Get(line.GetString("--net", DefaultNet));
+        string[] names = line.GetString("--backends", "managed,torch").ToLowerInvariant()
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        foreach (string name in names)
+        {
+            if (!registry.Contains(name)) throw new UsageException($"--backends: unknown backend '{name}'; known backends: {string.Join(", ", registry.Names)}");
+        }
+        var options = LockstepConfiguration.Bind(LockstepConfiguration.Build([.. line.ConfigurationArgs]));
+
+        w.WriteLine($"lockstep soak: {def.Name} ({def.Spec ?? NetworkSpec.Format(def)}), batch {batch}, {options.DType}, " +
+                    $"{steps:N0} steps per backend, a sample every {every}, baseline after {warmup} steps");
+        var verdicts = names.Select(name => Soak(console, registry, options, name, def, batch, steps, every, warmup, seed)).ToList();
+
+        string? json = line.Get("--json");
+        if (json is not null)
+        {
+            File.WriteAllText(json, JsonSerializer.Serialize(
+                new { steps, every, warmup, batch, net = def.Spec ?? NetworkSpec.Format(def), limit = Limit, backends = verdicts }, JsonOptions));
+        }
+        return verdicts.All(v => v.Passed) ? Cli.Success : Cli.Failure;
+    }
+
+    private static Verdict Soak(IAnsiConsole console, BackendRegistry registry, LockstepOptions options, string name,
+        NetworkDefinition def, int batch, int steps, int every, int warmup, int seed)
+    {
+        using var backend = Backends.Create(registry, options, name);
+        using var net = def.Build(backend, options.DType, seed);
+        var shape = def.InputShape(batch);
+        var rng = new Random(seed);
+        var data = new double[shape.Count];
+        for (int i = 0; i < data.Length; i++) data[i] = 2 * rng.NextDouble() - 1;
+        var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(def.Classes)).ToArray();
+        using var x = backend.Upload(data, shape, options.DType);
+        var stats = backend as IMemoryStatistics;
+
+        var samples = new List<Sample>();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        int last = 0;
+        void TakeSample(int step)
+        {
+            backend.Synchronize();
+            long now = GC.GetTotalAllocatedBytes(precise: true);
+            double perStep = step == last ? 0 : (double)(now - allocated) / (step - last);
+            long heap = GC.GetTotalMemory(forceFullCollection: true);
+            samples.Add(new Sample(step, ResidentBytes(), heap, stats?.LiveBytes, perStep));
+            allocated = GC.GetTotalAllocatedBytes(precise: true);
+            last = step;
+        }
+
+        void Train(ProgressTask? task)
+        {
+            TakeSample(0);
+            for (int step = 1; step <= steps; step++)
+            {
+                double loss = net.TrainStep(x, labels, learningRate: 0.01, momentum: 0.9);
+                if (!double.IsFinite(loss)) throw new InvalidOperationException($"soak: {name}: the loss became {loss} at step {step}");
+                if (step % every == 0) TakeSample(step);
+                task?.Increment(1);
+            }
+        }
+
+        if (console.Profile.Capabilities.Interactive)
+        {
+            console.Progress().Start(ctx => Train(ctx.AddTask($"{name}", maxValue: steps)));
+        }
+        else
+        {
+            Train(null);
+        }
+
+        var baseline = samples.First(s => s.Step >= warmup);
+        var final = samples[^1];
+        double Growth(long a, long b) => a <= 0 ? 0 : (double)(b - a) / a;
+        double rss = Growth(baseline.RssBytes, final.RssBytes);
+        double heap = Growth(baseline.HeapBytes, final.HeapBytes);
+        double? live = baseline.LiveBytes is long l0 && final.LiveBytes is long l1 ? Growth(l0, l1) : null;
+        bool passed = rss <= Limit && heap <= Limit && (live ?? 0) <= Limit;
+        var verdict = new Verdict(name, backend.Description, samples, rss, heap, live, passed);
+        Print(console, verdict, warmup);
+        return verdict;
+    }
+
+    private static void Print(IAnsiConsole console, Verdict v, int warmup)
+    {
+        var table = new Table().Title($"{v.Backend}: {v.Description}")
+            .AddColumns("step", "RSS MB", "heap MB", "live MB", "allocated B/step");
+        foreach (var s in v.Samples)
+        {
+            string mark = s.Step >= warmup ? "" : " (warm-up)";
+            table.AddRow(s.Step.ToString("N0", CultureInfo.InvariantCulture) + mark, Mb(s.RssBytes), Mb(s.HeapBytes),
+                s.LiveBytes is long live ? Mb(live) : "–", s.AllocatedPerStep.ToString("N0", CultureInfo.InvariantCulture));
+        }
+        console.Write(table);
+        string Pct(double g) => g.ToString("+0.00%;-0.00%;0.00%", CultureInfo.InvariantCulture);
+        console.Profile.Out.Writer.WriteLine(
+            $"{v.Backend}: growth after warm-up: RSS {Pct(v.RssGrowth)}, heap {Pct(v.HeapGrowth)}" +
+            (v.LiveGrowth is double lg ? $", live {Pct(lg)}" : "") + $" (limit {Pct(Limit)}): {(v.Passed ? "pass" : "FAIL")}");
+    }
+
+    private static string Mb(long bytes) => (bytes / 1e6).ToString("0.000", CultureInfo.InvariantCulture);
+
+    /// <summary>VmRSS from /proc/self/status (Linux); the working set elsewhere.</summary>
+    private static long ResidentBytes()
+    {
+        if (File.Exists("/proc/self/status"))
+        {
+            foreach (string l in File.ReadLines("/proc/self/status"))
+            {
+                if (!l.StartsWith("VmRSS:", StringComparison.Ordinal)) continue;
+                var parts = l.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        return Environment.WorkingSet;
+    }
+}
