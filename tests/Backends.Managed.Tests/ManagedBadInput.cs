@@ -12,3 +12,6 @@ public sealed class ManagedConcurrency() : ConcurrencyConformance(() => new Mana
 
 /// <summary>Impossible allocations on the managed backend fail up front.</summary>
 public sealed class ManagedLargeInput() : LargeInputConformance(new ManagedBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>Memory stays flat over training steps on the managed backend.</summary>
+public sealed class ManagedMemory() : MemoryConformance(new ManagedBackendFactory().Create(new LockstepOptions()));

@@ -12,3 +12,6 @@ public sealed class TorchConcurrency() : ConcurrencyConformance(() => new TorchB
 
 /// <summary>Impossible allocations on the torch backend fail with the layer's name.</summary>
 public sealed class TorchLargeInput() : LargeInputConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));
+
+/// <summary>Memory stays flat over training steps on the torch backend.</summary>
+public sealed class TorchMemory() : MemoryConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));
