@@ -23,11 +23,11 @@ public static class TrainCommand
           --backend NAME    the backend (default: Lockstep:Backend)
           --twin            train on two backends side by side (default managed,torch) from the same weights and
                             batches; report per epoch the largest relative difference of their losses and parameters
-          --batch N         mini-batch size (default 64)
-          --lr LR           learning rate of the first epoch (default 0.03)
+          --batch N         mini-batch size (default 32)
+          --lr LR           learning rate of the first epoch (default 0.02)
           --momentum M      momentum (default 0.9)
           --weight-decay WD L2 weight decay (default 0)
-          --lr-decay D      the learning rate of epoch e is lr·D^(e−1) (default 0.6)
+          --lr-decay D      the learning rate of epoch e is lr·D^(e−1) (default 0.7)
           --seed S          seed for the weights, the train/test split and the shuffles (default 1)
           --train N         training digits (default 8000); --test N held-out digits (default 2000)
           --data DIR        the digits (default $LOCKSTEP_MNIST_DIR or ~/.cache/lockstep/mnist): 0.json … 9.json
@@ -36,6 +36,9 @@ public static class TrainCommand
           --load FILE       start from weights in a safetensors file instead of the seed's
         Exit status: 0; 1 when training diverges (a non-finite loss); 2 for bad input.
         """;
+
+    /// <summary>The learning rate of epoch e is lr·0.7^(e−1) unless --lr-decay says otherwise.</summary>
+    public const double DefaultLrDecay = 0.7;
 
     private static readonly string[] Options =
         ["--net", "--epochs", "--backends", "--batch", "--lr", "--momentum", "--weight-decay", "--lr-decay", "--seed", "--train", "--test", "--data", "--save", "--load"];
@@ -62,10 +65,11 @@ public static class TrainCommand
         }
         int epochs = line.GetInt("--epochs", 5);
         int seed = line.GetInt("--seed", 1, minimum: 0);
-        double decay = Number(line, "--lr-decay", 0.6);
+        double decay = Number(line, "--lr-decay", DefaultLrDecay);
         if (!(decay > 0 && decay <= 1)) throw new UsageException($"--lr-decay must be in (0, 1], got {decay}");
-        var sgd = new SgdSettings(Number(line, "--lr", 0.03), Number(line, "--momentum", 0.9), Number(line, "--weight-decay", 0),
-            line.GetInt("--batch", 64), seed);
+        var defaults = new SgdSettings();
+        var sgd = new SgdSettings(Number(line, "--lr", defaults.LearningRate), Number(line, "--momentum", defaults.Momentum),
+            Number(line, "--weight-decay", defaults.WeightDecay), line.GetInt("--batch", defaults.Batch), seed);
         try
         {
             sgd.Validate();

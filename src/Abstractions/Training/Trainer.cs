@@ -3,8 +3,12 @@ using Lockstep.Layers;
 
 namespace Lockstep.Training;
 
-/// <summary>SGD hyperparameters: v = momentum·v − lr·(g + weightDecay·p); p = p + v; mini-batches of <see cref="Batch"/>.</summary>
-public sealed record SgdSettings(double LearningRate = 0.05, double Momentum = 0.9, double WeightDecay = 0, int Batch = 64, int Seed = 1)
+/// <summary>
+/// SGD hyperparameters: v = momentum·v − lr·(g + weightDecay·p); p = p + v; mini-batches of <see cref="Batch"/>.
+/// The defaults are <c>lockstep train</c>'s for LeNet on 8,000 MNIST digits (with the learning rate ×0.7 per epoch):
+/// 97.5–98.1% held out after 5 epochs over six seeds, where batch 64 at lr 0.03 gave 96.7–97.9%.
+/// </summary>
+public sealed record SgdSettings(double LearningRate = 0.02, double Momentum = 0.9, double WeightDecay = 0, int Batch = 32, int Seed = 1)
 {
     public void Validate()
     {
