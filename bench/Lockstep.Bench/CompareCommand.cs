@@ -12,10 +12,11 @@ namespace Lockstep.Bench;
 public static class CompareCommand
 {
     public const string Help = """
-        usage: lockstep compare [--net NAME] [--backends a,b] [--batch N] [--dtype f32|f64] [--threads N]
+        usage: lockstep compare [--net NAME|SPEC] [--backends a,b] [--batch N] [--dtype f32|f64] [--threads N]
                                 [--repeats R] [--warmup W] [--seed S] [--tolerance T] [--json FILE] [--plot FILE.png]
 
-          --net NAME        network: cifar (default), lenet, alexnet, zfnet, vgg16
+          --net NAME|SPEC   network: cifar (default), lenet, alexnet, zfnet, vgg16, or a spec in the notes' notation,
+                            e.g. "INPUT 32x32x3 -> [CONV3-16 -> RELU -> POOL2]*2 -> FC-10" (see 'lockstep summary')
           --backends a,b    backends to run side by side, the first is the reference (default: managed,torch);
                             torch:DEVICE picks torch's device for that entry, e.g. managed,torch,torch:cuda
           --batch N         images per batch (default 16)

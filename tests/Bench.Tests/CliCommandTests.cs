@@ -9,6 +9,18 @@ public sealed class CliCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    [Theory]
+    [InlineData("compare", "usage: lockstep compare [--net NAME|SPEC]")]
+    [InlineData("summary", "usage: lockstep summary NAME|SPEC")]
+    [InlineData("train", "usage: lockstep train [--net NAME|SPEC]")]
+    [InlineData("info", "usage: lockstep info")]
+    public void Help_PrintsTheUsage(string command, string usage)
+    {
+        var result = CliRunner.Run(command, "--help");
+        Assert.True(result.ExitCode == Cli.Success, result.ToString());
+        Assert.StartsWith(usage, result.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Info_PrintsBackendAndGemmLines()
     {
