@@ -184,13 +184,16 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         {
             case PoolMode.Max:
                 var switches = ManagedTensor.Rent<long>(this, _pool, yShape, clear: false);
-                Pooling.MaxForward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>(), switches.Span<long>());
+                PoolingJob<T>.Run(_workers, PoolKernel.MaxForward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
+                    switches.Span<long>(), default, default);
                 return new PoolResult(y, switches);
             case PoolMode.Average:
-                Pooling.AverageForward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>());
+                PoolingJob<T>.Run(_workers, PoolKernel.AverageForward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
+                    default, default, default);
                 return new PoolResult(y, null);
             default:
-                Pooling.L2Forward<T>(Data<T>(x), planes, s.H, s.W, spec, yShape.H, yShape.W, y.Span<T>());
+                PoolingJob<T>.Run(_workers, PoolKernel.L2Forward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
+                    default, default, default);
                 return new PoolResult(y, null);
         }
     }
@@ -220,18 +223,10 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         var s = x.Shape;
         int planes = s.N * s.C;
         var dx = Rent<T>(s);
-        switch (spec.Mode)
-        {
-            case PoolMode.Max:
-                Pooling.MaxBackward<T>(Data<T>(dy), ((ManagedTensor)forward.Switches!).Span<long>(), planes, s.H, s.W, yShape.H * yShape.W, dx.Span<T>());
-                break;
-            case PoolMode.Average:
-                Pooling.AverageBackward<T>(Data<T>(dy), planes, s.H, s.W, spec, yShape.H, yShape.W, dx.Span<T>());
-                break;
-            default:
-                Pooling.L2Backward<T>(Data<T>(dy), Data<T>(x), Data<T>(forward.Y), planes, s.H, s.W, spec, yShape.H, yShape.W, dx.Span<T>());
-                break;
-        }
+        var kernel = spec.Mode switch { PoolMode.Max => PoolKernel.MaxBackward, PoolMode.Average => PoolKernel.AverageBackward, _ => PoolKernel.L2Backward };
+        var switches = spec.Mode == PoolMode.Max ? ((ManagedTensor)forward.Switches!).Span<long>() : default;
+        var y = spec.Mode == PoolMode.L2 ? ((ManagedTensor)forward.Y).Span<T>() : default;
+        PoolingJob<T>.Run(_workers, kernel, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y, switches, Data<T>(dy), dx.Span<T>());
         return dx;
     }
 

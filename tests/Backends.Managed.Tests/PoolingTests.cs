@@ -52,6 +52,51 @@ public sealed class PoolingTests : IDisposable
         Assert.Equal([4L, 2], result.Switches!.ToArray<long>());
     }
 
+    public static IEnumerable<object[]> WideCases() =>
+        from f in new[] { 2, 3 }
+        from s in new[] { 1, 2, 3 }
+        from p in new[] { 0, 1 }
+        from d in new[] { 1, 2 }
+        from dtype in new[] { DType.Float32, DType.Float64 }
+        where 2 * p <= f
+        select new object[] { f, s, p, d, dtype };
+
+    /// <summary>
+    /// Planes wide enough for the vector rows (and enough of them for the workers) give the naive loops' results bit for
+    /// bit: outputs and switches of max pooling — with ties and NaNs placed in the windows — average and L2; dx split
+    /// over two workers equals dx on one (the naive loops sum float32 in double, so theirs may differ by rounding).
+    /// </summary>
+    [Theory, MemberData(nameof(WideCases))]
+    public void Pool2d_WidePlanesMatchNaiveLoops(int f, int s, int p, int d, DType dtype)
+    {
+        using var backend = new ManagedBackend("auto", 2);
+        using var serial = TestSupport.Backend();
+        using var naive = new Lockstep.Conformance.Reference.NaiveBackend();
+        var shape = Shape.Nchw(3, 5, 23, 71);
+        // Values from a few levels make ties common; every 37th element is NaN.
+        double[] x = TestSupport.Random((int)shape.Count, 7 * f + s + 11 * p + d)
+            .Select((v, i) => i % 37 == 5 ? double.NaN : Math.Round(v * 3)).ToArray();
+        foreach (var mode in new[] { PoolMode.Max, PoolMode.Average, PoolMode.L2 })
+        {
+            var spec = new PoolSpec(mode, f, f, s, s, Padding2d.Symmetric(p, p), SizeRule.Floor, dilationH: d, dilationW: d);
+            using var tx = backend.Upload(x, shape, dtype);
+            using var nx = naive.Upload(x, shape, dtype);
+            using var actual = backend.Pool2d(tx, spec);
+            using var expected = naive.Pool2d(nx, spec);
+            string what = $"{mode} F{f} S{s} P{p} D{d} {dtype}";
+            Assert.True(expected.Y.ToDoubles().AsSpan().SequenceEqual(actual.Y.ToDoubles()), $"{what}: y differs");
+            if (mode == PoolMode.Max) Assert.True(expected.Switches!.ToArray<long>().AsSpan().SequenceEqual(actual.Switches!.ToArray<long>()), $"{what}: switches differ");
+            double[] dy = TestSupport.Input((int)actual.Y.Shape.Count, 5, dtype);
+            using var tdy = backend.Upload(dy, actual.Y.Shape, dtype);
+            using var dx = backend.Pool2dBackward(tdy, tx, actual, spec);
+            using var sx = serial.Upload(x, shape, dtype);
+            using var sdy = serial.Upload(dy, actual.Y.Shape, dtype);
+            using var sforward = serial.Pool2d(sx, spec);
+            using var sdx = serial.Pool2dBackward(sdy, sx, sforward, spec);
+            Assert.True(sdx.ToDoubles().AsSpan().SequenceEqual(dx.ToDoubles()), $"{what}: dx differs");
+        }
+    }
+
     [Fact]
     public void MaxPool_NeverChoosesPadding()
     {
