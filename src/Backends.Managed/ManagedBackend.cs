@@ -162,7 +162,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient " + x.Shape, x.Shape.Count, workspace);
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
-        var db = Rent<T>(new Shape(w.Shape[0]));
+        var db = Rent<T>(OpChecks.Bias(w.Shape));
         Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new ConvGradients(dx, dw, db);
@@ -255,7 +255,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     {
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
-        var db = Rent<T>(new Shape(w.Shape[0]));
+        var db = Rent<T>(OpChecks.Bias(w.Shape));
         Kernels.Linear.Backward<T>(_gemm, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new LinearGradients(dx, dw, db);

@@ -21,9 +21,10 @@ public static class OutputSize
     {
         int effective = EffectiveKernel(kernel, dilation);
         int span = input - effective + padBegin + padEnd;
-        string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
+        // The messages are built only on failure: a valid call allocates nothing.
         if (span < 0)
         {
+            string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
             string window = dilation == 1 ? $"{kernel}-wide window" : $"{effective}-wide window (F={kernel} dilated by D={dilation})";
             throw new ArgumentException(
                 $"{layer}: {arithmetic} < 1: the {window} does not fit the padded input " +
@@ -43,6 +44,7 @@ public static class OutputSize
                 if ((size - 1) * stride >= input + padBegin) size--;
                 return size;
             default:
+                string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
                 double exact = (double)span / stride + 1;
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                     $"{layer}: {arithmetic} = {exact:0.###} is not an integer; choose a stride that divides {span}, " +

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Lockstep;
 
 /// <summary>
@@ -44,6 +46,45 @@ public static class OpChecks
         if (actual != expected) throw new ArgumentException($"{op}: {argument}: expected {expected}, got {actual}");
     }
 
+    private static void BiasShape(string op, Shape bias, int filters)
+    {
+        if (bias.Rank != 1 || bias[0] != filters) SameShape(op, "bias", bias, new Shape(filters));
+    }
+
+    /// <summary>The bias (and db) shape [K] of weights whose first dimension is K; one shared object per K.</summary>
+    public static Shape Bias(Shape weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        return Shapes.Of(weights[0]);
+    }
+
+    /// <summary>
+    /// The output shapes the checks return, one object per distinct shape (Shape is immutable), so that a step that
+    /// repeats its shapes builds none. Bounded: past <see cref="Capacity"/> distinct shapes new ones are not kept.
+    /// </summary>
+    private static class Shapes
+    {
+        private const int Capacity = 4096;
+        private static readonly ConcurrentDictionary<(int Rank, int A, int B, int C, int D), Shape> Cache = new();
+
+        public static Shape Of(int n, int c, int h, int w) => Get((4, n, c, h, w));
+        public static Shape Of(int n, int k) => Get((2, n, k, 0, 0));
+        public static Shape Of(int k) => Get((1, k, 0, 0, 0));
+
+        private static Shape Get((int Rank, int A, int B, int C, int D) key)
+        {
+            if (Cache.TryGetValue(key, out var shape)) return shape;
+            shape = key.Rank switch
+            {
+                4 => Shape.Nchw(key.A, key.B, key.C, key.D),
+                2 => new Shape(key.A, key.B),
+                _ => new Shape(key.A),
+            };
+            if (Cache.Count < Capacity) Cache.TryAdd(key, shape);
+            return shape;
+        }
+    }
+
     private static void NonEmptyBatch(string op, Shape x)
     {
         if (x.Rank > 0 && x[0] == 0) throw new ArgumentException($"{op}: the batch is empty (N = 0) in input {x}");
@@ -76,10 +117,10 @@ public static class OpChecks
         {
             Tensor(backend, b, op, "bias");
             SameDType(op, x, "input", b, "bias");
-            SameShape(op, "bias", b.Shape, new Shape(w.Shape[0]));
+            BiasShape(op, b.Shape, w.Shape[0]);
         }
         var (h, wOut) = spec.OutputSize(x.Shape.H, x.Shape.W);
-        return Shape.Nchw(x.Shape.N, w.Shape[0], h, wOut);
+        return Shapes.Of(x.Shape.N, w.Shape[0], h, wOut);
     }
 
     /// <summary>Grouped convolution: C and K split into <paramref name="groups"/> equal parts, weights [K, C/groups, F_h, F_w].</summary>
@@ -119,7 +160,7 @@ public static class OpChecks
         Rank(spec.Name, "input", x.Shape, 4, "[N, C, H, W]");
         NonEmptyBatch(spec.Name, x.Shape);
         var (h, w) = spec.OutputSize(x.Shape.H, x.Shape.W);
-        return Shape.Nchw(x.Shape.N, x.Shape.C, h, w);
+        return Shapes.Of(x.Shape.N, x.Shape.C, h, w);
     }
 
     /// <summary>Validates a pooling's backward against its forward result.</summary>
@@ -164,9 +205,9 @@ public static class OpChecks
         {
             Tensor(backend, b, op, "bias");
             SameDType(op, x, "input", b, "bias");
-            SameShape(op, "bias", b.Shape, new Shape(w.Shape[0]));
+            BiasShape(op, b.Shape, w.Shape[0]);
         }
-        return new Shape(x.Shape[0], w.Shape[0]);
+        return Shapes.Of(x.Shape[0], w.Shape[0]);
     }
 
     public static Shape LinearBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, string op = "FC")

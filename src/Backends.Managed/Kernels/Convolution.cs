@@ -106,7 +106,9 @@ internal static class Convolution
         var g = new Geometry(xShape, filters, spec, outH, outW);
         bool parallel = workers.Threads > 1 && g.N > 1;
         int slots = parallel ? Math.Min(workers.Threads, g.N) : 1;
-        var cols = RentColumns<T>(pool, g, slots);
+        // The job also keeps the small per-call arrays (columns per slot), so a repeated call allocates nothing.
+        var job = Cache<ImageJob<T>>.Rent();
+        var cols = RentColumns<T>(pool, g, job.Slots(slots, out _));
         try
         {
             if (!parallel)
@@ -114,25 +116,18 @@ internal static class Convolution
                 for (int img = 0; img < g.N; img++) ForwardImage(gemm, g, img, x, w, b, cols[0], y, oneThread: false);
                 return;
             }
-            var job = Cache<ImageJob<T>>.Rent();
             fixed (T* px = x, pw = w, pb = b, py = y)
             {
-                try
-                {
-                    job.Set(gemm, g, cols, forward: true);
-                    job.Pin(px, x.Length, pw, w.Length, pb, b.Length, py, y.Length);
-                    workers.For(g.N, job);
-                }
-                finally
-                {
-                    job.Clear();
-                    Cache<ImageJob<T>>.Return(job);
-                }
+                job.Set(gemm, g, cols, forward: true);
+                job.Pin(px, x.Length, pw, w.Length, pb, b.Length, py, y.Length);
+                workers.For(g.N, job);
             }
         }
         finally
         {
             ReturnColumns(pool, cols);
+            job.Clear();
+            Cache<ImageJob<T>>.Return(job);
         }
     }
 
@@ -166,8 +161,8 @@ internal static class Convolution
         var g = new Geometry(xShape, filters, spec, outH, outW);
         bool parallel = workers.Threads > 1 && g.N > 1;
         int slots = parallel ? Math.Min(workers.Threads, g.N) : 1;
-        var cols = RentColumns<T>(pool, g, slots);
-        var partial = new T[slots][];
+        var job = Cache<ImageJob<T>>.Rent();
+        var cols = RentColumns<T>(pool, g, job.Slots(slots, out var partial));
         for (int i = 1; i < slots; i++) partial[i] = pool.Rent<T>(dw.Length + db.Length, clear: true);
         try
         {
@@ -178,23 +173,14 @@ internal static class Convolution
                 for (int img = 0; img < g.N; img++) BackwardImage(gemm, g, img, dy, x, w, cols[0], dx, dw, db, oneThread: false);
                 return;
             }
-            var job = Cache<ImageJob<T>>.Rent();
             fixed (T* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw, pdb = db)
             {
-                try
-                {
-                    job.Set(gemm, g, cols, forward: false);
-                    job.Pin(px, x.Length, pw, w.Length, null, 0, null, 0);
-                    job.PinBackward(pdy, dy.Length, pdx, dx.Length, pdw, dw.Length, pdb, db.Length, partial);
-                    // One item per slot, not per image: slot s sums images s, s + slots, … in order, whichever thread
-                    // runs it, so dw and db are the same bits whether the workers were free or busy (run inline).
-                    workers.For(slots, job);
-                }
-                finally
-                {
-                    job.Clear();
-                    Cache<ImageJob<T>>.Return(job);
-                }
+                job.Set(gemm, g, cols, forward: false);
+                job.Pin(px, x.Length, pw, w.Length, null, 0, null, 0);
+                job.PinBackward(pdy, dy.Length, pdx, dx.Length, pdw, dw.Length, pdb, db.Length, partial);
+                // One item per slot, not per image: slot s sums images s, s + slots, … in order, whichever thread
+                // runs it, so dw and db are the same bits whether the workers were free or busy (run inline).
+                workers.For(slots, job);
             }
             for (int i = 1; i < slots; i++)
             {
@@ -205,7 +191,13 @@ internal static class Convolution
         finally
         {
             ReturnColumns(pool, cols);
-            for (int i = 1; i < slots; i++) pool.Return(partial[i]);
+            for (int i = 1; i < slots; i++)
+            {
+                pool.Return(partial[i]);
+                partial[i] = null!;
+            }
+            job.Clear();
+            Cache<ImageJob<T>>.Return(job);
         }
     }
 
@@ -238,16 +230,19 @@ internal static class Convolution
         }
     }
 
-    private static T[][] RentColumns<T>(BufferPool pool, in Geometry g, int slots) where T : unmanaged
+    private static T[][] RentColumns<T>(BufferPool pool, in Geometry g, T[][] cols) where T : unmanaged
     {
-        var cols = new T[slots][];
-        for (int i = 0; i < slots; i++) cols[i] = g.Pointwise ? [] : pool.Rent<T>(g.Cff * g.Hw, clear: false);
+        for (int i = 0; i < cols.Length; i++) cols[i] = g.Pointwise ? [] : pool.Rent<T>(g.Cff * g.Hw, clear: false);
         return cols;
     }
 
     private static void ReturnColumns<T>(BufferPool pool, T[][] cols) where T : unmanaged
     {
-        foreach (var c in cols) pool.Return(c);
+        for (int i = 0; i < cols.Length; i++)
+        {
+            if (cols[i] is { } c) pool.Return(c);
+            cols[i] = null!;
+        }
     }
 
     /// <summary>The sizes one convolution call works with.</summary>
@@ -290,9 +285,22 @@ internal static class Convolution
         private Geometry _g;
         private T[][] _cols = [];
         private T[][] _partial = [];
+        private T[][] _colsStore = [], _partialStore = [];
         private bool _forward;
         private T* _x, _w, _b, _y, _dy, _dx, _dw, _db;
         private int _xLength, _wLength, _bLength, _yLength, _dyLength, _dxLength, _dwLength, _dbLength;
+
+        /// <summary>Arrays of <paramref name="slots"/> entries for the columns and the partial sums, kept between calls.</summary>
+        public T[][] Slots(int slots, out T[][] partial)
+        {
+            if (_colsStore.Length != slots)
+            {
+                _colsStore = new T[slots][];
+                _partialStore = new T[slots][];
+            }
+            partial = _partialStore;
+            return _colsStore;
+        }
 
         public void Set(ParallelGemm gemm, in Geometry g, T[][] cols, bool forward)
         {
