@@ -86,8 +86,9 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// <summary>
     /// Elements of the working buffers Conv2dBackward rents (Conv2d rents the columns only) for input <paramref name="x"/>
     /// and <paramref name="filters"/> filters on <paramref name="threads"/> workers: one im2col column buffer
-    /// C·F_h·F_w × H'·W' per image in flight — min(threads, N) when several workers share a batch, else 1; none for a
-    /// pointwise convolution — plus a dw and db partial sum per extra worker. As Kernels/Convolution.cs rents them.
+    /// C·F_h·F_w × H'·W' per image in flight (for a band of output rows when that exceeds Convolution.ColumnTileElements)
+    /// — min(threads, N) when several workers share a batch, else 1; none for a pointwise convolution — plus a dw and
+    /// db partial sum per extra worker. As Kernels/Convolution.cs rents them.
     /// </summary>
     public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads)
     {
@@ -95,7 +96,8 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         ArgumentNullException.ThrowIfNull(spec);
         int slots = threads > 1 && x.N > 1 ? Math.Min(threads, x.N) : 1;
         var (h, w) = spec.OutputSize(x.H, x.W);
-        long columns = Convolution.IsPointwise(spec) ? 0 : (long)x.C * spec.KernelH * spec.KernelW * h * w;
+        int cff = x.C * spec.KernelH * spec.KernelW;
+        long columns = Convolution.IsPointwise(spec) ? 0 : (long)cff * Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
         return slots * columns + (slots - 1) * partials;
     }

@@ -72,6 +72,40 @@ public sealed class ConvolutionTests : IDisposable
         TestSupport.Close(grads.Db.ToDoubles(), db, TestSupport.Tolerance(dtype), "db " + what);
     }
 
+    /// <summary>
+    /// Columns larger than the tile budget are built a band of output rows at a time (forward, dw, and col2im per band),
+    /// with stride and padding at the band edges; on one worker and on two, f64.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Conv2d_BandsOfColumnsMatchNaiveLoops(int threads)
+    {
+        var xs = Shape.Nchw(2, 16, 150, 380);
+        var ws = new Shape(3, 16, 3, 3);
+        var spec = ConvSpec.Square(3, 2, 1, SizeRule.Floor);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        int cff = 16 * 9, band = Lockstep.Backends.Managed.Kernels.Convolution.BandRowsFor(cff, outH, outW);
+        Assert.True(band < outH && outH % band != 0, $"the case must split into uneven bands: {band} of {outH} rows");
+        double[] x = TestSupport.Random((int)xs.Count, 81), w = TestSupport.Random((int)ws.Count, 82), b = TestSupport.Random(3, 83);
+        var ys = Shape.Nchw(2, 3, outH, outW);
+        double[] dy = TestSupport.Random((int)ys.Count, 84);
+
+        using var backend = new ManagedBackend("auto", threads);
+        using var tx = backend.Upload(x, xs, DType.Float64);
+        using var tw = backend.Upload(w, ws, DType.Float64);
+        using var tb = backend.Upload(b, new Shape(3), DType.Float64);
+        using var tdy = backend.Upload(dy, ys, DType.Float64);
+        using var y = backend.Conv2d(tx, tw, tb, spec);
+        using var grads = backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+
+        TestSupport.Close(y.ToDoubles(), NaiveConvolution.Forward(x, xs, w, ws, b, spec, outH, outW), 1e-12, "y");
+        var (dx, dw, db) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        TestSupport.Close(grads.Dx!.ToDoubles(), dx, 1e-12, "dx");
+        TestSupport.Close(grads.Dw.ToDoubles(), dw, 1e-12, "dw");
+        TestSupport.Close(grads.Db.ToDoubles(), db, 1e-12, "db");
+    }
+
     [Theory, MemberData(nameof(GemmTests.InstalledProviders), MemberType = typeof(GemmTests))]
     public void Conv2d_AgreesOnEveryInstalledProvider(string provider)
     {

@@ -17,8 +17,9 @@ internal static class Convolution
     public static bool IsPointwise(ConvSpec spec) =>
         spec is { KernelH: 1, KernelW: 1, StrideH: 1, StrideW: 1 } && spec.Padding.IsZero;
 
-    // cols[(c·F_h + i)·F_w + j, oh·W' + ow] = x[c, oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w], 0 where that lies in the padding
-    public static void Im2Col<T>(ReadOnlySpan<T> x, int channels, int h, int w, ConvSpec spec, int outH, int outW, Span<T> cols)
+    // cols[(c·F_h + i)·F_w + j, (oh − oh0)·W' + ow] = x[c, oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w], 0 where that lies in
+    // the padding, for the band of output rows oh0 ≤ oh < oh0 + outH (the whole plane when oh0 = 0 and outH = H')
+    public static void Im2Col<T>(ReadOnlySpan<T> x, int channels, int h, int w, ConvSpec spec, int oh0, int outH, int outW, Span<T> cols)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int row = 0;
@@ -34,7 +35,7 @@ internal static class Convolution
                     for (int oh = 0; oh < outH; oh++)
                     {
                         var line = dst.Slice(oh * outW, outW);
-                        int ih = oh * spec.StrideH - spec.PadH + i * spec.DilationH;
+                        int ih = (oh0 + oh) * spec.StrideH - spec.PadH + i * spec.DilationH;
                         if ((uint)ih >= (uint)h || owLo >= owHi)
                         {
                             line.Clear();
@@ -58,8 +59,9 @@ internal static class Convolution
         }
     }
 
-    // dx[c, oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w] += cols[(c·F_h + i)·F_w + j, oh·W' + ow], for positions inside the input
-    public static void Col2Im<T>(ReadOnlySpan<T> cols, int channels, int h, int w, ConvSpec spec, int outH, int outW, Span<T> dx)
+    // dx[c, oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w] += cols[(c·F_h + i)·F_w + j, (oh − oh0)·W' + ow], for positions inside
+    // the input, over the band of output rows oh0 ≤ oh < oh0 + outH
+    public static void Col2Im<T>(ReadOnlySpan<T> cols, int channels, int h, int w, ConvSpec spec, int oh0, int outH, int outW, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int row = 0;
@@ -74,7 +76,7 @@ internal static class Convolution
                     var (owLo, owHi) = ValidRange(j * spec.DilationW, spec.StrideW, spec.PadW, w, outW);
                     for (int oh = 0; oh < outH; oh++)
                     {
-                        int ih = oh * spec.StrideH - spec.PadH + i * spec.DilationH;
+                        int ih = (oh0 + oh) * spec.StrideH - spec.PadH + i * spec.DilationH;
                         if ((uint)ih >= (uint)h) continue;
                         var line = src.Slice(oh * outW, outW);
                         var dst = plane.Slice(ih * w, w);
@@ -136,12 +138,19 @@ internal static class Convolution
     {
         var xn = x.Slice(img * g.InputPerImage, g.InputPerImage);
         var yn = y.Slice(img * g.Filters * g.Hw, g.Filters * g.Hw);
-        if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, cols);
-        ReadOnlySpan<T> a = g.Pointwise ? xn : cols;
-        for (int grp = 0; grp < g.Groups; grp++)
+        // A band of output rows at a time: its columns [CFF × band] stay within the tile budget (see Geometry), and
+        // y_n's band is a block of every filter's row (leading dimension H'·W').
+        for (int oh0 = 0; oh0 < g.OutH; oh0 += g.BandRows)
         {
-            gemm.Gemm(false, false, g.Kg, g.Hw, g.Cffg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
-                a.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, T.Zero, yn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw, oneThread);
+            int rows = Math.Min(g.BandRows, g.OutH - oh0), bandCols = rows * g.OutW, offset = oh0 * g.OutW;
+            if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, oh0, rows, g.OutW, cols);
+            ReadOnlySpan<T> a = g.Pointwise ? xn : cols;
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                gemm.Gemm(false, false, g.Kg, bandCols, g.Cffg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
+                    a.Slice(grp * g.Cffg * bandCols, g.Cffg * bandCols), bandCols, T.Zero,
+                    yn.Slice(grp * g.Kg * g.Hw + offset, (g.Kg - 1) * g.Hw + bandCols), g.Hw, oneThread);
+            }
         }
         if (b.IsEmpty) return;
         for (int k = 0; k < g.Filters; k++)
@@ -206,33 +215,37 @@ internal static class Convolution
     {
         var xn = x.Slice(img * g.InputPerImage, g.InputPerImage);
         var dyn = dy.Slice(img * g.Filters * g.Hw, g.Filters * g.Hw);
-        if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, cols);
-        ReadOnlySpan<T> colsN = g.Pointwise ? xn : cols;
-        for (int grp = 0; grp < g.Groups; grp++)
-        {
-            gemm.Gemm(false, true, g.Kg, g.Cffg, g.Hw, T.One, dyn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw,
-                colsN.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, T.One, dw.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg, oneThread);
-        }
         for (int k = 0; k < g.Filters; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * g.Hw, g.Hw));
-        if (dx.IsEmpty) return;
-        var dxn = dx.Slice(img * g.InputPerImage, g.InputPerImage);
-        // A pointwise product writes dx_n directly; otherwise the columns' gradient is scattered back by col2im.
-        Span<T> dCols = g.Pointwise ? dxn : cols;
-        for (int grp = 0; grp < g.Groups; grp++)
+        var dxn = dx.IsEmpty ? default : dx.Slice(img * g.InputPerImage, g.InputPerImage);
+        if (!dx.IsEmpty && !g.Pointwise) dxn.Clear();
+        // Band by band, as the forward: dw += dy_n,band · cols_bandᵀ, then the band's column gradient Wᵀ · dy_n,band
+        // (reusing the columns' buffer) scattered into dx_n by col2im; bands in order, so the sums are deterministic.
+        for (int oh0 = 0; oh0 < g.OutH; oh0 += g.BandRows)
         {
-            gemm.Gemm(true, false, g.Cffg, g.Hw, g.Kg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
-                dyn.Slice(grp * g.Kg * g.Hw, g.Kg * g.Hw), g.Hw, T.Zero, dCols.Slice(grp * g.Cffg * g.Hw, g.Cffg * g.Hw), g.Hw, oneThread);
-        }
-        if (!g.Pointwise)
-        {
-            dxn.Clear();
-            Col2Im<T>(cols, g.C, g.H, g.W, g.Spec, g.OutH, g.OutW, dxn);
+            int rows = Math.Min(g.BandRows, g.OutH - oh0), bandCols = rows * g.OutW, offset = oh0 * g.OutW;
+            if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, oh0, rows, g.OutW, cols);
+            ReadOnlySpan<T> colsN = g.Pointwise ? xn : cols;
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                gemm.Gemm(false, true, g.Kg, g.Cffg, bandCols, T.One, dyn.Slice(grp * g.Kg * g.Hw + offset, (g.Kg - 1) * g.Hw + bandCols), g.Hw,
+                    colsN.Slice(grp * g.Cffg * bandCols, g.Cffg * bandCols), bandCols, T.One, dw.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg, oneThread);
+            }
+            if (dx.IsEmpty) continue;
+            // A pointwise product writes dx_n directly; otherwise the columns' gradient is scattered back by col2im.
+            Span<T> dCols = g.Pointwise ? dxn : cols;
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                gemm.Gemm(true, false, g.Cffg, bandCols, g.Kg, T.One, w.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg,
+                    dyn.Slice(grp * g.Kg * g.Hw + offset, (g.Kg - 1) * g.Hw + bandCols), g.Hw, T.Zero,
+                    dCols.Slice(grp * g.Cffg * bandCols, g.Cffg * bandCols), bandCols, oneThread);
+            }
+            if (!g.Pointwise) Col2Im<T>(cols, g.C, g.H, g.W, g.Spec, oh0, rows, g.OutW, dxn);
         }
     }
 
     private static T[][] RentColumns<T>(BufferPool pool, in Geometry g, T[][] cols) where T : unmanaged
     {
-        for (int i = 0; i < cols.Length; i++) cols[i] = g.Pointwise ? [] : pool.Rent<T>(g.Cff * g.Hw, clear: false);
+        for (int i = 0; i < cols.Length; i++) cols[i] = g.Pointwise ? [] : pool.Rent<T>(g.ColumnElements, clear: false);
         return cols;
     }
 
@@ -243,6 +256,22 @@ internal static class Convolution
             if (cols[i] is { } c) pool.Return(c);
             cols[i] = null!;
         }
+    }
+
+    /// <summary>
+    /// The im2col matrix of an image is built a band of output rows at a time once it would exceed this many elements
+    /// (4 MiB of floats; VGG16's conv1_2 has 576 × 50176 = 115 MB of them per image): the workspace stays bounded,
+    /// and a band's columns are still in cache when the product reads them. A band is at least one row.
+    /// The bands depend on the geometry only, never on the workers, so the sums are the same bits on any thread count.
+    /// </summary>
+    public const int ColumnTileElements = 1 << 20;
+
+    /// <summary>Rows per band: all when CFF·H'·W' fits <see cref="ColumnTileElements"/>, else as many as fit.</summary>
+    public static int BandRowsFor(int cff, int outH, int outW)
+    {
+        long perRow = (long)cff * outW;
+        if (perRow * outH <= ColumnTileElements) return Math.Max(outH, 1);
+        return (int)Math.Clamp(ColumnTileElements / Math.Max(perRow, 1), 1, outH);
     }
 
     /// <summary>The sizes one convolution call works with.</summary>
@@ -258,7 +287,14 @@ internal static class Convolution
             Cffg = Cff / Groups;
             InputPerImage = C * H * W;
             Pointwise = IsPointwise(spec);
+            BandRows = Pointwise ? outH : BandRowsFor(Cff, outH, outW);
         }
+
+        /// <summary>Output rows per band of columns; all of them when the whole column matrix fits the tile budget.</summary>
+        public int BandRows { get; }
+
+        /// <summary>Elements of one column buffer: CFF × (band rows · W').</summary>
+        public int ColumnElements => Pointwise ? 0 : Cff * BandRows * OutW;
 
         public int N { get; }
         public int C { get; }
