@@ -24,8 +24,11 @@ internal sealed class WorkerPool : IDisposable
     private readonly Lock _gate = new();
     private IParallelWork? _work;
     private int _count;
-    private int _next;
-    private int _active;
+    // The loop's generation (high 32 bits) and its next unclaimed item (low 32 bits): an item is claimed by one CAS,
+    // so a helper that wakes late — after its loop has ended, on a loaded machine — can never claim an item of the
+    // next loop with the previous loop's work; and the caller never waits for a helper that claimed nothing.
+    private long _claim;
+    private int _pending;
     private ExceptionDispatchInfo? _error;
     private volatile bool _stopping;
 
@@ -45,7 +48,11 @@ internal sealed class WorkerPool : IDisposable
     /// <summary>Threads that run a loop's items, the caller included.</summary>
     public int Threads { get; }
 
-    /// <summary>Runs work.Run(i, worker) for every i in [0, count) and returns when all have finished; rethrows the first failure.</summary>
+    /// <summary>
+    /// Runs work.Run(i, worker) for every i in [0, count) and returns when all have finished; rethrows the first failure.
+    /// Which thread runs which item depends on timing: an item's result must not depend on <c>worker</c> beyond
+    /// choosing scratch space that no other running item uses.
+    /// </summary>
     public void For(int count, IParallelWork work)
     {
         if (count <= 0) return;
@@ -58,14 +65,19 @@ internal sealed class WorkerPool : IDisposable
         {
             _work = work;
             _count = count;
-            _next = 0;
             _error = null;
-            int helpers = Math.Min(_threads.Length, count - 1);
-            _active = helpers;
+            _pending = count;
             _done.Reset();
-            _start.Release(helpers);
+            long generation = (Volatile.Read(ref _claim) >> 32) + 1;
+            Volatile.Write(ref _claim, generation << 32);   // publishes the loop
+            _start.Release(Math.Min(_threads.Length, count - 1));
             Drain(0);
-            if (helpers > 0) _done.Wait();
+            while (Volatile.Read(ref _pending) > 0)
+            {
+                _done.Wait();
+                if (Volatile.Read(ref _pending) == 0) break;
+                _done.Reset();   // a late signal of the previous loop
+            }
             _work = null;
             _error?.Throw();
         }
@@ -82,25 +94,32 @@ internal sealed class WorkerPool : IDisposable
             _start.Wait();
             if (_stopping) return;
             Drain(worker);
-            if (Interlocked.Decrement(ref _active) == 0) _done.Set();
         }
     }
 
     private void Drain(int worker)
     {
-        var work = _work!;
-        int i;
-        while ((i = Interlocked.Increment(ref _next) - 1) < _count)
+        while (true)
         {
-            try
+            long claim = Volatile.Read(ref _claim);
+            var work = _work;
+            int count = _count;
+            int i = (int)(claim & 0xFFFFFFFF);
+            if (work is null || i >= count) return;
+            // The CAS fails if the loop moved on since the reads above (then work and count may be another loop's).
+            if (Interlocked.CompareExchange(ref _claim, claim + 1, claim) != claim) continue;
+            if (_error is null)
             {
-                work.Run(i, worker);
+                try
+                {
+                    work.Run(i, worker);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);   // the rest are skipped
+                }
             }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
-                Volatile.Write(ref _next, _count);   // the rest of the loop is skipped
-            }
+            if (Interlocked.Decrement(ref _pending) == 0) _done.Set();
         }
     }
 
