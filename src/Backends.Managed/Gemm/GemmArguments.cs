@@ -14,7 +14,8 @@ public static class GemmArguments
     public static bool Check<T>(bool transA, bool transB, int m, int n, int k, int aLength, int lda, int bLength, int ldb,
         int cLength, int ldc)
     {
-        string op = $"gemm<{typeof(T).Name}>";
+        // Messages are built only on failure: a product's checks allocate nothing.
+        string op = typeof(T) == typeof(float) ? "gemm<Single>" : typeof(T) == typeof(double) ? "gemm<Double>" : $"gemm<{typeof(T).Name}>";
         if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"{op}: M, N, K must be ≥ 0, got M={m} N={n} K={k}");
         // A is stored [M × K] (or [K × M] when transposed); likewise B [K × N] (or [N × K]); C is [M × N].
         (int aRows, int aCols) = transA ? (k, m) : (m, k);
@@ -27,14 +28,15 @@ public static class GemmArguments
 
     private static void Operand(string op, string name, bool trans, int rows, int cols, int length, int ld)
     {
-        string stored = $"{name}{(trans ? "ᵀ" : "")} stored [{rows} × {cols}]";
-        if (ld < Math.Max(1, cols)) throw new ArgumentException($"{op}: ld{char.ToLowerInvariant(name[0])} = {ld} is less than the row length of {stored}");
+        if (ld < Math.Max(1, cols)) throw new ArgumentException($"{op}: ld{char.ToLowerInvariant(name[0])} = {ld} is less than the row length of {Stored()}");
         long needed = rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
         if (length < needed)
         {
             throw new ArgumentException(
-                $"{op}: {stored} with ld{char.ToLowerInvariant(name[0])} = {ld} needs {needed} elements, the span has {length}");
+                $"{op}: {Stored()} with ld{char.ToLowerInvariant(name[0])} = {ld} needs {needed} elements, the span has {length}");
         }
+
+        string Stored() => $"{name}{(trans ? "ᵀ" : "")} stored [{rows} × {cols}]";
     }
 
     /// <summary>C = beta·C over the [M × N] block: what a product with K = 0 leaves (beta = 0 clears, as BLAS).</summary>
