@@ -138,7 +138,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
         long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads);
-        MemoryBudget.Require<T>(spec.Name, "output " + yShape, yShape.Count, workspace);
+        MemoryBudget.Require<T>(spec.Name, "output", yShape, yShape.Count, workspace);
         MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, yShape.Count);
         var y = Rent<T>(yShape);
         Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
@@ -161,7 +161,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads);
         long gradients = (needDx ? x.Shape.Count : 0) + w.Shape.Count + w.Shape[0];
         MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, gradients);
-        if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient " + x.Shape, x.Shape.Count, workspace);
+        if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient", x.Shape, x.Shape.Count, workspace);
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(OpChecks.Bias(w.Shape));
