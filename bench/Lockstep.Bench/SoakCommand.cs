@@ -17,13 +17,15 @@ public static class SoakCommand
 
           --steps N         training steps per backend (default 10000)
           --every K         a memory sample every K steps (default 500)
-          --warmup W        steps before the baseline sample (default 1000): caches, pools and JIT fill up first
+          --warmup W        steps before the baseline sample (default a fifth of --steps, at least 1000): caches,
+                            pools, the GC's budgets and the JIT settle first
           --backends a,b    backends to soak, one after the other (default managed,torch)
           --net NAME|SPEC   the network (default "INPUT 16x16x3 -> CONV3-8 -> RELU -> POOL2 -> FC-10")
           --batch N         images per step (default 16)
           --json FILE       the samples and verdicts as JSON
 
-        Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection), the backend's live
+        Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection; and the memory the GC has
+        committed, for reference), the backend's live
         bytes (IMemoryStatistics, when it has them), and bytes allocated on the GC heap per step since the last sample.
         Growth = (last sample − baseline) / baseline, for RSS, heap and live bytes; above 1% fails (exit 1).
         """;
@@ -34,7 +36,7 @@ public static class SoakCommand
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    private sealed record Sample(int Step, long RssBytes, long HeapBytes, long? LiveBytes, double AllocatedPerStep);
+    private sealed record Sample(int Step, long RssBytes, long HeapBytes, long CommittedBytes, long? LiveBytes, double AllocatedPerStep, long JitMethods, long JitBytes);
 
     private sealed record Verdict(string Backend, string Description, IReadOnlyList<Sample> Samples, double RssGrowth, double HeapGrowth,
         double? LiveGrowth, bool Passed);
@@ -50,7 +52,7 @@ public static class SoakCommand
         }
         int steps = line.GetInt("--steps", 10_000);
         int every = line.GetInt("--every", 500);
-        int warmup = line.GetInt("--warmup", 1000, minimum: 0);
+        int warmup = line.GetInt("--warmup", Math.Max(1000, steps / 5), minimum: 0);
         int batch = line.GetInt("--batch", 16);
         int seed = line.GetInt("--seed", 1, minimum: 0);
         if (warmup + every > steps) throw new UsageException($"--steps ({steps}) must leave at least one sample (--every {every}) after --warmup ({warmup})");
@@ -98,7 +100,8 @@ public static class SoakCommand
             long now = GC.GetTotalAllocatedBytes(precise: true);
             double perStep = step == last ? 0 : (double)(now - allocated) / (step - last);
             long heap = GC.GetTotalMemory(forceFullCollection: true);
-            samples.Add(new Sample(step, ResidentBytes(), heap, stats?.LiveBytes, perStep));
+            samples.Add(new Sample(step, ResidentBytes(), heap, GC.GetGCMemoryInfo().TotalCommittedBytes, stats?.LiveBytes, perStep,
+                System.Runtime.JitInfo.GetCompiledMethodCount(), System.Runtime.JitInfo.GetCompiledILBytes()));
             allocated = GC.GetTotalAllocatedBytes(precise: true);
             last = step;
         }
@@ -139,12 +142,13 @@ public static class SoakCommand
     private static void Print(IAnsiConsole console, Verdict v, int warmup)
     {
         var table = new Table().Title($"{v.Backend}: {v.Description}")
-            .AddColumns("step", "RSS MB", "heap MB", "live MB", "allocated B/step");
+            .AddColumns("step", "RSS MB", "heap MB", "GC committed MB", "live MB", "allocated B/step", "JIT methods");
         foreach (var s in v.Samples)
         {
             string mark = s.Step >= warmup ? "" : " (warm-up)";
-            table.AddRow(s.Step.ToString("N0", CultureInfo.InvariantCulture) + mark, Mb(s.RssBytes), Mb(s.HeapBytes),
-                s.LiveBytes is long live ? Mb(live) : "–", s.AllocatedPerStep.ToString("N0", CultureInfo.InvariantCulture));
+            table.AddRow(s.Step.ToString("N0", CultureInfo.InvariantCulture) + mark, Mb(s.RssBytes), Mb(s.HeapBytes), Mb(s.CommittedBytes),
+                s.LiveBytes is long live ? Mb(live) : "–", s.AllocatedPerStep.ToString("N0", CultureInfo.InvariantCulture),
+                s.JitMethods.ToString("N0", CultureInfo.InvariantCulture));
         }
         console.Write(table);
         string Pct(double g) => g.ToString("+0.00%;-0.00%;0.00%", CultureInfo.InvariantCulture);
