@@ -81,6 +81,13 @@ internal static class Convolution
                         var line = src.Slice(oh * outW, outW);
                         var dst = plane.Slice(ih * w, w);
                         int iw = owLo * spec.StrideW - spec.PadW + j * spec.DilationW;
+                        if (spec.StrideW == 1 && owHi > owLo)
+                        {
+                            // Contiguous on both sides: one vector add (each element still gets its taps in the same order).
+                            var run = dst.Slice(iw, owHi - owLo);
+                            TensorPrimitives.Add(run, line[owLo..owHi], run);
+                            continue;
+                        }
                         for (int ow = owLo; ow < owHi; ow++, iw += spec.StrideW) dst[iw] += line[ow];
                     }
                 }
