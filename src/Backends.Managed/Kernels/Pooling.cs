@@ -233,11 +233,12 @@ internal static class Pooling
     public static void MaxBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<long> switches, int planes, int h, int w, int outHw, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        dx.Clear();
         int plane = h * w;
         for (int p = 0; p < planes; p++)
         {
+            // Cleared plane by plane, so the scatter finds the plane still in cache.
             var dxp = dx.Slice(p * plane, plane);
+            dxp.Clear();
             for (int o = p * outHw; o < (p + 1) * outHw; o++)
             {
                 long s = switches[o];
@@ -293,10 +294,10 @@ internal static class Pooling
     public static void AverageBackward<T>(ReadOnlySpan<T> dy, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        dx.Clear();
         for (int p = 0; p < planes; p++)
         {
             var dxp = dx.Slice(p * h * w, h * w);
+            dxp.Clear();
             int o = p * outH * outW;
             for (int oh = 0; oh < outH; oh++)
             {
@@ -346,11 +347,11 @@ internal static class Pooling
     public static void L2Backward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> y, int planes, int h, int w,
         PoolSpec spec, int outH, int outW, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        dx.Clear();
         for (int p = 0; p < planes; p++)
         {
             var xp = x.Slice(p * h * w, h * w);
             var dxp = dx.Slice(p * h * w, h * w);
+            dxp.Clear();
             int o = p * outH * outW;
             for (int oh = 0; oh < outH; oh++)
             {
