@@ -108,6 +108,14 @@ public static class SoakCommand
 
         void Train(ProgressTask? task)
         {
+            // The sampler's own code, and the runtime's housekeeping after each full collection it forces (array-pool
+            // trimming, finalizer callbacks), must reach their final JIT tier now: re-JIT after ~30 samples showed up
+            // as RSS growth halfway through the run.
+            for (int i = 0; i < 64; i++)
+            {
+                _ = (ResidentBytes(), GC.GetTotalMemory(forceFullCollection: true), GC.GetGCMemoryInfo().TotalCommittedBytes,
+                    GC.GetTotalAllocatedBytes(precise: true), System.Runtime.JitInfo.GetCompiledMethodCount());
+            }
             TakeSample(0);
             for (int step = 1; step <= steps; step++)
             {
