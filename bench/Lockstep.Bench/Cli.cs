@@ -26,6 +26,7 @@ public static class Cli
           train      SGD with momentum on the MNIST digits, on one backend or two in lockstep (--twin)
           soak       many training steps per backend, sampling memory: nothing may grow after warm-up
           bdn        BenchmarkDotNet suite of the primitive ops per backend and shape, with allocations (--short for CI)
+          check      randomised conformance sweep: every op, both dtypes, a table per op, a determinism probe
 
         configuration (any command; appsettings.json < LOCKSTEP__* variables < command line):
           --backend NAME            Lockstep:Backend (managed | torch)
@@ -65,7 +66,8 @@ public static class Cli
                 "train" => TrainCommand.Run(rest, console, registry ?? DefaultRegistry()),
                 "bdn" => BdnCommand.Run(rest, console),
                 "soak" => SoakCommand.Run(rest, console, registry ?? DefaultRegistry()),
-                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, summary, train, soak, bdn (see 'lockstep --help')"),
+                "check" => CheckCommand.Run(rest, console, registry ?? DefaultRegistry()),
+                _ => throw new UsageException($"unknown command '{args[0]}'; commands: info, compare, check, summary, train, soak, bdn (see 'lockstep --help')"),
             };
         }
         catch (UsageException e)

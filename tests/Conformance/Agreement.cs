@@ -4,15 +4,16 @@ namespace Lockstep.Conformance;
 
 /// <summary>
 /// How far a candidate's values are from a reference's: the norm-wise relative error
-/// ‖a − b‖∞ / max(‖b‖∞, tiny), and the worst element with its index, both values, errors and ULP distance.
+/// ‖a − b‖∞ / max(‖b‖∞, floor, tiny), and the worst element with its index, both values, errors and ULP distance.
 /// </summary>
 public sealed record Agreement(
     double RelativeError, long WorstIndex, double Candidate, double Reference, double AbsoluteError, long Ulps, int Mismatches, long Count)
 {
     private const double Tiny = 1e-300;
 
-    /// <summary>Compares element by element; NaN agrees only with NaN, ±∞ only with the same infinity.</summary>
-    public static Agreement Of(ReadOnlySpan<double> candidate, ReadOnlySpan<double> reference, DType dtype)
+    /// <summary>Compares element by element; NaN agrees only with NaN, ±∞ only with the same infinity.
+    /// <paramref name="floor"/>: the smallest denominator (see <see cref="Result.Scale"/>).</summary>
+    public static Agreement Of(ReadOnlySpan<double> candidate, ReadOnlySpan<double> reference, DType dtype, double floor = 0)
     {
         if (candidate.Length != reference.Length)
         {
@@ -20,7 +21,7 @@ public sealed record Agreement(
         }
         double scale = 0;
         foreach (double r in reference) if (double.IsFinite(r)) scale = Math.Max(scale, Math.Abs(r));
-        scale = Math.Max(scale, Tiny);
+        scale = Math.Max(Math.Max(scale, floor), Tiny);
 
         double worstAbs = -1;
         long worst = -1;
@@ -79,10 +80,15 @@ public sealed record Agreement(
         ArgumentNullException.ThrowIfNull(shape);
         return string.Create(CultureInfo.InvariantCulture,
             $"relative error {RelativeError:G3}; worst element {Index(shape, WorstIndex)}: candidate {Candidate:R}, reference {Reference:R}, " +
-            $"|diff| {AbsoluteError:G3}, {Ulps} ulp; {Mismatches} of {Count} elements differ");
+            $"|diff| {AbsoluteError:G3} (relative to the element {ElementRelativeError:G3}), {Ulps} ulp; {Mismatches} of {Count} elements differ");
     }
 
-    private static string Index(Shape shape, long flat)
+    /// <summary>|candidate − reference| / |reference| at the worst element (∞ when the reference is 0 and they differ).</summary>
+    public double ElementRelativeError =>
+        AbsoluteError == 0 ? 0 : Reference == 0 ? double.PositiveInfinity : AbsoluteError / Math.Abs(Reference);
+
+    /// <summary>A flat index as [n, c, h, w] (or the shape's own rank).</summary>
+    public static string Index(Shape shape, long flat)
     {
         if (flat < 0) return "[]";
         var idx = new long[shape.Rank];

@@ -1,15 +1,16 @@
-using System.Globalization;
-using System.Text;
+using System.Runtime.CompilerServices;
 using Xunit;
 
 namespace Lockstep.Conformance;
 
 /// <summary>
-/// The cross-backend grid: a candidate and a reference backend, the same inputs and weights, every op of
-/// <see cref="IBackend"/>, forward and every gradient, float32 and float64. Derive with two backends:
+/// A candidate against a reference backend on the same inputs and weights: every op of <see cref="IBackend"/>,
+/// forward and every gradient, float32 and float64. Random cases (<c>Op_Random</c>: CsCheck generators, 300 per op
+/// and dtype by default, shrunk and replayable on failure) and a fixed grid of the notes' geometries and edge cases.
+/// Derive with two backends:
 /// <code>public sealed class MyBackendConformance() : BackendConformance(new MyBackend(), new NaiveBackend());</code>
-/// Each float32 result must agree with the reference's float32 result (≤ 2e-5) and with its float64 result on the
-/// same (widened) inputs (≤ 1e-5); float64 results to 1e-12; results with no summation bit for bit.
+/// Bounds (<see cref="Tolerance"/>): float64 ≤ 1e-12 relative; a float32 result within c·ε·√K of the reference's
+/// float64 result on the same inputs and within 2·c·ε·√K of its float32 result; results with no summation bit for bit.
 /// </summary>
 public abstract partial class BackendConformance : IDisposable
 {
@@ -34,6 +35,43 @@ public abstract partial class BackendConformance : IDisposable
         from n in new[] { 1, 2, 5, 8 } from d in new[] { DType.Float32, DType.Float64 }
         select new object[] { n, 17 + 13 * n, 3 + 2 * n, d };
 
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Conv2d_Random(DType dtype) => CheckRandom(ConformanceOp.Conv2d, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Pool2d_Random(DType dtype) => CheckRandom(ConformanceOp.Pool2d, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Linear_Random(DType dtype) => CheckRandom(ConformanceOp.Linear, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Relu_Random(DType dtype) => CheckRandom(ConformanceOp.Relu, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void SoftmaxCrossEntropy_Random(DType dtype) => CheckRandom(ConformanceOp.SoftmaxCrossEntropy, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void MulticlassSvm_Random(DType dtype) => CheckRandom(ConformanceOp.MulticlassSvm, dtype);
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void SgdStep_Random(DType dtype) => CheckRandom(ConformanceOp.SgdStep, dtype);
+
+    /// <summary>
+    /// <c>LOCKSTEP_CONFORMANCE_CASES</c> random cases of <paramref name="op"/> (default 300) from a fixed seed, or the
+    /// one case <c>LOCKSTEP_CONFORMANCE_SEED</c> names. The first failure is shrunk and reported with the worst
+    /// element of each output that disagrees, its seed and the command that replays it.
+    /// </summary>
+    protected void CheckRandom(ConformanceOp op, DType dtype, [CallerMemberName] string test = "")
+    {
+        var settings = ConformanceSettings.FromEnvironment();
+        var result = Sweep.Run(Candidate, Reference, op, dtype, settings.Cases, settings.RunSeed, settings.CaseSeed);
+        if (result.Failure is { } failure)
+        {
+            Assert.Fail($"{failure.Describe()}\n  replay: {Replay.Command(failure.Seed ?? "", GetType(), test)}");
+        }
+        Assert.Equal(settings.CaseSeed is null ? settings.Cases : 1, result.Cases);
+    }
+
     [Theory, MemberData(nameof(ConvGrid))]
     public void Conv2d_MatchesReference(string geometry, DType dtype)
     {
@@ -52,7 +90,10 @@ public abstract partial class BackendConformance : IDisposable
             using var y = backend.Conv2d(xt, wt, bt, c.Spec);
             using var dyt = backend.Upload(dy, y.Shape, dt);
             using var g = backend.Conv2dBackward(dyt, xt, wt, c.Spec, needDx: true);
-            return [Result.Of("y", y), Result.Of("dx", g.Dx!), Result.Of("dw", g.Dw), Result.Of("db", g.Db)];
+            long perFilter = (long)c.N * ho * wo, overlap = (c.F + c.S - 1) / c.S;
+            // Every operand is uniform in [−1, 1): each product summed has magnitude at most 1.
+            return [Result.Of("y", y, reduction: (long)c.C * c.F * c.F + 1, scale: 1), Result.Of("dx", g.Dx!, reduction: c.K * overlap * overlap, scale: 1),
+                Result.Of("dw", g.Dw, reduction: perFilter, scale: 1), Result.Of("db", g.Db, reduction: perFilter, scale: 1)];
         });
     }
 
@@ -70,7 +111,8 @@ public abstract partial class BackendConformance : IDisposable
             using var dyt = backend.Upload(dy, Shape.Nchw(c.N, c.K, c.H, c.W), dt);
             using var g = backend.Conv2dBackward(dyt, xt, wt, c.Spec, needDx: false);
             Assert.Null(g.Dx);
-            return [Result.Of("dw", g.Dw), Result.Of("db", g.Db)];
+            long perFilter = (long)c.N * c.H * c.W;
+            return [Result.Of("dw", g.Dw, reduction: perFilter, scale: 1), Result.Of("db", g.Db, reduction: perFilter, scale: 1)];
         });
     }
 
@@ -123,7 +165,12 @@ public abstract partial class BackendConformance : IDisposable
             using var r = backend.Pool2d(xt, c.Spec);
             using var dyt = backend.Upload(dy, r.Y.Shape, dt);
             using var dx = backend.Pool2dBackward(dyt, xt, r, c.Spec);
-            var results = new List<Result> { Result.Of("y", r.Y, exact: max), Result.Of("dx", dx, exact: exactBackward) };
+            long overlap = (long)((c.F + c.S - 1) / c.S) * ((c.F + c.S - 1) / c.S);
+            var results = new List<Result>
+            {
+                Result.Of("y", r.Y, exact: max, reduction: (long)c.F * c.F + 1),
+                Result.Of("dx", dx, exact: exactBackward, reduction: overlap),
+            };
             if (max) results.Add(Result.Of("switches", r.Switches!, exact: true));
             return results;
         });
@@ -148,7 +195,8 @@ public abstract partial class BackendConformance : IDisposable
             using var y = backend.Linear(xt, wt, bt);
             using var dyt = backend.Upload(dy, y.Shape, dt);
             using var g = backend.LinearBackward(dyt, xt, wt, needDx: true);
-            return [Result.Of("y", y), Result.Of("dx", g.Dx!), Result.Of("dw", g.Dw), Result.Of("db", g.Db)];
+            return [Result.Of("y", y, reduction: inputs + 1, scale: 1), Result.Of("dx", g.Dx!, reduction: outputs, scale: 1),
+                Result.Of("dw", g.Dw, reduction: batch, scale: 1), Result.Of("db", g.Db, reduction: batch, scale: 1)];
         });
     }
 
@@ -169,7 +217,8 @@ public abstract partial class BackendConformance : IDisposable
             using var dyt = backend.Upload(dy, y.Shape, dt);
             using var g = backend.LinearBackward(dyt, xt, wt, needDx: true);
             Assert.Equal(xShape, g.Dx!.Shape);
-            return [Result.Of("y", y), Result.Of("dx", g.Dx), Result.Of("dw", g.Dw), Result.Of("db", g.Db)];
+            return [Result.Of("y", y, reduction: 120, scale: 1), Result.Of("dx", g.Dx, reduction: 10, scale: 1),
+                Result.Of("dw", g.Dw, reduction: 3, scale: 1), Result.Of("db", g.Db, reduction: 3, scale: 1)];
         });
     }
 
@@ -229,7 +278,8 @@ public abstract partial class BackendConformance : IDisposable
             using var st = backend.Upload(s, shape, dt);
             using var r = loss(backend, st, labels);
             Assert.True(double.IsFinite(r.Loss), $"{backend.Name}: {op} loss is {r.Loss}");
-            return [new Result("loss", new Shape(1), [r.Loss]), Result.Of("dscores", r.DScores)];
+            return [new Result("loss", new Shape(1), [r.Loss], Reduction: (long)batch * classes, Scale: 2 * scale + 1),
+                Result.Of("dscores", r.DScores, reduction: classes, scale: 1.0 / batch)];
         });
     }
 
@@ -246,7 +296,7 @@ public abstract partial class BackendConformance : IDisposable
             using var gt = backend.Upload(g, shape, dt);
             using var vt = backend.Upload(v, shape, dt);
             for (int i = 0; i < 3; i++) backend.SgdStep(pt, gt, vt, 0.1, 0.9, 5e-4);
-            return [Result.Of("param", pt), Result.Of("velocity", vt)];
+            return [Result.Of("param", pt, reduction: 12), Result.Of("velocity", vt, reduction: 12)];
         });
     }
 
@@ -264,64 +314,17 @@ public abstract partial class BackendConformance : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="run"/> on both backends with the same host inputs and compares every result.
-    /// For float32, the reference also runs in float64 on the same (float32-rounded) inputs.
+    /// Runs <paramref name="run"/> on both backends with the same host inputs and compares every result under
+    /// <see cref="Tolerance"/>; for float32, the reference also runs in float64 on the same (float32-rounded) inputs.
     /// </summary>
-    protected void Check(string op, string context, DType dtype, int seed, Func<IBackend, DType, IReadOnlyList<Result>> run)
+    protected void Check(string op, string context, DType dtype, int seed, Func<IBackend, DType, IReadOnlyList<Result>> run,
+        [CallerMemberName] string test = "")
     {
-        ArgumentNullException.ThrowIfNull(run);
-        var candidate = run(Candidate, dtype);
-        var reference = run(Reference, dtype);
-        var failures = new StringBuilder();
-        Compare(candidate, reference, Tolerance.Between(dtype), $"{Reference.Name} {dtype}", dtype, failures);
-        if (dtype == DType.Float32)
+        var report = CaseComparer.Compare(op, context, dtype, Candidate, Reference, run);
+        if (!report.Passed)
         {
-            // The float64 reference sees exactly the float32 inputs: every test rounds its host inputs to the case's dtype.
-            var wide = run(Reference, DType.Float64);
-            Compare(candidate, wide, Tolerance.Float32VersusFloat64, $"{Reference.Name} Float64", dtype, failures, exactAllowed: false);
+            Assert.Fail($"{report.Describe()}\n  data seed {seed}; replay: ./build.sh exec -- dotnet test --filter \"FullyQualifiedName~{GetType().FullName}.{test}\" (case '{context}')");
         }
-        if (failures.Length > 0)
-        {
-            Assert.Fail(string.Create(CultureInfo.InvariantCulture,
-                $"{op} [{context}] {dtype} seed {seed}: {Candidate.Name} disagrees with {Reference.Name}\n{failures}" +
-                $"replay: ./build.sh exec -- dotnet test tests --filter \"DisplayName~{op.Split('(')[0]}\" (case '{context}')"));
-        }
-    }
-
-    private void Compare(IReadOnlyList<Result> candidate, IReadOnlyList<Result> reference, double tolerance, string against,
-        DType dtype, StringBuilder failures, bool exactAllowed = true)
-    {
-        Assert.Equal(reference.Count, candidate.Count);
-        for (int i = 0; i < candidate.Count; i++)
-        {
-            var (a, b) = (candidate[i], reference[i]);
-            if (a.Shape != b.Shape)
-            {
-                failures.AppendLine(CultureInfo.InvariantCulture, $"  {a.Name}: shape {a.Shape}, {against} has {b.Shape}");
-                continue;
-            }
-            bool exact = a.Exact && exactAllowed;
-            var agreement = Agreement.Of(a.Values, b.Values, a.Name == "switches" ? DType.Int64 : dtype);
-            bool ok = exact ? agreement.IsExact && Bitwise(a.Values, b.Values, dtype) : agreement.RelativeError <= tolerance;
-            if (!ok)
-            {
-                string bound = exact ? "bit for bit" : $"≤ {tolerance:G2}";
-                failures.AppendLine(CultureInfo.InvariantCulture, $"  {a.Name} {a.Shape} vs {against} (must agree {bound}): {agreement.Describe(a.Shape)}");
-            }
-        }
-    }
-
-    /// <summary>Equal including the sign of zero and NaN for NaN.</summary>
-    private static bool Bitwise(double[] a, double[] b, DType dtype)
-    {
-        for (int i = 0; i < a.Length; i++)
-        {
-            bool same = double.IsNaN(a[i]) ? double.IsNaN(b[i])
-                : dtype == DType.Float32 ? BitConverter.SingleToInt32Bits((float)a[i]) == BitConverter.SingleToInt32Bits((float)b[i])
-                : BitConverter.DoubleToInt64Bits(a[i]) == BitConverter.DoubleToInt64Bits(b[i]);
-            if (!same) return false;
-        }
-        return true;
     }
 
     /// <summary>A stable seed from the case's text, printed in failures.</summary>

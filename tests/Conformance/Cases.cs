@@ -75,3 +75,44 @@ public sealed record PoolCase(PoolMode Mode, int F, int S, int P, int H, int W, 
         }
     }
 }
+
+/// <summary>A fully connected case: batch N, in inputs, out outputs.</summary>
+public sealed record LinearCase(int N, int In, int Out)
+{
+    public Shape Input => new(N, In);
+    public Shape Weights => new(Out, In);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"N{N} in{In} out{Out}");
+}
+
+/// <summary>An element-wise case over an NCHW volume (ReLU).</summary>
+public sealed record VolumeCase(int N, int C, int H, int W)
+{
+    public Shape Shape => Shape.Nchw(N, C, H, W);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{H}x{W} C{C} N{N}");
+}
+
+public enum LossKind
+{
+    SoftmaxCrossEntropy,
+    MulticlassSvm,
+}
+
+/// <summary>A loss case: N rows of scores over classes, drawn as scale·u + offset (u from the input kind).</summary>
+public sealed record LossCase(LossKind Kind, int N, int Classes, double Scale, double Offset)
+{
+    public Shape Scores => new(N, Classes);
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"N{N} classes{Classes} scores {Scale:G3}·u{(Offset == 0 ? "" : $" + {Offset:G3}")}");
+}
+
+/// <summary>An SGD case: a Rows×Cols parameter updated <paramref name="Steps"/> times with the same gradient.</summary>
+public sealed record SgdCase(int Rows, int Cols, double LearningRate, double Momentum, double WeightDecay, int Steps)
+{
+    public Shape Shape => new(Rows, Cols);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"[{Rows}, {Cols}] lr {LearningRate:G3} momentum {Momentum:G3} wd {WeightDecay:G3}, {Steps} step{(Steps == 1 ? "" : "s")}");
+}

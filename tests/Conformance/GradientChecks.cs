@@ -1,20 +1,21 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using CsCheck;
 using Xunit;
 
 namespace Lockstep.Conformance;
 
 /// <summary>
-/// Central-difference gradient checks in float64 on one backend (Caffe's GradientChecker idea): for a scalar
-/// L = Σ r ⊙ op(inputs) with fixed random r, each analytic gradient from the backward op must match
-/// (L(v + h) − L(v − h)) / 2h within 1e-6 · max(|analytic|, |numeric|, 1). Inputs avoid kinks (ReLU's 0,
-/// max-pool near-ties, SVM margins at 0), so the function is smooth within ±h.
+/// Central-difference gradient checks in float64 on one backend (Caffe's GradientChecker idea, kink-aware: see
+/// <see cref="CentralDifferences"/>): for a scalar L = Σ r ⊙ op(inputs) with fixed random r, each analytic gradient
+/// of the backward op must match the central difference of L. A fixed set of the notes' geometries, and random
+/// cases from the same generators as <see cref="BackendConformance"/> (tie-heavy inputs drawn kink-free instead).
 /// Derive with one backend: <code>public sealed class MyGradients() : GradientChecks(new MyBackend());</code>
 /// </summary>
 public abstract partial class GradientChecks : IDisposable
 {
-    private const double Step = 1e-5;
-    private const double Threshold = 1e-6;
     private const int Samples = 24;
+    private const int RandomSamples = 8;
 
     protected GradientChecks(IBackend backend) => Backend = backend ?? throw new ArgumentNullException(nameof(backend));
 
@@ -29,135 +30,104 @@ public abstract partial class GradientChecks : IDisposable
             .Select(c => new object[] { c });
 
     [Theory, MemberData(nameof(ConvCases))]
-    public void Conv2d_GradientsMatchFiniteDifferences(string geometry)
-    {
-        var c = ConvCase.Parse(geometry);
-        var x = HostData.Random(1, c.Input.Count);
-        var w = HostData.Random(2, c.Weights.Count);
-        var b = HostData.Random(3, c.K);
-        var (ho, wo) = c.Spec.OutputSize(c.H, c.W);
-        var r = HostData.Random(4, (long)c.N * c.K * ho * wo);
-
-        double Loss(double[] xv, double[] wv, double[] bv)
-        {
-            using var xt = Upload(xv, c.Input);
-            using var wt = Upload(wv, c.Weights);
-            using var bt = Upload(bv, new Shape(c.K));
-            using var y = Backend.Conv2d(xt, wt, bt, c.Spec);
-            return Dot(y.ToDoubles(), r);
-        }
-
-        using var xt = Upload(x, c.Input);
-        using var wt = Upload(w, c.Weights);
-        using var dy = Upload(r, Shape.Nchw(c.N, c.K, ho, wo));
-        using var g = Backend.Conv2dBackward(dy, xt, wt, c.Spec, needDx: true);
-        Verify("Conv2d", geometry, "dx", x, g.Dx!.ToDoubles(), v => Loss(v, w, b));
-        Verify("Conv2d", geometry, "dw", w, g.Dw.ToDoubles(), v => Loss(x, v, b));
-        Verify("Conv2d", geometry, "db", b, g.Db.ToDoubles(), v => Loss(x, w, v));
-    }
+    public void Conv2d_GradientsMatchFiniteDifferences(string geometry) =>
+        Verify(new ConvOpCase(ConvCase.Parse(geometry), InputKind.Generic, 1), Samples);
 
     [Theory, MemberData(nameof(PoolCases))]
-    public void Pool2d_GradientMatchesFiniteDifferences(string geometry)
-    {
-        var c = PoolCase.Parse(geometry);
-        var x = HostData.Random(5, c.Input.Count, InputKind.KinkFree);
-        var (ho, wo) = c.Spec.OutputSize(c.H, c.W);
-        var r = HostData.Random(6, (long)c.N * c.C * ho * wo);
-
-        double Loss(double[] xv)
-        {
-            using var xt = Upload(xv, c.Input);
-            using var p = Backend.Pool2d(xt, c.Spec);
-            return Dot(p.Y.ToDoubles(), r);
-        }
-
-        using var xt = Upload(x, c.Input);
-        using var p = Backend.Pool2d(xt, c.Spec);
-        using var dy = Upload(r, p.Y.Shape);
-        using var dx = Backend.Pool2dBackward(dy, xt, p, c.Spec);
-        Verify("Pool2d", geometry, "dx", x, dx.ToDoubles(), Loss);
-    }
+    public void Pool2d_GradientMatchesFiniteDifferences(string geometry) =>
+        Verify(new PoolOpCase(PoolCase.Parse(geometry), InputKind.KinkFree, 5), Samples);
 
     [Fact]
-    public void Linear_GradientsMatchFiniteDifferences()
-    {
-        var xShape = Shape.Nchw(3, 2, 2, 3);
-        var wShape = new Shape(5, 12);
-        var x = HostData.Random(7, xShape.Count);
-        var w = HostData.Random(8, wShape.Count);
-        var b = HostData.Random(9, 5);
-        var r = HostData.Random(10, 15);
-
-        double Loss(double[] xv, double[] wv, double[] bv)
-        {
-            using var xt = Upload(xv, xShape);
-            using var wt = Upload(wv, wShape);
-            using var bt = Upload(bv, new Shape(5));
-            using var y = Backend.Linear(xt, wt, bt);
-            return Dot(y.ToDoubles(), r);
-        }
-
-        using var xt = Upload(x, xShape);
-        using var wt = Upload(w, wShape);
-        using var dy = Upload(r, new Shape(3, 5));
-        using var g = Backend.LinearBackward(dy, xt, wt, needDx: true);
-        Verify("Linear", "N3 in12 out5", "dx", x, g.Dx!.ToDoubles(), v => Loss(v, w, b));
-        Verify("Linear", "N3 in12 out5", "dw", w, g.Dw.ToDoubles(), v => Loss(x, v, b));
-        Verify("Linear", "N3 in12 out5", "db", b, g.Db.ToDoubles(), v => Loss(x, w, v));
-    }
+    public void Linear_GradientsMatchFiniteDifferences() => Verify(new LinearOpCase(new LinearCase(3, 12, 5), InputKind.Generic, 7), Samples);
 
     [Fact]
-    public void Relu_GradientMatchesFiniteDifferences()
-    {
-        var shape = Shape.Nchw(2, 3, 4, 5);
-        var x = HostData.Random(11, shape.Count, InputKind.KinkFree);
-        var r = HostData.Random(12, shape.Count);
-
-        double Loss(double[] xv)
-        {
-            using var xt = Upload(xv, shape);
-            using var y = Backend.Relu(xt);
-            return Dot(y.ToDoubles(), r);
-        }
-
-        using var xt = Upload(x, shape);
-        using var dy = Upload(r, shape);
-        using var dx = Backend.ReluBackward(dy, xt);
-        Verify("Relu", "kink-free", "dx", x, dx.ToDoubles(), Loss);
-    }
+    public void Relu_GradientMatchesFiniteDifferences() => Verify(new ReluOpCase(new VolumeCase(2, 3, 4, 5), InputKind.KinkFree, 11), Samples);
 
     [Fact]
-    public void SoftmaxCrossEntropy_GradientMatchesFiniteDifferences()
-    {
-        var shape = new Shape(4, 7);
-        var s = Array.ConvertAll(HostData.Random(13, shape.Count), v => 4 * v);
-        var labels = HostData.Labels(14, 4, 7);
-        CheckLoss("SoftmaxCrossEntropy", shape, s, labels, (t, l) => Backend.SoftmaxCrossEntropy(t, l));
-    }
+    public void SoftmaxCrossEntropy_GradientMatchesFiniteDifferences() =>
+        Verify(new LossOpCase(new LossCase(LossKind.SoftmaxCrossEntropy, 4, 7, 4, 0), InputKind.Generic, 13), Samples);
 
     [Fact]
-    public void MulticlassSvm_GradientMatchesFiniteDifferences()
+    public void MulticlassSvm_GradientMatchesFiniteDifferences() =>
+        Verify(new LossOpCase(new LossCase(LossKind.MulticlassSvm, 4, 7, 3, 0), InputKind.KinkFree, 15), Samples);
+
+    [Fact]
+    public void Conv2d_Random() => VerifyRandom(ConformanceOp.Conv2d);
+
+    [Fact]
+    public void Pool2d_Random() => VerifyRandom(ConformanceOp.Pool2d);
+
+    [Fact]
+    public void Linear_Random() => VerifyRandom(ConformanceOp.Linear);
+
+    [Fact]
+    public void Relu_Random() => VerifyRandom(ConformanceOp.Relu);
+
+    [Fact]
+    public void SoftmaxCrossEntropy_Random() => VerifyRandom(ConformanceOp.SoftmaxCrossEntropy);
+
+    [Fact]
+    public void MulticlassSvm_Random() => VerifyRandom(ConformanceOp.MulticlassSvm);
+
+    /// <summary>Random cases: a sixth of <c>LOCKSTEP_CONFORMANCE_CASES</c> (at least 20), or the one case
+    /// <c>LOCKSTEP_CONFORMANCE_SEED</c> names; a failure is shrunk and printed with its seed and a replay command.</summary>
+    protected void VerifyRandom(ConformanceOp op, [CallerMemberName] string test = "")
     {
-        var shape = new Shape(4, 7);
-        // Scores on a 0.3 grid: a margin s_j − s_y + 1 is then never within 0.1 of the hinge's kink.
-        var rng = new Random(15);
-        var s = Enumerable.Range(0, (int)shape.Count).Select(_ => 0.3 * rng.Next(-10, 11)).ToArray();
-        var labels = HostData.Labels(16, 4, 7);
-        CheckLoss("MulticlassSvm", shape, s, labels, (t, l) => Backend.MulticlassSvm(t, l));
+        var settings = ConformanceSettings.FromEnvironment();
+        var gen = Generators.For(op).Select(Smooth);
+        var cases = settings.CaseSeed is { } one
+            ? [(one, Smooth(Generators.Replay(op, one)))]
+            : Sweep.Cases(op, settings.RunSeed, Math.Max(20, settings.Cases / 6)).Select(c => (c.Seed, Smooth(c.Case)));
+        int run = 0;
+        foreach (var (seed, c) in cases)
+        {
+            if (Failure(c, RandomSamples) is not { } failure)
+            {
+                run++;
+                continue;
+            }
+            var (smallest, origin, message) = Sweep.Shrink(gen, seed, x => Failure(x, RandomSamples)) ?? (seed, "passed when run again", failure);
+            Assert.Fail(string.Create(CultureInfo.InvariantCulture,
+                $"{Backend.Name}: {op} gradient disagrees with central differences, seed {smallest} ({origin})\n  {message}\n" +
+                $"  replay: {Replay.Command(smallest, GetType(), test)}"));
+        }
+        Assert.True(run > 0, $"{op}: no random case ran");
     }
 
-    private void CheckLoss(string op, Shape shape, double[] s, int[] labels, Func<ITensor, int[], LossResult> loss)
-    {
-        double Loss(double[] sv)
-        {
-            using var t = Upload(sv, shape);
-            using var r = loss(t, labels);
-            return r.Loss;
-        }
+    /// <summary>Tie-heavy inputs put every max-pool window and ReLU at a kink: finite differences need smooth ones.</summary>
+    private static OpCase Smooth(OpCase c) => c.Inputs == InputKind.TieHeavy ? c with { Inputs = InputKind.KinkFree } : c;
 
-        using var st = Upload(s, shape);
-        using var result = loss(st, labels);
-        Verify(op, $"N{shape[0]} classes{shape[1]}", "dscores", s, result.DScores.ToDoubles(), Loss);
+    private void Verify(OpCase c, int samples)
+    {
+        if (Failure(c, samples) is { } failure) Assert.Fail($"{Backend.Name}: {failure}");
+    }
+
+    /// <summary>Null when every gradient of <paramref name="c"/> matches; else what differed, for which case.</summary>
+    private string? Failure(OpCase c, int samples)
+    {
+        var rng = new Random(c.DataSeed);
+        int compared = 0;
+        foreach (var probe in c.Gradients(Backend))
+        {
+            var outcome = CentralDifferences.Check(probe, samples, rng);
+            if (outcome.Mismatch is not null) return $"{c}: {outcome.Mismatch}";
+            compared += outcome.Checked;
+            if (outcome.Kinks > Math.Max(2, outcome.Checked))
+            {
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"{c}: {probe.Name}: {outcome.Kinks} of {outcome.Kinks + outcome.Checked} sampled elements sit on a kink; the inputs are not kink-free");
+            }
+        }
+        return compared > 0 ? null : $"{c}: no gradient element was compared";
+    }
+
+    /// <summary>For hand-written checks (GradientChecks.Options.cs): <paramref name="analytic"/> against central
+    /// differences of <paramref name="loss"/> at up to 24 elements of <paramref name="values"/>.</summary>
+    private void Verify(string op, string geometry, string name, double[] values, double[] analytic, Func<double[], double> loss)
+    {
+        var outcome = CentralDifferences.Check(new GradientProbe(name, values, analytic, loss), Samples, new Random(values.Length));
+        if (outcome.Mismatch is not null) Assert.Fail($"{Backend.Name} {op} [{geometry}] {outcome.Mismatch}");
+        Assert.True(outcome.Checked > 0, $"{Backend.Name} {op} [{geometry}] {name}: every sampled element sits on a kink");
     }
 
     private ITensor Upload(double[] data, Shape shape) => Backend.Upload<double>(data, shape);
@@ -167,30 +137,6 @@ public abstract partial class GradientChecks : IDisposable
         double sum = 0;
         for (int i = 0; i < a.Length; i++) sum += a[i] * b[i];
         return sum;
-    }
-
-    /// <summary>Compares analytic[i] with the central difference of <paramref name="loss"/> at up to <see cref="Samples"/> elements.</summary>
-    private void Verify(string op, string geometry, string name, double[] values, double[] analytic, Func<double[], double> loss)
-    {
-        Assert.Equal(values.Length, analytic.Length);
-        var v = (double[])values.Clone();
-        var rng = new Random(values.Length);
-        var indices = v.Length <= Samples ? Enumerable.Range(0, v.Length) : Enumerable.Range(0, Samples).Select(_ => rng.Next(v.Length));
-        foreach (int i in indices)
-        {
-            double original = v[i];
-            v[i] = original + Step;
-            double plus = loss(v);
-            v[i] = original - Step;
-            double minus = loss(v);
-            v[i] = original;
-            double numeric = (plus - minus) / (2 * Step);
-            double scale = Math.Max(1, Math.Max(Math.Abs(analytic[i]), Math.Abs(numeric)));
-            double error = Math.Abs(analytic[i] - numeric) / scale;
-            Assert.True(error <= Threshold, string.Create(CultureInfo.InvariantCulture,
-                $"{Backend.Name} {op} [{geometry}] {name}[{i}]: analytic {analytic[i]:R}, central difference {numeric:R}, " +
-                $"relative error {error:G3} > {Threshold:G2} (step {Step:G2})"));
-        }
     }
 
     public void Dispose()

@@ -5,7 +5,8 @@ public enum InputKind
 {
     /// <summary>Uniform in [−1, 1).</summary>
     Generic,
-    /// <summary>Many exact ties: a ReLU'd mix of small integers and zeros, as max pooling meets after a ReLU.</summary>
+    /// <summary>Many exact ties: ReLU'd small integers, and (shape-aware draws) some constant planes, as max pooling
+    /// meets after a ReLU.</summary>
     TieHeavy,
     /// <summary>Away from ReLU's kink: |x| ≥ 0.1; and distinct values, so max pooling has no near-ties.</summary>
     KinkFree,
@@ -33,6 +34,27 @@ public static class HostData
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// As <see cref="Random(int, long, InputKind)"/>, aware of the planes of <paramref name="shape"/> (its last two
+    /// axes; the last one for a matrix): tie-heavy data then makes about one plane in four constant (all 0, 1 or 2),
+    /// the other three ReLU'd integers.
+    /// </summary>
+    public static double[] Random(int seed, Shape shape, InputKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        var data = Random(seed, shape.Count, kind);
+        if (kind != InputKind.TieHeavy || shape.Rank == 0 || data.Length == 0) return data;
+        int plane = shape.Rank >= 2 ? shape[shape.Rank - 1] * shape[shape.Rank - 2] : shape[0];
+        if (shape.Rank == 2) plane = shape[1];
+        if (plane <= 1) return data;
+        var rng = new Random(seed ^ 0x5bd1e995);
+        for (int start = 0; start + plane <= data.Length; start += plane)
+        {
+            if (rng.Next(4) == 0) Array.Fill(data, rng.Next(3), start, plane);
         }
         return data;
     }

@@ -332,3 +332,11 @@ public sealed class NaiveBackend : IBackend
 
     public void Dispose() { }
 }
+
+/// <summary>Registers the naive oracle by name ("naive"), e.g. for <c>lockstep check --backends naive,torch</c>.</summary>
+public sealed class NaiveBackendFactory : Lockstep.Configuration.IBackendFactory
+{
+    public string Name => "naive";
+
+    public IBackend Create(Lockstep.Configuration.LockstepOptions options) => new NaiveBackend();
+}
