@@ -27,7 +27,8 @@ public static class SoakCommand
         Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection; and the memory the GC has
         committed, for reference), the backend's live
         bytes (IMemoryStatistics, when it has them), and bytes allocated on the GC heap per step since the last sample.
-        Growth = (last sample − baseline) / baseline, for RSS, heap and live bytes; above 1% fails (exit 1).
+        Growth, for RSS, heap and live bytes: the highest sample of the second half of the measured run against the
+        highest of the first half (a leak climbs; a value that wavers does not); above 1% fails (exit 1).
         """;
 
     private const string DefaultNet = "INPUT 16x16x3 -> CONV3-8 -> RELU -> POOL2 -> FC-10";
@@ -135,12 +136,20 @@ public static class SoakCommand
             Train(null);
         }
 
-        var baseline = samples.First(s => s.Step >= warmup);
-        var final = samples[^1];
-        double Growth(long a, long b) => a <= 0 ? 0 : (double)(b - a) / a;
-        double rss = Growth(baseline.RssBytes, final.RssBytes);
-        double heap = Growth(baseline.HeapBytes, final.HeapBytes);
-        double? live = baseline.LiveBytes is long l0 && final.LiveBytes is long l1 ? Growth(l0, l1) : null;
+        // Growth compares the highest sample of the second half of the measured run with the highest of the first
+        // half: a leak climbs, while a value that only wavers (a few KB of objects alive at one sample, not the next)
+        // does not count as growth, as it would in a plain last-minus-first.
+        var measured = samples.Where(s => s.Step >= warmup).ToList();
+        var early = measured.Take((measured.Count + 1) / 2).ToList();
+        var late = measured.Skip(measured.Count / 2).ToList();
+        double Growth(Func<Sample, long> value)
+        {
+            long a = early.Max(value), b = late.Max(value);
+            return a <= 0 ? 0 : (double)(b - a) / a;
+        }
+        double rss = Growth(s => s.RssBytes);
+        double heap = Growth(s => s.HeapBytes);
+        double? live = measured.All(s => s.LiveBytes is not null) ? Growth(s => s.LiveBytes!.Value) : null;
         bool passed = rss <= Limit && heap <= Limit && (live ?? 0) <= Limit;
         var verdict = new Verdict(name, backend.Description, samples, rss, heap, live, passed);
         Print(console, verdict, warmup);
