@@ -242,7 +242,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Linear<T>(ITensor x, ITensor w, ITensor? b, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var y = Rent<T>(yShape);
-        Kernels.Linear.Forward<T>(_gemm, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
+        Kernels.Linear.Forward<T>(_gemm, _workers, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
         return y;
     }
 
