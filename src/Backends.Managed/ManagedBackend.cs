@@ -273,7 +273,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Relu<T>(ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var y = Rent<T>(x.Shape);
-        Activations.Relu<T>(Data<T>(x), y.Span<T>());
+        ActivationJob<T>.Run(_workers, default, Data<T>(x), y.Span<T>());
         return y;
     }
 
@@ -287,7 +287,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor ReluBackward<T>(ITensor dy, ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var dx = Rent<T>(x.Shape);
-        Activations.ReluBackward<T>(Data<T>(dy), Data<T>(x), dx.Span<T>());
+        ActivationJob<T>.Run(_workers, Data<T>(dy), Data<T>(x), dx.Span<T>());
         return dx;
     }
 

@@ -104,6 +104,21 @@ public sealed class ActivationTests : IDisposable
     }
 
     [Fact]
+    public void Relu_SplitOverWorkersCoversEveryElement()
+    {
+        // Several 64K-element chunks and a ragged last one, on two workers.
+        using var backend = new ManagedBackend("auto", 2);
+        int n = 3 * 65536 + 123;
+        double[] x = TestSupport.Random(n, 61), dy = TestSupport.Random(n, 62);
+        using var tx = backend.Upload<double>(x, new Shape(n));
+        using var tdy = backend.Upload<double>(dy, new Shape(n));
+        using var y = backend.Relu(tx);
+        using var dx = backend.ReluBackward(tdy, tx);
+        Assert.Equal(x.Select(v => Math.Max(v, 0)), y.ToDoubles());
+        Assert.Equal(x.Zip(dy, (v, g) => v > 0 ? g : 0), dx.ToDoubles());
+    }
+
+    [Fact]
     public void ReluBackward_ThrowsForShapeMismatch()
     {
         using var x = _backend.Zeros(new Shape(5), DType.Float32);
