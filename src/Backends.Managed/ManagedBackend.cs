@@ -118,7 +118,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
 
     public ITensor Zeros(Shape shape, DType dtype)
     {
-        ArgumentNullException.ThrowIfNull(shape);
+        OpChecks.Zeros(shape, dtype);
         return dtype switch
         {
             DType.Float32 => ManagedTensor.Rent<float>(this, _pool, shape, clear: true),

@@ -60,7 +60,7 @@ public sealed class NaiveBackend : IBackend
 
     public ITensor Zeros(Shape shape, DType dtype)
     {
-        ArgumentNullException.ThrowIfNull(shape);
+        OpChecks.Zeros(shape, dtype);
         return new Tensor(this, shape, dtype, new double[shape.Count]);
     }
 
