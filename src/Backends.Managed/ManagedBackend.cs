@@ -88,7 +88,8 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// and <paramref name="filters"/> filters on <paramref name="threads"/> workers: one im2col column buffer
     /// C·F_h·F_w × H'·W' per image in flight (for a band of output rows when that exceeds Convolution.ColumnTileElements)
     /// — min(threads, N) when several workers share a batch, else 1; none for a pointwise convolution — plus a dw and
-    /// db partial sum per extra worker. As Kernels/Convolution.cs rents them.
+    /// db partial sum per extra worker. As Kernels/Convolution.cs rents them. Where the direct kernel takes the forward
+    /// (Kernels/DirectConvolution.cs), the larger of that and its padded bands and packed weights.
     /// </summary>
     public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads)
     {
@@ -99,7 +100,11 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         int cff = x.C * spec.KernelH * spec.KernelW;
         long columns = Convolution.IsPointwise(spec) ? 0 : (long)cff * Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
-        return slots * columns + (slots - 1) * partials;
+        long im2col = slots * columns + (slots - 1) * partials;
+        if (!DirectConvolution.Applies(x, filters, spec)) return im2col;
+        // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (float's wider
+        // rows bound double's).
+        return Math.Max(im2col, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, DirectConvolution.Lanes<float>()));
     }
 
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged
@@ -128,7 +133,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         };
     }
 
-    /// <summary>y[n,k] = b[k] + Σ_c w[k,c] ⋆ x[n,c], by im2col + GEMM.</summary>
+    /// <summary>y[n,k] = b[k] + Σ_c w[k,c] ⋆ x[n,c], directly for small first layers, else by im2col + GEMM.</summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {
         var yShape = OpChecks.Conv2d(this, x, w, b, spec);

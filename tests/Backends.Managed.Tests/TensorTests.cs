@@ -119,16 +119,17 @@ public sealed class FactoryTests
         using var backend = new ManagedBackend(new ManagedGemmProvider(1));
         long before = backend.LiveBytes;
         backend.ResetPeak();
-        using (var x = backend.Zeros(Shape.Nchw(1, 2, 5, 5), DType.Float64))
-        using (var w = backend.Zeros(new Shape(3, 2, 3, 3), DType.Float64))
+        // 64 channels × 3×3 = 576 taps: past the direct kernel's limit, so im2col.
+        using (var x = backend.Zeros(Shape.Nchw(1, 64, 5, 5), DType.Float64))
+        using (var w = backend.Zeros(new Shape(3, 64, 3, 3), DType.Float64))
         {
-            Assert.Equal(before + (50 + 54) * 8, backend.LiveBytes);
+            Assert.Equal(before + (1600 + 1728) * 8, backend.LiveBytes);
             var spec = ConvSpec.Square(3, 1, 1);
             using var y = backend.Conv2d(x, w, null, spec);
             long columns = ManagedBackend.ConvWorkspaceElements(x.Shape, spec, filters: 3, threads: 1);
-            Assert.Equal(2 * 9 * 25, columns);
-            Assert.Equal(before + (50 + 54 + 75) * 8, backend.LiveBytes);                // the columns went back
-            Assert.Equal(before + (50 + 54 + 75 + columns) * 8, backend.PeakLiveBytes);  // but were held during the call
+            Assert.Equal(64 * 9 * 25, columns);
+            Assert.Equal(before + (1600 + 1728 + 75) * 8, backend.LiveBytes);                // the columns went back
+            Assert.Equal(before + (1600 + 1728 + 75 + columns) * 8, backend.PeakLiveBytes);  // but were held during the call
         }
         Assert.Equal(before, backend.LiveBytes);
     }

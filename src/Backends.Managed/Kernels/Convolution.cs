@@ -105,10 +105,21 @@ internal static class Convolution
         return (Math.Min(lo, hi), hi);
     }
 
+    /// <summary>y = conv(x, w) + b: directly where <see cref="DirectConvolution.Applies"/>, else by im2col + GEMM.</summary>
+    public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
+        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (DirectConvolution.Applies(xShape, filters, spec))
+            DirectConvolution.Forward(workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
+        else
+            ForwardIm2Col(gemm, workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
+    }
+
     // y_n [K × HW'] = W [K × CFF] · cols_n [CFF × HW'] + b; per group g: y_n,g [K/G × HW'] = W_g [K/G × CFF/G] · cols_n,g [CFF/G × HW']
     // Images in parallel, each on one worker with its own columns and the BLAS at one thread; a single image instead
     // splits its products over the workers.
-    public static unsafe void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
+    public static unsafe void ForwardIm2Col<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
         ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

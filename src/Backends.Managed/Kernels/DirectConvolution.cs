@@ -1,0 +1,417 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Lockstep.Backends.Managed.Tensors;
+using Lockstep.Backends.Managed.Threading;
+
+namespace Lockstep.Backends.Managed.Kernels;
+
+// N batch, C input channels, H×W input, K filters, F_h×F_w kernel, S stride, P padding (top/left), D dilation, H'×W' output;
+// CFF = C·F_h·F_w taps per output, t = (c·F_h + i)·F_w + j one tap; V lanes per vector, W'' = W' rounded up to 2V.
+// The padded image: xp[c, r, φ, m] = x[c, r − P_h, m·S_w + φ − P_w] (0 outside the input) for the padded rows r of a
+// band of output rows and the S_w column phases φ, so that tap (i, j) of outputs ow … ow + V − 1 is one contiguous load
+// xp[c, oh·S_h + i·D_h, (j·D_w) mod S_w, ow + ⌊j·D_w / S_w⌋ …] whatever the stride.
+
+/// <summary>
+/// CONV computed directly (no im2col matrix): a vector of outputs along a row at a time, 8 filters × 2 vectors of
+/// outputs per pass over the taps. For the small first layers (few taps C·F·F, few filters) where im2col's expansion
+/// and the BLAS's packing cost more than the products themselves.
+/// </summary>
+internal static class DirectConvolution
+{
+    /// <summary>Filters computed together: each input load feeds this many accumulators per vector of outputs.</summary>
+    public const int FilterBlock = 8;
+
+    /// <summary>Elements of a padded band (per worker); bands are cut to fit, at least one output row each.</summary>
+    private const int BandElements = 1 << 15;
+
+    /// <summary>
+    /// Geometries the direct kernel takes (measured on the project's 2-core AVX-512 machine, README "Performance"):
+    /// ungrouped, not pointwise, at most 512 taps per output and at most 128 filters — cifar's 5×5×3 (75 taps, 16
+    /// filters), AlexNet's conv1 (363, 96), VGG16's conv1_1 (27, 64), LeNet's two. Dilation, padding on any side, any
+    /// stride and either size rule are all handled; groups go to im2col.
+    /// </summary>
+    public static bool Applies(Shape x, int filters, ConvSpec spec)
+    {
+        int cff = x.C * spec.KernelH * spec.KernelW;
+        return spec.Groups == 1 && !Convolution.IsPointwise(spec) && cff <= 512 && filters <= 128;
+    }
+
+    /// <summary>Elements of the buffers a forward call rents: a padded band per worker and the repacked weights.</summary>
+    public static long WorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes)
+    {
+        var b = new Band(x, spec, outH, outW, lanes);
+        return (long)threads * b.Elements + PackedWeights(x.C * spec.KernelH * spec.KernelW, filters);
+    }
+
+    private static int PackedWeights(int cff, int filters) => (filters + FilterBlock - 1) / FilterBlock * FilterBlock * cff;
+
+    /// <summary>Lanes of the vectors the kernel runs on for <typeparamref name="T"/>.</summary>
+    public static int Lanes<T>() where T : unmanaged =>
+        Vector512.IsHardwareAccelerated ? Vector512<T>.Count : Vector256<T>.Count;
+
+    // y[n, k, oh, ow] = b[k] + Σ_t w[k, t] · xp[tap t of (oh, ow)], the taps summed in order t = 0 … CFF − 1 (one FMA
+    // each) and the bias added last, the same for every output whichever worker, band or block computes it.
+    public static unsafe void Forward<T>(WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w,
+        int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Lanes<T>();
+        var band = new Band(xShape, spec, outH, outW, lanes);
+        int cff = xShape.C * spec.KernelH * spec.KernelW;
+        var job = Cache<ForwardJob<T>>.Rent();
+        var packed = pool.Rent<T>(PackedWeights(cff, filters), clear: false);
+        var taps = job.Taps(cff);
+        var slots = job.Slots(workers.Threads);
+        try
+        {
+            Pack(w, filters, cff, packed);
+            band.TapOffsets(xShape.C, spec, taps);
+            for (int i = 0; i < slots.Length; i++) slots[i] = pool.Rent<T>(band.Elements, clear: false);
+            fixed (T* px = x, pb = b, py = y)
+            {
+                job.Set(band, xShape, filters, spec, outH, outW, packed, px, pb, b.Length, py);
+                workers.For(xShape.N * band.Count, job);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < slots.Length; i++)
+            {
+                if (slots[i] is { } s) pool.Return(s);
+                slots[i] = null!;
+            }
+            pool.Return(packed);
+            job.Clear();
+            Cache<ForwardJob<T>>.Return(job);
+        }
+    }
+
+    // packed[(blk·CFF + t)·8 + k'] = w[blk·8 + k', t], 0 for the filters past K: a tap's 8 weights side by side.
+    private static void Pack<T>(ReadOnlySpan<T> w, int filters, int cff, Span<T> packed) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int blocks = (filters + FilterBlock - 1) / FilterBlock;
+        for (int blk = 0; blk < blocks; blk++)
+        {
+            for (int kk = 0; kk < FilterBlock; kk++)
+            {
+                int k = blk * FilterBlock + kk;
+                for (int t = 0; t < cff; t++) packed[(blk * cff + t) * FilterBlock + kk] = k < filters ? w[k * cff + t] : T.Zero;
+            }
+        }
+    }
+
+    /// <summary>How an image's output rows are cut into bands, and the padded buffer of one band.</summary>
+    internal readonly struct Band
+    {
+        public Band(Shape x, ConvSpec spec, int outH, int outW, int lanes)
+        {
+            int chunk = 2 * lanes;
+            PaddedOutW = (outW + chunk - 1) / chunk * chunk;
+            Phases = spec.StrideW;
+            Mp = PaddedOutW + (spec.KernelW - 1) * spec.DilationW / spec.StrideW;
+            int perRow = x.C * Phases * Mp;
+            int reach = (spec.KernelH - 1) * spec.DilationH + 1;
+            // The most output rows whose padded rows, (R − 1)·S_h + reach of them, fit the budget; at least one.
+            int fit = (BandElements / Math.Max(perRow, 1) - reach) / spec.StrideH + 1;
+            Rows = Math.Clamp(fit, 1, Math.Max(outH, 1));
+            Count = (outH + Rows - 1) / Rows;
+            PaddedRows = (Rows - 1) * spec.StrideH + reach;
+            Elements = x.C * PaddedRows * Phases * Mp;
+        }
+
+        /// <summary>Output rows per band (the last band may have fewer).</summary>
+        public int Rows { get; }
+        /// <summary>Bands per image.</summary>
+        public int Count { get; }
+        /// <summary>Padded input rows a band of <see cref="Rows"/> output rows reads.</summary>
+        public int PaddedRows { get; }
+        public int Phases { get; }
+        /// <summary>Elements of a padded row in one phase: W'' plus the taps' reach past it.</summary>
+        public int Mp { get; }
+        public int PaddedOutW { get; }
+        public int Elements { get; }
+
+        /// <summary>taps[t] = offset of tap t = (c, i, j) in the padded band, for output (0, 0).</summary>
+        public void TapOffsets(int channels, ConvSpec spec, Span<int> taps)
+        {
+            int t = 0;
+            for (int c = 0; c < channels; c++)
+            for (int i = 0; i < spec.KernelH; i++)
+            for (int j = 0; j < spec.KernelW; j++, t++)
+            {
+                int dj = j * spec.DilationW;
+                taps[t] = ((c * PaddedRows + i * spec.DilationH) * Phases + dj % Phases) * Mp + dj / Phases;
+            }
+        }
+
+        /// <summary>Fills the padded band for output rows oh0 … from image <paramref name="xn"/>: zero outside the input.</summary>
+        public void Fill<T>(ReadOnlySpan<T> xn, int channels, int h, int w, ConvSpec spec, int oh0, Span<T> xp) where T : unmanaged
+        {
+            int r0 = oh0 * spec.StrideH - spec.PadH;
+            for (int c = 0; c < channels; c++)
+            {
+                var plane = xn.Slice(c * h * w, h * w);
+                for (int r = 0; r < PaddedRows; r++)
+                {
+                    int ih = r0 + r;
+                    var rowP = xp.Slice((c * PaddedRows + r) * Phases * Mp, Phases * Mp);
+                    if ((uint)ih >= (uint)h)
+                    {
+                        rowP.Clear();
+                        continue;
+                    }
+                    var src = plane.Slice(ih * w, w);
+                    for (int ph = 0; ph < Phases; ph++)
+                    {
+                        var dst = rowP.Slice(ph * Mp, Mp);
+                        // dst[m] = src[m·S + φ − P]: inside for m in [lo, hi)
+                        int first = spec.PadW - ph, last = w - 1 + spec.PadW - ph;
+                        int lo = first <= 0 ? 0 : (first + Phases - 1) / Phases;
+                        int hi = last < 0 ? 0 : Math.Min(Mp, last / Phases + 1);
+                        if (hi <= lo)
+                        {
+                            dst.Clear();
+                            continue;
+                        }
+                        dst[..lo].Clear();
+                        dst[hi..].Clear();
+                        int iw = lo * Phases + ph - spec.PadW;
+                        if (Phases == 1)
+                        {
+                            src.Slice(iw, hi - lo).CopyTo(dst[lo..hi]);
+                        }
+                        else
+                        {
+                            for (int m = lo; m < hi; m++, iw += Phases) dst[m] = src[iw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>One band of one image's output on the worker that takes it; operands pinned by the caller.</summary>
+    private sealed unsafe class ForwardJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private int[] _taps = [];
+        private T[][] _slots = [];
+        private Band _band;
+        private Shape _x = Shape.Nchw(1, 1, 1, 1);
+        private int _cff, _filters, _outH, _outW, _bLength;
+        private ConvSpec? _spec;
+        private T[] _packed = [];
+        private T* _px, _pb, _py;
+
+        // Both grow only, so that layers of different sizes taking turns with this job allocate nothing once warm.
+        public Span<int> Taps(int cff)
+        {
+            if (_taps.Length < cff) _taps = new int[cff];
+            _cff = cff;
+            return _taps.AsSpan(0, cff);
+        }
+
+        public Span<T[]> Slots(int threads)
+        {
+            if (_slots.Length < threads) _slots = new T[threads][];
+            return _slots.AsSpan(0, threads);
+        }
+
+        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] packed, T* px, T* pb, int bLength, T* py)
+        {
+            (_band, _x, _filters, _spec, _outH, _outW, _packed) = (band, x, filters, spec, outH, outW, packed);
+            _px = px; _pb = pb; _py = py;
+            _bLength = bLength;
+        }
+
+        public void Clear()
+        {
+            _packed = [];
+            _spec = null;
+            _px = _pb = _py = null;
+        }
+
+        public void Run(int index, int worker)
+        {
+            int img = index / _band.Count, oh0 = index % _band.Count * _band.Rows;
+            int rows = Math.Min(_band.Rows, _outH - oh0);
+            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW;
+            var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
+            var xp = _slots[worker].AsSpan(0, _band.Elements);
+            _band.Fill(xn, _x.C, _x.H, _x.W, _spec!, oh0, xp);
+            var yn = new Span<T>(_py + (long)img * _filters * hw, _filters * hw);
+            var bias = new ReadOnlySpan<T>(_pb, _bLength);
+            var taps = _taps.AsSpan(0, _cff);
+            int cff = _cff, blocks = (_filters + FilterBlock - 1) / FilterBlock;
+            int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
+            for (int blk = 0; blk < blocks; blk++)
+            {
+                var wBlock = _packed.AsSpan(blk * cff * FilterBlock, cff * FilterBlock);
+                int k0 = blk * FilterBlock, kCount = Math.Min(FilterBlock, _filters - k0);
+                for (int r = 0; r < rows; r++)
+                {
+                    var target = new Target<T>(yn, bias, k0, kCount, hw, (oh0 + r) * _outW, _outW);
+                    if (Vector512.IsHardwareAccelerated)
+                        Rows512(xp, r * rowStride, _band.PaddedOutW, wBlock, taps, target);
+                    else
+                        Rows256(xp, r * rowStride, _band.PaddedOutW, wBlock, taps, target);
+                }
+            }
+        }
+    }
+
+    /// <summary>Where a block's outputs go: filters k0 … k0 + kCount − 1 of one output row, plus their bias.</summary>
+    private readonly ref struct Target<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly Span<T> _yn;
+        private readonly ReadOnlySpan<T> _bias;
+        private readonly int _k0, _kCount, _hw, _rowOffset, _outW;
+
+        public Target(Span<T> yn, ReadOnlySpan<T> bias, int k0, int kCount, int hw, int rowOffset, int outW)
+        {
+            _yn = yn;
+            _bias = bias;
+            (_k0, _kCount, _hw, _rowOffset, _outW) = (k0, kCount, hw, rowOffset, outW);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store512(Vector512<T> acc, int kk, int ow)
+        {
+            if (kk >= _kCount || ow >= _outW) return;
+            if (!_bias.IsEmpty) acc += Vector512.Create(_bias[_k0 + kk]);
+            var row = _yn.Slice((_k0 + kk) * _hw + _rowOffset, _outW);
+            if (ow + Vector512<T>.Count <= _outW)
+            {
+                acc.StoreUnsafe(ref row[ow]);
+                return;
+            }
+            for (int l = 0; ow + l < _outW; l++) row[ow + l] = acc.GetElement(l);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store256(Vector256<T> acc, int kk, int ow)
+        {
+            if (kk >= _kCount || ow >= _outW) return;
+            if (!_bias.IsEmpty) acc += Vector256.Create(_bias[_k0 + kk]);
+            var row = _yn.Slice((_k0 + kk) * _hw + _rowOffset, _outW);
+            if (ow + Vector256<T>.Count <= _outW)
+            {
+                acc.StoreUnsafe(ref row[ow]);
+                return;
+            }
+            for (int l = 0; ow + l < _outW; l++) row[ow + l] = acc.GetElement(l);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
+        return Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> Fma<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector256.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
+        return Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
+    }
+
+    // One output row of 8 filters, 2 vectors of outputs at a time: acc[kk, v] = Σ_t w[kk, t] · xp[row + taps[t] + ow + v·V].
+    private static void Rows512<T>(ReadOnlySpan<T> xp, int row, int paddedOutW, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
+        in Target<T> target) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector512<T>.Count;
+        ref T x0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(xp), row);
+        ref T wRef = ref MemoryMarshal.GetReference(wBlock);
+        ref int tapRef = ref MemoryMarshal.GetReference(taps);
+        int cff = taps.Length;
+        for (int ow = 0; ow < paddedOutW; ow += 2 * lanes)
+        {
+            Vector512<T> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+            Vector512<T> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
+            ref T xo = ref Unsafe.Add(ref x0, ow);
+            ref T wt = ref wRef;
+            for (int t = 0; t < cff; t++, wt = ref Unsafe.Add(ref wt, FilterBlock))
+            {
+                ref T xt = ref Unsafe.Add(ref xo, Unsafe.Add(ref tapRef, t));
+                var v0 = Vector512.LoadUnsafe(ref xt);
+                var v1 = Vector512.LoadUnsafe(ref xt, (nuint)lanes);
+                var w0 = Vector512.Create(wt);
+                a00 = Fma(v0, w0, a00); a01 = Fma(v1, w0, a01);
+                var w1 = Vector512.Create(Unsafe.Add(ref wt, 1));
+                a10 = Fma(v0, w1, a10); a11 = Fma(v1, w1, a11);
+                var w2 = Vector512.Create(Unsafe.Add(ref wt, 2));
+                a20 = Fma(v0, w2, a20); a21 = Fma(v1, w2, a21);
+                var w3 = Vector512.Create(Unsafe.Add(ref wt, 3));
+                a30 = Fma(v0, w3, a30); a31 = Fma(v1, w3, a31);
+                var w4 = Vector512.Create(Unsafe.Add(ref wt, 4));
+                a40 = Fma(v0, w4, a40); a41 = Fma(v1, w4, a41);
+                var w5 = Vector512.Create(Unsafe.Add(ref wt, 5));
+                a50 = Fma(v0, w5, a50); a51 = Fma(v1, w5, a51);
+                var w6 = Vector512.Create(Unsafe.Add(ref wt, 6));
+                a60 = Fma(v0, w6, a60); a61 = Fma(v1, w6, a61);
+                var w7 = Vector512.Create(Unsafe.Add(ref wt, 7));
+                a70 = Fma(v0, w7, a70); a71 = Fma(v1, w7, a71);
+            }
+            int o1 = ow + lanes;
+            target.Store512(a00, 0, ow); target.Store512(a01, 0, o1);
+            target.Store512(a10, 1, ow); target.Store512(a11, 1, o1);
+            target.Store512(a20, 2, ow); target.Store512(a21, 2, o1);
+            target.Store512(a30, 3, ow); target.Store512(a31, 3, o1);
+            target.Store512(a40, 4, ow); target.Store512(a41, 4, o1);
+            target.Store512(a50, 5, ow); target.Store512(a51, 5, o1);
+            target.Store512(a60, 6, ow); target.Store512(a61, 6, o1);
+            target.Store512(a70, 7, ow); target.Store512(a71, 7, o1);
+        }
+    }
+
+    private static void Rows256<T>(ReadOnlySpan<T> xp, int row, int paddedOutW, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
+        in Target<T> target) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // Where Vector512 is not accelerated: the same loop on 256-bit vectors (then W'' is a multiple of 2 of them).
+        int lanes = Vector256<T>.Count;
+        ref T x0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(xp), row);
+        ref T wRef = ref MemoryMarshal.GetReference(wBlock);
+        ref int tapRef = ref MemoryMarshal.GetReference(taps);
+        int cff = taps.Length;
+        for (int ow = 0; ow < paddedOutW; ow += 2 * lanes)
+        {
+            Vector256<T> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+            Vector256<T> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
+            ref T xo = ref Unsafe.Add(ref x0, ow);
+            ref T wt = ref wRef;
+            for (int t = 0; t < cff; t++, wt = ref Unsafe.Add(ref wt, FilterBlock))
+            {
+                ref T xt = ref Unsafe.Add(ref xo, Unsafe.Add(ref tapRef, t));
+                var v0 = Vector256.LoadUnsafe(ref xt);
+                var v1 = Vector256.LoadUnsafe(ref xt, (nuint)lanes);
+                var w0 = Vector256.Create(wt);
+                a00 = Fma(v0, w0, a00); a01 = Fma(v1, w0, a01);
+                var w1 = Vector256.Create(Unsafe.Add(ref wt, 1));
+                a10 = Fma(v0, w1, a10); a11 = Fma(v1, w1, a11);
+                var w2 = Vector256.Create(Unsafe.Add(ref wt, 2));
+                a20 = Fma(v0, w2, a20); a21 = Fma(v1, w2, a21);
+                var w3 = Vector256.Create(Unsafe.Add(ref wt, 3));
+                a30 = Fma(v0, w3, a30); a31 = Fma(v1, w3, a31);
+                var w4 = Vector256.Create(Unsafe.Add(ref wt, 4));
+                a40 = Fma(v0, w4, a40); a41 = Fma(v1, w4, a41);
+                var w5 = Vector256.Create(Unsafe.Add(ref wt, 5));
+                a50 = Fma(v0, w5, a50); a51 = Fma(v1, w5, a51);
+                var w6 = Vector256.Create(Unsafe.Add(ref wt, 6));
+                a60 = Fma(v0, w6, a60); a61 = Fma(v1, w6, a61);
+                var w7 = Vector256.Create(Unsafe.Add(ref wt, 7));
+                a70 = Fma(v0, w7, a70); a71 = Fma(v1, w7, a71);
+            }
+            int o1 = ow + lanes;
+            target.Store256(a00, 0, ow); target.Store256(a01, 0, o1);
+            target.Store256(a10, 1, ow); target.Store256(a11, 1, o1);
+            target.Store256(a20, 2, ow); target.Store256(a21, 2, o1);
+            target.Store256(a30, 3, ow); target.Store256(a31, 3, o1);
+            target.Store256(a40, 4, ow); target.Store256(a41, 4, o1);
+            target.Store256(a50, 5, ow); target.Store256(a51, 5, o1);
+            target.Store256(a60, 6, ow); target.Store256(a61, 6, o1);
+            target.Store256(a70, 7, ow); target.Store256(a71, 7, o1);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+using Lockstep.Backends.Managed;
+using Lockstep.Backends.Managed.Kernels;
+using Lockstep.Conformance;
+using Lockstep.Conformance.Reference;
+
+namespace Lockstep.Tests;
+
+/// <summary>
+/// The direct convolution kernel (Kernels/DirectConvolution.cs) against the conformance kit's naive loops, on the
+/// geometries at its edges: filter counts that leave a partial block of 8, rows that end inside a vector, stride phases,
+/// dilation, padding that differs per side, the Floor rule, bands of rows; and which geometries it takes.
+/// </summary>
+public sealed class DirectConvolutionTests
+{
+    /// <summary>N, C, H, W, K, F_h, F_w, S_h, S_w, pad top, left, bottom, right, D_h, D_w, rule.</summary>
+    public static IEnumerable<object[]> Geometries()
+    {
+        var cases = new (string Name, Shape X, int K, ConvSpec Spec)[]
+        {
+            ("cifar conv1 (K = 16, W' = 32: whole vectors)", Shape.Nchw(2, 3, 32, 32), 16, ConvSpec.Square(5, 1, 2)),
+            ("K = 11 (partial block), 3×4 kernel, W' = 37, padding per side", Shape.Nchw(2, 3, 9, 35), 11,
+                new ConvSpec(3, 4, 1, 1, new Padding2d(1, 2, 0, 3))),
+            ("AlexNet-like F = 11, S = 4, Floor", Shape.Nchw(2, 3, 50, 47), 9, ConvSpec.Square(11, 4, 0, SizeRule.Floor)),
+            ("3×5 kernel, S = 2×3, D = 2×3, Floor", Shape.Nchw(1, 2, 17, 29), 5,
+                new ConvSpec(3, 5, 2, 3, 1, 2, SizeRule.Floor, dilationH: 2, dilationW: 3)),
+            ("S = 3, P = 2, D = 2, Floor", Shape.Nchw(3, 4, 13, 14), 3, new ConvSpec(3, 3, 3, 3, 2, 2, SizeRule.Floor, dilationH: 2, dilationW: 2)),
+            ("W' = 1", Shape.Nchw(2, 2, 6, 3), 4, ConvSpec.Square(3)),
+            ("bands of rows (uneven), W' = 300", Shape.Nchw(1, 4, 41, 300), 9, ConvSpec.Square(3, 1, 1)),
+            ("512 taps and 128 filters: the limits", Shape.Nchw(1, 32, 7, 9), 128, ConvSpec.Square(4, 1, 1, SizeRule.Floor)),
+        };
+        foreach (var (name, x, k, spec) in cases)
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+            yield return [name, x, k, spec, dtype];
+    }
+
+    [Theory, MemberData(nameof(Geometries))]
+    public void Conv2d_DirectPathMatchesNaiveLoops(string name, Shape xs, int k, ConvSpec spec, DType dtype)
+    {
+        var ws = new Shape(k, xs.C, spec.KernelH, spec.KernelW);
+        Assert.True(DirectConvolution.Applies(xs, k, spec), $"{name} must take the direct path");
+        var y = Forward(2, xs, ws, spec, dtype, seed: xs.W);
+        var expected = Naive(xs, ws, spec, dtype, seed: xs.W);
+        TestSupport.Close(y, expected, TestSupport.Tolerance(dtype), $"{name}: y for {spec} on {xs} {dtype}");
+    }
+
+    /// <summary>Each output is summed in one fixed order whoever computes it: 1, 2 and 3 workers give the same bits.</summary>
+    [Theory]
+    [InlineData(DType.Float32)]
+    [InlineData(DType.Float64)]
+    public void Conv2d_DirectPathIsBitIdenticalOnAnyThreadCount(DType dtype)
+    {
+        var xs = Shape.Nchw(3, 3, 23, 70);
+        var spec = new ConvSpec(5, 5, 2, 2, 2, 2, SizeRule.Floor);
+        var ws = new Shape(10, 3, 5, 5);
+        Assert.True(DirectConvolution.Applies(xs, 10, spec));
+        double[] one = Forward(1, xs, ws, spec, dtype, seed: 5);
+        Assert.Equal(one, Forward(2, xs, ws, spec, dtype, seed: 5));
+        Assert.Equal(one, Forward(3, xs, ws, spec, dtype, seed: 5));
+    }
+
+    /// <summary>Past the direct kernel's limits, or where it does not apply, im2col runs — and still matches the loops.</summary>
+    [Theory]
+    [InlineData("513 taps", 1, 57, 3, 3, 1)]
+    [InlineData("129 filters", 1, 3, 129, 3, 1)]
+    [InlineData("groups", 2, 4, 6, 3, 1)]
+    [InlineData("pointwise", 1, 3, 4, 1, 0)]
+    public void Conv2d_OutsideTheDirectPathUsesIm2Col(string name, int groups, int c, int k, int f, int p)
+    {
+        var xs = Shape.Nchw(2, c, 6, 7);
+        var spec = new ConvSpec(f, f, 1, 1, p, p, groups: groups);
+        var ws = new Shape(k, c / groups, f, f);
+        Assert.False(DirectConvolution.Applies(xs, k, spec), $"{name} must take im2col");
+        TestSupport.Close(Forward(2, xs, ws, spec, DType.Float64, seed: 9), Naive(xs, ws, spec, DType.Float64, seed: 9), 1e-12, name);
+    }
+
+    /// <summary>The random conformance cases (Generators.ConvGeometry) exercise the direct path, and im2col too.</summary>
+    [Fact]
+    public void ConformanceGenerator_CoversBothPaths()
+    {
+        var pcg = new CsCheck.PCG(7, 2026);
+        int direct = 0, total = 200;
+        for (int i = 0; i < total; i++)
+        {
+            var g = Generators.ConvGeometry.Generate(pcg, null, out _);
+            if (DirectConvolution.Applies(Shape.Nchw(g.N, g.C, g.H, g.W), g.K, ConvSpec.Square(g.F, g.S, g.P))) direct++;
+        }
+        Assert.InRange(direct, total / 2, total - 1);
+    }
+
+    [Fact]
+    public void LiveBytes_PeakOfDirectForwardIsTheBandsAndPackedWeights()
+    {
+        using var backend = new ManagedBackend("auto", 2);
+        long before = backend.LiveBytes;
+        var spec = ConvSpec.Square(5, 1, 2);
+        var xs = Shape.Nchw(2, 3, 12, 12);
+        using var x = backend.Zeros(xs, DType.Float32);
+        using var w = backend.Zeros(new Shape(12, 3, 5, 5), DType.Float32);
+        backend.ResetPeak();
+        using var y = backend.Conv2d(x, w, null, spec);
+        long expected = DirectConvolution.WorkspaceElements(xs, 12, spec, 12, 12, threads: 2, DirectConvolution.Lanes<float>());
+        Assert.Equal(before + (xs.Count + w.Shape.Count + y.Shape.Count + expected) * 4, backend.PeakLiveBytes);
+        Assert.True(expected <= ManagedBackend.ConvWorkspaceElements(xs, spec, 12, threads: 2), "the budget check must cover it");
+    }
+
+    private static double[] Forward(int threads, Shape xs, Shape ws, ConvSpec spec, DType dtype, int seed)
+    {
+        using var backend = new ManagedBackend("auto", threads);
+        using var x = backend.Upload(TestSupport.Input((int)xs.Count, seed, dtype), xs, dtype);
+        using var w = backend.Upload(TestSupport.Input((int)ws.Count, seed + 1, dtype), ws, dtype);
+        using var b = backend.Upload(TestSupport.Input(ws[0], seed + 2, dtype), new Shape(ws[0]), dtype);
+        using var y = backend.Conv2d(x, w, b, spec);
+        return y.ToDoubles();
+    }
+
+    private static double[] Naive(Shape xs, Shape ws, ConvSpec spec, DType dtype, int seed)
+    {
+        var naive = new NaiveBackend();
+        using var x = naive.Upload(TestSupport.Input((int)xs.Count, seed, dtype), xs, DType.Float64);
+        using var w = naive.Upload(TestSupport.Input((int)ws.Count, seed + 1, dtype), ws, DType.Float64);
+        using var b = naive.Upload(TestSupport.Input(ws[0], seed + 2, dtype), new Shape(ws[0]), DType.Float64);
+        using var y = naive.Conv2d(x, w, b, spec);
+        return y.ToDoubles();
+    }
+}
