@@ -101,10 +101,15 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         long columns = Convolution.IsPointwise(spec) ? 0 : (long)cff * Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
         long im2col = slots * columns + (slots - 1) * partials;
-        if (!DirectConvolution.Applies(x, filters, spec)) return im2col;
-        // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (float's wider
-        // rows bound double's).
-        return Math.Max(im2col, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, DirectConvolution.Lanes<float>()));
+        // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (the dtype is not
+        // known here: the larger of float's and double's).
+        long direct = 0;
+        foreach (int lanes in (ReadOnlySpan<int>)[DirectConvolution.Lanes<float>(), DirectConvolution.Lanes<double>()])
+        {
+            if (DirectConvolution.Applies(x, filters, spec, w, lanes))
+                direct = Math.Max(direct, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, lanes));
+        }
+        return Math.Max(im2col, direct);
     }
 
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged

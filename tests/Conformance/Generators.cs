@@ -14,14 +14,16 @@ public static class Generators
 
     /// <summary>
     /// CONV: F ∈ {1, 2, 3, 5, 7, 11} (1×1 often, AlexNet's F=11 with S up to 4), S ≤ 4, P &lt; F, outputs of 1–5 per
-    /// axis (so non-square inputs), C and K 1–4, batch 1–3.
+    /// axis (so non-square inputs) — but a quarter of the rows 12–40 outputs wide, as first layers' rows are (kernels
+    /// that vectorise along a row, the managed backend's direct convolution among them, take only such rows) —
+    /// C and K 1–4, batch 1–3.
     /// </summary>
     public static readonly Gen<ConvCase> ConvGeometry =
         from f in Gen.Frequency((3, Gen.Const(3)), (3, Gen.Const(1)), (2, Gen.Const(5)), (1, Gen.Const(2)), (1, Gen.Const(7)), (2, Gen.Const(11)))
         from s in Gen.Int[1, f == 1 ? 2 : 4]
         from p in Gen.Int[0, Math.Min(f - 1, 3)]
         from ho in Gen.Int[1, f >= 7 ? 3 : 5]
-        from wo in Gen.Int[1, f >= 7 ? 4 : 5]
+        from wo in Gen.Frequency((3, Gen.Int[1, f >= 7 ? 4 : 5]), (1, Gen.Int[12, 40]))
         from c in Gen.Int[1, 4]
         from k in Gen.Int[1, 4]
         from n in Gen.Int[1, 3]

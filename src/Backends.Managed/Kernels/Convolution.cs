@@ -110,7 +110,7 @@ internal static class Convolution
         ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.Applies(xShape, filters, spec))
+        if (DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>()))
             DirectConvolution.Forward(workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
         else
             ForwardIm2Col(gemm, workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);

@@ -8,14 +8,14 @@ using Lockstep.Backends.Managed.Threading;
 namespace Lockstep.Backends.Managed.Kernels;
 
 // N batch, C input channels, H×W input, K filters, F_h×F_w kernel, S stride, P padding (top/left), D dilation, H'×W' output;
-// CFF = C·F_h·F_w taps per output, t = (c·F_h + i)·F_w + j one tap; V lanes per vector, W'' = W' rounded up to 2V.
+// CFF = C·F_h·F_w taps per output, t = (c·F_h + i)·F_w + j one tap; V lanes per vector, W'' = W' rounded up to V.
 // The padded image: xp[c, r, φ, m] = x[c, r − P_h, m·S_w + φ − P_w] (0 outside the input) for the padded rows r of a
 // band of output rows and the S_w column phases φ, so that tap (i, j) of outputs ow … ow + V − 1 is one contiguous load
 // xp[c, oh·S_h + i·D_h, (j·D_w) mod S_w, ow + ⌊j·D_w / S_w⌋ …] whatever the stride.
 
 /// <summary>
-/// CONV computed directly (no im2col matrix): a vector of outputs along a row at a time, 8 filters × 2 vectors of
-/// outputs per pass over the taps. For the small first layers (few taps C·F·F, few filters) where im2col's expansion
+/// CONV computed directly (no im2col matrix): vectors of V outputs along a row, 8 filters × 2 such vectors (of the
+/// same row or of the next, so that a narrow row wastes at most one vector's tail) per pass over the taps. For the small first layers (few taps C·F·F, few filters) where im2col's expansion
 /// and the BLAS's packing cost more than the products themselves.
 /// </summary>
 internal static class DirectConvolution
@@ -28,14 +28,15 @@ internal static class DirectConvolution
 
     /// <summary>
     /// Geometries the direct kernel takes (measured on the project's 2-core AVX-512 machine, README "Performance"):
-    /// ungrouped, not pointwise, at most 512 taps per output and at most 128 filters — cifar's 5×5×3 (75 taps, 16
-    /// filters), AlexNet's conv1 (363, 96), VGG16's conv1_1 (27, 64), LeNet's two. Dilation, padding on any side, any
-    /// stride and either size rule are all handled; groups go to im2col.
+    /// ungrouped, not pointwise, at most 512 taps per output, at most 128 filters, and rows of at least ¾ of a vector
+    /// of outputs (W' ≥ 12 in float32 on Vector512; narrower rows waste most lanes and im2col + GEMM wins) — cifar's
+    /// 5×5×3 (75 taps, 16 filters), AlexNet's conv1 (363, 96), VGG16's conv1_1 (27, 64), LeNet's conv1. Dilation,
+    /// padding on any side, any stride and either size rule are all handled; groups go to im2col.
     /// </summary>
-    public static bool Applies(Shape x, int filters, ConvSpec spec)
+    public static bool Applies(Shape x, int filters, ConvSpec spec, int outW, int lanes)
     {
         int cff = x.C * spec.KernelH * spec.KernelW;
-        return spec.Groups == 1 && !Convolution.IsPointwise(spec) && cff <= 512 && filters <= 128;
+        return spec.Groups == 1 && !Convolution.IsPointwise(spec) && cff <= 512 && filters <= 128 && 4 * outW >= 3 * lanes;
     }
 
     /// <summary>Elements of the buffers a forward call rents: a padded band per worker and the repacked weights.</summary>
@@ -106,8 +107,8 @@ internal static class DirectConvolution
     {
         public Band(Shape x, ConvSpec spec, int outH, int outW, int lanes)
         {
-            int chunk = 2 * lanes;
-            PaddedOutW = (outW + chunk - 1) / chunk * chunk;
+            VectorsPerRow = (outW + lanes - 1) / lanes;
+            PaddedOutW = VectorsPerRow * lanes;
             Phases = spec.StrideW;
             Mp = PaddedOutW + (spec.KernelW - 1) * spec.DilationW / spec.StrideW;
             int perRow = x.C * Phases * Mp;
@@ -130,6 +131,7 @@ internal static class DirectConvolution
         /// <summary>Elements of a padded row in one phase: W'' plus the taps' reach past it.</summary>
         public int Mp { get; }
         public int PaddedOutW { get; }
+        public int VectorsPerRow { get; }
         public int Elements { get; }
 
         /// <summary>taps[t] = offset of tap t = (c, i, j) in the padded band, for output (0, 0).</summary>
@@ -248,38 +250,44 @@ internal static class DirectConvolution
             {
                 var wBlock = _packed.AsSpan(blk * cff * FilterBlock, cff * FilterBlock);
                 int k0 = blk * FilterBlock, kCount = Math.Min(FilterBlock, _filters - k0);
-                for (int r = 0; r < rows; r++)
-                {
-                    var target = new Target<T>(yn, bias, k0, kCount, hw, (oh0 + r) * _outW, _outW);
-                    if (Vector512.IsHardwareAccelerated)
-                        Rows512(xp, r * rowStride, _band.PaddedOutW, wBlock, taps, target);
-                    else
-                        Rows256(xp, r * rowStride, _band.PaddedOutW, wBlock, taps, target);
-                }
+                var target = new Target<T>(yn, bias, k0, kCount, hw, oh0, _outW, _band.VectorsPerRow, rowStride);
+                if (Vector512.IsHardwareAccelerated)
+                    Pairs512(xp, rows * _band.VectorsPerRow, wBlock, taps, target);
+                else
+                    Pairs256(xp, rows * _band.VectorsPerRow, wBlock, taps, target);
             }
         }
     }
 
-    /// <summary>Where a block's outputs go: filters k0 … k0 + kCount − 1 of one output row, plus their bias.</summary>
+    /// <summary>
+    /// Where a block's outputs go: filters k0 … k0 + kCount − 1 of the band from output row oh0, plus their bias. Output
+    /// vector q of the band is row oh0 + q / vpr, columns (q mod vpr)·V …, and reads the padded band from
+    /// <see cref="Input"/>(q).
+    /// </summary>
     private readonly ref struct Target<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly Span<T> _yn;
         private readonly ReadOnlySpan<T> _bias;
-        private readonly int _k0, _kCount, _hw, _rowOffset, _outW;
+        private readonly int _k0, _kCount, _hw, _oh0, _outW, _vpr, _rowStride;
 
-        public Target(Span<T> yn, ReadOnlySpan<T> bias, int k0, int kCount, int hw, int rowOffset, int outW)
+        public Target(Span<T> yn, ReadOnlySpan<T> bias, int k0, int kCount, int hw, int oh0, int outW, int vpr, int rowStride)
         {
             _yn = yn;
             _bias = bias;
-            (_k0, _kCount, _hw, _rowOffset, _outW) = (k0, kCount, hw, rowOffset, outW);
+            (_k0, _kCount, _hw, _oh0, _outW, _vpr, _rowStride) = (k0, kCount, hw, oh0, outW, vpr, rowStride);
         }
 
+        /// <summary>Offset in the padded band of output vector <paramref name="q"/>'s first tap-(0, 0) input.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store512(Vector512<T> acc, int kk, int ow)
+        public int Input(int q, int lanes) => q / _vpr * _rowStride + q % _vpr * lanes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store512(Vector512<T> acc, int kk, int q)
         {
-            if (kk >= _kCount || ow >= _outW) return;
+            if (kk >= _kCount) return;
             if (!_bias.IsEmpty) acc += Vector512.Create(_bias[_k0 + kk]);
-            var row = _yn.Slice((_k0 + kk) * _hw + _rowOffset, _outW);
+            int ow = q % _vpr * Vector512<T>.Count;
+            var row = _yn.Slice((_k0 + kk) * _hw + (_oh0 + q / _vpr) * _outW, _outW);
             if (ow + Vector512<T>.Count <= _outW)
             {
                 acc.StoreUnsafe(ref row[ow]);
@@ -289,11 +297,12 @@ internal static class DirectConvolution
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store256(Vector256<T> acc, int kk, int ow)
+        public void Store256(Vector256<T> acc, int kk, int q)
         {
-            if (kk >= _kCount || ow >= _outW) return;
+            if (kk >= _kCount) return;
             if (!_bias.IsEmpty) acc += Vector256.Create(_bias[_k0 + kk]);
-            var row = _yn.Slice((_k0 + kk) * _hw + _rowOffset, _outW);
+            int ow = q % _vpr * Vector256<T>.Count;
+            var row = _yn.Slice((_k0 + kk) * _hw + (_oh0 + q / _vpr) * _outW, _outW);
             if (ow + Vector256<T>.Count <= _outW)
             {
                 acc.StoreUnsafe(ref row[ow]);
@@ -317,26 +326,29 @@ internal static class DirectConvolution
         return Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
     }
 
-    // One output row of 8 filters, 2 vectors of outputs at a time: acc[kk, v] = Σ_t w[kk, t] · xp[row + taps[t] + ow + v·V].
-    private static void Rows512<T>(ReadOnlySpan<T> xp, int row, int paddedOutW, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
+    // Output vectors q and q + 1 of the band (the last alone) for 8 filters: acc[kk, v] = Σ_t w[kk, t] · xp[Input(q + v) + taps[t] …].
+    private static void Pairs512<T>(ReadOnlySpan<T> xp, int vectors, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
         in Target<T> target) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int lanes = Vector512<T>.Count;
-        ref T x0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(xp), row);
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
         ref T wRef = ref MemoryMarshal.GetReference(wBlock);
         ref int tapRef = ref MemoryMarshal.GetReference(taps);
         int cff = taps.Length;
-        for (int ow = 0; ow < paddedOutW; ow += 2 * lanes)
+        for (int q = 0; q < vectors; q += 2)
         {
+            // A lone last vector is computed twice and stored once: the sums of a vector never depend on its partner.
+            int q1 = Math.Min(q + 1, vectors - 1);
             Vector512<T> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             Vector512<T> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-            ref T xo = ref Unsafe.Add(ref x0, ow);
+            ref T x0 = ref Unsafe.Add(ref xRef, target.Input(q, lanes));
+            ref T x1 = ref Unsafe.Add(ref xRef, target.Input(q1, lanes));
             ref T wt = ref wRef;
             for (int t = 0; t < cff; t++, wt = ref Unsafe.Add(ref wt, FilterBlock))
             {
-                ref T xt = ref Unsafe.Add(ref xo, Unsafe.Add(ref tapRef, t));
-                var v0 = Vector512.LoadUnsafe(ref xt);
-                var v1 = Vector512.LoadUnsafe(ref xt, (nuint)lanes);
+                int tap = Unsafe.Add(ref tapRef, t);
+                var v0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref x0, tap));
+                var v1 = Vector512.LoadUnsafe(ref Unsafe.Add(ref x1, tap));
                 var w0 = Vector512.Create(wt);
                 a00 = Fma(v0, w0, a00); a01 = Fma(v1, w0, a01);
                 var w1 = Vector512.Create(Unsafe.Add(ref wt, 1));
@@ -354,38 +366,37 @@ internal static class DirectConvolution
                 var w7 = Vector512.Create(Unsafe.Add(ref wt, 7));
                 a70 = Fma(v0, w7, a70); a71 = Fma(v1, w7, a71);
             }
-            int o1 = ow + lanes;
-            target.Store512(a00, 0, ow); target.Store512(a01, 0, o1);
-            target.Store512(a10, 1, ow); target.Store512(a11, 1, o1);
-            target.Store512(a20, 2, ow); target.Store512(a21, 2, o1);
-            target.Store512(a30, 3, ow); target.Store512(a31, 3, o1);
-            target.Store512(a40, 4, ow); target.Store512(a41, 4, o1);
-            target.Store512(a50, 5, ow); target.Store512(a51, 5, o1);
-            target.Store512(a60, 6, ow); target.Store512(a61, 6, o1);
-            target.Store512(a70, 7, ow); target.Store512(a71, 7, o1);
+            target.Store512(a00, 0, q); target.Store512(a10, 1, q); target.Store512(a20, 2, q); target.Store512(a30, 3, q);
+            target.Store512(a40, 4, q); target.Store512(a50, 5, q); target.Store512(a60, 6, q); target.Store512(a70, 7, q);
+            if (q1 == q) continue;
+            target.Store512(a01, 0, q1); target.Store512(a11, 1, q1); target.Store512(a21, 2, q1); target.Store512(a31, 3, q1);
+            target.Store512(a41, 4, q1); target.Store512(a51, 5, q1); target.Store512(a61, 6, q1); target.Store512(a71, 7, q1);
         }
     }
 
-    private static void Rows256<T>(ReadOnlySpan<T> xp, int row, int paddedOutW, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
+    // Output vectors q and q + 1 of the band (the last alone) for 8 filters: acc[kk, v] = Σ_t w[kk, t] · xp[Input(q + v) + taps[t] …].
+    private static void Pairs256<T>(ReadOnlySpan<T> xp, int vectors, ReadOnlySpan<T> wBlock, ReadOnlySpan<int> taps,
         in Target<T> target) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // Where Vector512 is not accelerated: the same loop on 256-bit vectors (then W'' is a multiple of 2 of them).
         int lanes = Vector256<T>.Count;
-        ref T x0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(xp), row);
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
         ref T wRef = ref MemoryMarshal.GetReference(wBlock);
         ref int tapRef = ref MemoryMarshal.GetReference(taps);
         int cff = taps.Length;
-        for (int ow = 0; ow < paddedOutW; ow += 2 * lanes)
+        for (int q = 0; q < vectors; q += 2)
         {
+            // A lone last vector is computed twice and stored once: the sums of a vector never depend on its partner.
+            int q1 = Math.Min(q + 1, vectors - 1);
             Vector256<T> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
             Vector256<T> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-            ref T xo = ref Unsafe.Add(ref x0, ow);
+            ref T x0 = ref Unsafe.Add(ref xRef, target.Input(q, lanes));
+            ref T x1 = ref Unsafe.Add(ref xRef, target.Input(q1, lanes));
             ref T wt = ref wRef;
             for (int t = 0; t < cff; t++, wt = ref Unsafe.Add(ref wt, FilterBlock))
             {
-                ref T xt = ref Unsafe.Add(ref xo, Unsafe.Add(ref tapRef, t));
-                var v0 = Vector256.LoadUnsafe(ref xt);
-                var v1 = Vector256.LoadUnsafe(ref xt, (nuint)lanes);
+                int tap = Unsafe.Add(ref tapRef, t);
+                var v0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref x0, tap));
+                var v1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref x1, tap));
                 var w0 = Vector256.Create(wt);
                 a00 = Fma(v0, w0, a00); a01 = Fma(v1, w0, a01);
                 var w1 = Vector256.Create(Unsafe.Add(ref wt, 1));
@@ -403,15 +414,11 @@ internal static class DirectConvolution
                 var w7 = Vector256.Create(Unsafe.Add(ref wt, 7));
                 a70 = Fma(v0, w7, a70); a71 = Fma(v1, w7, a71);
             }
-            int o1 = ow + lanes;
-            target.Store256(a00, 0, ow); target.Store256(a01, 0, o1);
-            target.Store256(a10, 1, ow); target.Store256(a11, 1, o1);
-            target.Store256(a20, 2, ow); target.Store256(a21, 2, o1);
-            target.Store256(a30, 3, ow); target.Store256(a31, 3, o1);
-            target.Store256(a40, 4, ow); target.Store256(a41, 4, o1);
-            target.Store256(a50, 5, ow); target.Store256(a51, 5, o1);
-            target.Store256(a60, 6, ow); target.Store256(a61, 6, o1);
-            target.Store256(a70, 7, ow); target.Store256(a71, 7, o1);
+            target.Store256(a00, 0, q); target.Store256(a10, 1, q); target.Store256(a20, 2, q); target.Store256(a30, 3, q);
+            target.Store256(a40, 4, q); target.Store256(a50, 5, q); target.Store256(a60, 6, q); target.Store256(a70, 7, q);
+            if (q1 == q) continue;
+            target.Store256(a01, 0, q1); target.Store256(a11, 1, q1); target.Store256(a21, 2, q1); target.Store256(a31, 3, q1);
+            target.Store256(a41, 4, q1); target.Store256(a51, 5, q1); target.Store256(a61, 6, q1); target.Store256(a71, 7, q1);
         }
     }
 }
