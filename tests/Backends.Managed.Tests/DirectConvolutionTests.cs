@@ -44,11 +44,31 @@ public sealed class DirectConvolutionTests
         TestSupport.Close(y, expected, TestSupport.Tolerance(dtype), $"{name}: y for {spec} on {xs} {dtype}");
     }
 
+    /// <summary>dw and db directly (dx still by col2im), against the loops on the same geometries.</summary>
+    [Theory, MemberData(nameof(Geometries))]
+    public void Conv2dBackward_DirectPathMatchesNaiveLoops(string name, Shape xs, int k, ConvSpec spec, DType dtype)
+    {
+        var ws = new Shape(k, xs.C, spec.KernelH, spec.KernelW);
+        var (dx, dw, db) = Backward(2, xs, ws, spec, dtype, seed: xs.H);
+        var naive = new NaiveBackend();
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(xs.N, k, outH, outW);
+        using var x = naive.Upload(TestSupport.Input((int)xs.Count, xs.H, dtype), xs, DType.Float64);
+        using var w = naive.Upload(TestSupport.Input((int)ws.Count, xs.H + 1, dtype), ws, DType.Float64);
+        using var dy = naive.Upload(TestSupport.Input((int)ys.Count, xs.H + 2, dtype), ys, DType.Float64);
+        using var grads = naive.Conv2dBackward(dy, x, w, spec, needDx: true);
+        string what = $"{name}: for {spec} on {xs} {dtype}";
+        double tolerance = TestSupport.Tolerance(dtype);
+        TestSupport.Close(dw, grads.Dw.ToDoubles(), tolerance, "dw " + what);
+        TestSupport.Close(db, grads.Db.ToDoubles(), tolerance, "db " + what);
+        TestSupport.Close(dx, grads.Dx!.ToDoubles(), tolerance, "dx " + what);
+    }
+
     /// <summary>Each output is summed in one fixed order whoever computes it: 1, 2 and 3 workers give the same bits.</summary>
     [Theory]
     [InlineData(DType.Float32)]
     [InlineData(DType.Float64)]
-    public void Conv2d_DirectPathIsBitIdenticalOnAnyThreadCount(DType dtype)
+    public void Conv2dAndBackward_DirectPathIsBitIdenticalOnAnyThreadCount(DType dtype)
     {
         var xs = Shape.Nchw(3, 3, 23, 70);
         var spec = new ConvSpec(5, 5, 2, 2, 2, 2, SizeRule.Floor);
@@ -57,6 +77,15 @@ public sealed class DirectConvolutionTests
         double[] one = Forward(1, xs, ws, spec, dtype, seed: 5);
         Assert.Equal(one, Forward(2, xs, ws, spec, dtype, seed: 5));
         Assert.Equal(one, Forward(3, xs, ws, spec, dtype, seed: 5));
+        // dw and db: each image into its own partial, the partials added in image order.
+        var (dx1, dw1, db1) = Backward(1, xs, ws, spec, dtype, seed: 6);
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var (dx, dw, db) = Backward(threads, xs, ws, spec, dtype, seed: 6);
+            Assert.Equal(dw1, dw);
+            Assert.Equal(db1, db);
+            Assert.Equal(dx1, dx);
+        }
     }
 
     /// <summary>Past the direct kernel's limits, or where it does not apply, im2col runs — and still matches the loops.</summary>
@@ -91,7 +120,7 @@ public sealed class DirectConvolutionTests
     }
 
     [Fact]
-    public void LiveBytes_PeakOfDirectForwardIsTheBandsAndPackedWeights()
+    public void LiveBytes_PeakOfDirectForwardIsTheBandsAndPackedWeights_WithinTheBudgetCheck()
     {
         using var backend = new ManagedBackend("auto", 2);
         long before = backend.LiveBytes;
@@ -101,7 +130,7 @@ public sealed class DirectConvolutionTests
         using var w = backend.Zeros(new Shape(12, 3, 5, 5), DType.Float32);
         backend.ResetPeak();
         using var y = backend.Conv2d(x, w, null, spec);
-        long expected = DirectConvolution.WorkspaceElements(xs, 12, spec, 12, 12, threads: 2, DirectConvolution.Lanes<float>());
+        long expected = DirectConvolution.ForwardWorkspaceElements(xs, 12, spec, 12, 12, threads: 2, DirectConvolution.Lanes<float>());
         Assert.Equal(before + (xs.Count + w.Shape.Count + y.Shape.Count + expected) * 4, backend.PeakLiveBytes);
         Assert.True(expected <= ManagedBackend.ConvWorkspaceElements(xs, spec, 12, threads: 2), "the budget check must cover it");
     }
@@ -116,6 +145,18 @@ public sealed class DirectConvolutionTests
         using var b = backend.Upload(TestSupport.Input(ws[0], seed + 2, dtype), new Shape(ws[0]), dtype);
         using var y = backend.Conv2d(x, w, b, spec);
         return y.ToDoubles();
+    }
+
+    private static (double[] Dx, double[] Dw, double[] Db) Backward(int threads, Shape xs, Shape ws, ConvSpec spec, DType dtype, int seed)
+    {
+        using var backend = new ManagedBackend("auto", threads);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(xs.N, ws[0], outH, outW);
+        using var x = backend.Upload(TestSupport.Input((int)xs.Count, seed, dtype), xs, dtype);
+        using var w = backend.Upload(TestSupport.Input((int)ws.Count, seed + 1, dtype), ws, dtype);
+        using var dy = backend.Upload(TestSupport.Input((int)ys.Count, seed + 2, dtype), ys, dtype);
+        using var grads = backend.Conv2dBackward(dy, x, w, spec, needDx: true);
+        return (grads.Dx!.ToDoubles(), grads.Dw.ToDoubles(), grads.Db.ToDoubles());
     }
 
     private static double[] Naive(Shape xs, Shape ws, ConvSpec spec, DType dtype, int seed)

@@ -181,35 +181,45 @@ internal static class Convolution
     // dw [K × CFF] = Σ_n dy_n [K × HW'] · cols_nᵀ;  db[k] = Σ_{n,h',w'} dy;  dx_n = col2im(Wᵀ · dy_n), when dx is asked for;
     // each product per group, on the blocks the forward used. In parallel, each worker sums its images' dw and db
     // into its own buffers (summed at the end); dx_n belongs to one image, so workers never write the same element.
+    // Where the forward runs directly, dw and db do too (DirectConvolution.BackwardWeights) and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
         Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        bool weights = !DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>());
+        if (!weights)
+        {
+            DirectConvolution.BackwardWeights(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
+            if (dx.IsEmpty) return;
+        }
         var g = new Geometry(xShape, filters, spec, outH, outW);
         bool parallel = workers.Threads > 1 && g.N > 1;
         int slots = parallel ? Math.Min(workers.Threads, g.N) : 1;
         var job = Cache<ImageJob<T>>.Rent();
         var cols = RentColumns<T>(pool, g, job.Slots(slots, out var partial));
-        for (int i = 1; i < slots; i++) partial[i] = pool.Rent<T>(dw.Length + db.Length, clear: true);
+        for (int i = 1; i < slots && weights; i++) partial[i] = pool.Rent<T>(dw.Length + db.Length, clear: true);
         try
         {
-            dw.Clear();
-            db.Clear();
+            if (weights)
+            {
+                dw.Clear();
+                db.Clear();
+            }
             if (!parallel)
             {
-                for (int img = 0; img < g.N; img++) BackwardImage(gemm, g, img, dy, x, w, cols[0], dx, dw, db, oneThread: false);
+                for (int img = 0; img < g.N; img++) BackwardImage(gemm, g, img, dy, x, w, cols[0], dx, dw, db, weights, oneThread: false);
                 return;
             }
             fixed (T* pdy = dy, px = x, pw = w, pdx = dx, pdw = dw, pdb = db)
             {
-                job.Set(gemm, g, cols, forward: false);
+                job.Set(gemm, g, cols, forward: false, weights);
                 job.Pin(px, x.Length, pw, w.Length, null, 0, null, 0);
                 job.PinBackward(pdy, dy.Length, pdx, dx.Length, pdw, dw.Length, pdb, db.Length, partial);
                 // One item per slot, not per image: slot s sums images s, s + slots, … in order, whichever thread
                 // runs it, so dw and db are the same bits whether the workers were free or busy (run inline).
                 workers.For(slots, job);
             }
-            for (int i = 1; i < slots; i++)
+            for (int i = 1; i < slots && weights; i++)
             {
                 TensorPrimitives.Add(dw, partial[i].AsSpan(0, dw.Length), dw);
                 TensorPrimitives.Add(db, partial[i].AsSpan(dw.Length, db.Length), db);
@@ -220,7 +230,7 @@ internal static class Convolution
             ReturnColumns(pool, cols);
             for (int i = 1; i < slots; i++)
             {
-                pool.Return(partial[i]);
+                if (partial[i] is { } p) pool.Return(p);
                 partial[i] = null!;
             }
             job.Clear();
@@ -229,11 +239,11 @@ internal static class Convolution
     }
 
     private static void BackwardImage<T>(ParallelGemm gemm, in Geometry g, int img, ReadOnlySpan<T> dy, ReadOnlySpan<T> x,
-        ReadOnlySpan<T> w, T[] cols, Span<T> dx, Span<T> dw, Span<T> db, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+        ReadOnlySpan<T> w, T[] cols, Span<T> dx, Span<T> dw, Span<T> db, bool weights, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var xn = x.Slice(img * g.InputPerImage, g.InputPerImage);
         var dyn = dy.Slice(img * g.Filters * g.Hw, g.Filters * g.Hw);
-        for (int k = 0; k < g.Filters; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * g.Hw, g.Hw));
+        for (int k = 0; k < g.Filters && weights; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * g.Hw, g.Hw));
         var dxn = dx.IsEmpty ? default : dx.Slice(img * g.InputPerImage, g.InputPerImage);
         if (!dx.IsEmpty && !g.Pointwise) dxn.Clear();
         // Band by band, as the forward: dw += dy_n,band · cols_bandᵀ, then the band's column gradient Wᵀ · dy_n,band
@@ -241,9 +251,9 @@ internal static class Convolution
         for (int oh0 = 0; oh0 < g.OutH; oh0 += g.BandRows)
         {
             int rows = Math.Min(g.BandRows, g.OutH - oh0), bandCols = rows * g.OutW, offset = oh0 * g.OutW;
-            if (!g.Pointwise) Im2Col(xn, g.C, g.H, g.W, g.Spec, oh0, rows, g.OutW, cols);
+            if (!g.Pointwise && weights) Im2Col(xn, g.C, g.H, g.W, g.Spec, oh0, rows, g.OutW, cols);
             ReadOnlySpan<T> colsN = g.Pointwise ? xn : cols;
-            for (int grp = 0; grp < g.Groups; grp++)
+            for (int grp = 0; grp < g.Groups && weights; grp++)
             {
                 gemm.Gemm(false, true, g.Kg, g.Cffg, bandCols, T.One, dyn.Slice(grp * g.Kg * g.Hw + offset, (g.Kg - 1) * g.Hw + bandCols), g.Hw,
                     colsN.Slice(grp * g.Cffg * bandCols, g.Cffg * bandCols), bandCols, T.One, dw.Slice(grp * g.Kg * g.Cffg, g.Kg * g.Cffg), g.Cffg, oneThread);
@@ -340,7 +350,7 @@ internal static class Convolution
         private T[][] _cols = [];
         private T[][] _partial = [];
         private T[][] _colsStore = [], _partialStore = [];
-        private bool _forward;
+        private bool _forward, _weights;
         private T* _x, _w, _b, _y, _dy, _dx, _dw, _db;
         private int _xLength, _wLength, _bLength, _yLength, _dyLength, _dxLength, _dwLength, _dbLength;
 
@@ -356,8 +366,9 @@ internal static class Convolution
             return _colsStore;
         }
 
-        public void Set(ParallelGemm gemm, in Geometry g, T[][] cols, bool forward)
+        public void Set(ParallelGemm gemm, in Geometry g, T[][] cols, bool forward, bool weights = true)
         {
+            _weights = weights;
             _gemm = gemm;
             _g = g;
             _cols = cols;
@@ -396,12 +407,12 @@ internal static class Convolution
             // Backward items are slots (see Backward): slot 0 sums into dw and db themselves, the others into their own
             // partial buffers, each over its images in order.
             int slot = index, slots = _cols.Length;
-            Span<T> dw = slot == 0 ? new Span<T>(_dw, _dwLength) : _partial[slot].AsSpan(0, _dwLength);
-            Span<T> db = slot == 0 ? new Span<T>(_db, _dbLength) : _partial[slot].AsSpan(_dwLength, _dbLength);
+            Span<T> dw = slot == 0 || !_weights ? new Span<T>(_dw, _dwLength) : _partial[slot].AsSpan(0, _dwLength);
+            Span<T> db = slot == 0 || !_weights ? new Span<T>(_db, _dbLength) : _partial[slot].AsSpan(_dwLength, _dbLength);
             for (int img = slot; img < _g.N; img += slots)
             {
                 BackwardImage(_gemm!, _g, img, new ReadOnlySpan<T>(_dy, _dyLength), x, w, _cols[slot], new Span<T>(_dx, _dxLength),
-                    dw, db, oneThread: true);
+                    dw, db, _weights, oneThread: true);
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -39,12 +40,20 @@ internal static class DirectConvolution
         return spec.Groups == 1 && !Convolution.IsPointwise(spec) && cff <= 512 && filters <= 128 && 4 * outW >= 3 * lanes;
     }
 
-    /// <summary>Elements of the buffers a forward call rents: a padded band per worker and the repacked weights.</summary>
+    /// <summary>Elements of the buffers a forward call rents (a padded band per worker and the repacked weights), or
+    /// a backward-weights call (a padded band and dy band per worker, a dw and db partial per image), the larger.</summary>
     public static long WorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes)
     {
         var b = new Band(x, spec, outH, outW, lanes);
-        return (long)threads * b.Elements + PackedWeights(x.C * spec.KernelH * spec.KernelW, filters);
+        int cff = x.C * spec.KernelH * spec.KernelW;
+        long forward = (long)threads * b.Elements + PackedWeights(cff, filters);
+        long weights = (long)threads * (b.Elements + (long)filters * b.Rows * b.PaddedOutW) + (long)x.N * (filters * cff + filters);
+        return Math.Max(forward, weights);
     }
+
+    /// <summary>Elements a forward call rents (see <see cref="WorkspaceElements"/>).</summary>
+    public static long ForwardWorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes) =>
+        (long)threads * new Band(x, spec, outH, outW, lanes).Elements + PackedWeights(x.C * spec.KernelH * spec.KernelW, filters);
 
     private static int PackedWeights(int cff, int filters) => (filters + FilterBlock - 1) / FilterBlock * FilterBlock * cff;
 
@@ -85,6 +94,50 @@ internal static class DirectConvolution
             pool.Return(packed);
             job.Clear();
             Cache<ForwardJob<T>>.Return(job);
+        }
+    }
+
+    // dw[k, t] = Σ_n Σ_{oh, ow} dy[n, k, oh, ow] · xp_n[tap t of (oh, ow)];  db[k] = Σ_n Σ_{oh, ow} dy[n, k, oh, ow].
+    // Each image sums into its own partial (its bands in order, lanes of a vector apart, then one horizontal sum per
+    // band), and the partials are added in image order: the same bits whichever worker took which image.
+    public static unsafe void BackwardWeights<T>(WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, Shape xShape,
+        int filters, ConvSpec spec, int outH, int outW, Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Lanes<T>();
+        var band = new Band(xShape, spec, outH, outW, lanes);
+        int cff = xShape.C * spec.KernelH * spec.KernelW, perImage = filters * cff + filters;
+        var job = Cache<WeightsJob<T>>.Rent();
+        var partials = pool.Rent<T>(xShape.N * perImage, clear: true);
+        var taps = job.Taps(cff);
+        var slots = job.Slots(workers.Threads);
+        try
+        {
+            band.TapOffsets(xShape.C, spec, taps);
+            int dyBand = filters * band.Rows * band.PaddedOutW;
+            for (int i = 0; i < slots.Length; i++) slots[i] = pool.Rent<T>(band.Elements + dyBand, clear: false);
+            fixed (T* px = x, pdy = dy)
+            {
+                job.Set(band, xShape, filters, spec, outH, outW, partials, px, pdy);
+                workers.For(xShape.N, job);
+            }
+            partials.AsSpan(0, filters * cff).CopyTo(dw);
+            partials.AsSpan(filters * cff, filters).CopyTo(db);
+            for (int n = 1; n < xShape.N; n++)
+            {
+                TensorPrimitives.Add(dw, partials.AsSpan(n * perImage, filters * cff), dw);
+                TensorPrimitives.Add(db, partials.AsSpan(n * perImage + filters * cff, filters), db);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < slots.Length; i++)
+            {
+                if (slots[i] is { } s) pool.Return(s);
+                slots[i] = null!;
+            }
+            pool.Return(partials);
+            job.Clear();
+            Cache<WeightsJob<T>>.Return(job);
         }
     }
 
@@ -259,6 +312,91 @@ internal static class DirectConvolution
         }
     }
 
+    /// <summary>One image of a backward-weights call: its bands in order, into its own partial dw and db.</summary>
+    private sealed unsafe class WeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private int[] _taps = [];
+        private T[][] _slots = [];
+        private Band _band;
+        private Shape _x = Shape.Nchw(1, 1, 1, 1);
+        private int _cff, _filters, _outH, _outW;
+        private ConvSpec? _spec;
+        private T[] _partials = [];
+        private T* _px, _pdy;
+
+        public Span<int> Taps(int cff)
+        {
+            if (_taps.Length < cff) _taps = new int[cff];
+            _cff = cff;
+            return _taps.AsSpan(0, cff);
+        }
+
+        public Span<T[]> Slots(int threads)
+        {
+            if (_slots.Length < threads) _slots = new T[threads][];
+            return _slots.AsSpan(0, threads);
+        }
+
+        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
+        {
+            (_band, _x, _filters, _spec, _outH, _outW, _partials) = (band, x, filters, spec, outH, outW, partials);
+            _px = px;
+            _pdy = pdy;
+        }
+
+        public void Clear()
+        {
+            _partials = [];
+            _spec = null;
+            _px = _pdy = null;
+        }
+
+        public void Run(int img, int worker)
+        {
+            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = _cff, pw = _band.PaddedOutW;
+            var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
+            var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
+            var xp = _slots[worker].AsSpan(0, _band.Elements);
+            var dyp = _slots[worker].AsSpan(_band.Elements, _filters * _band.Rows * pw);
+            var partial = _partials.AsSpan(img * (_filters * cff + _filters), _filters * cff + _filters);
+            var dw = partial[..(_filters * cff)];
+            var db = partial[(_filters * cff)..];
+            for (int k = 0; k < _filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
+            var taps = _taps.AsSpan(0, cff);
+            int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
+            for (int oh0 = 0; oh0 < _outH; oh0 += _band.Rows)
+            {
+                int rows = Math.Min(_band.Rows, _outH - oh0);
+                _band.Fill(xn, _x.C, _x.H, _x.W, _spec, oh0, xp);
+                // dyp[k, r, ·] = dy[k, oh0 + r, ·] with zeros past W', so that the padded lanes add nothing.
+                for (int k = 0; k < _filters; k++)
+                {
+                    for (int r = 0; r < rows; r++)
+                    {
+                        var dst = dyp.Slice((k * _band.Rows + r) * pw, pw);
+                        dyn.Slice(k * hw + (oh0 + r) * _outW, _outW).CopyTo(dst);
+                        dst[_outW..].Clear();
+                    }
+                }
+                var source = new Source(_band.VectorsPerRow, rowStride, _band.Rows * pw);
+                if (Vector512.IsHardwareAccelerated)
+                    Weights512(xp, dyp, rows * _band.VectorsPerRow, _filters, taps, source, dw);
+                else
+                    Weights256(xp, dyp, rows * _band.VectorsPerRow, _filters, taps, source, dw);
+            }
+        }
+    }
+
+    /// <summary>Where output vector q reads the padded band (as <see cref="Target{T}.Input"/>) and filter k's dy.</summary>
+    private readonly struct Source(int vpr, int rowStride, int dyPlane)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int Input(int q, int lanes) => q / vpr * rowStride + q % vpr * lanes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int Dy(int k, int q, int lanes) => k * dyPlane + q * lanes;
+    }
+
     /// <summary>
     /// Where a block's outputs go: filters k0 … k0 + kCount − 1 of the band from output row oh0, plus their bias. Output
     /// vector q of the band is row oh0 + q / vpr, columns (q mod vpr)·V …, and reads the padded band from
@@ -420,5 +558,111 @@ internal static class DirectConvolution
             target.Store256(a01, 0, q1); target.Store256(a11, 1, q1); target.Store256(a21, 2, q1); target.Store256(a31, 3, q1);
             target.Store256(a41, 4, q1); target.Store256(a51, 5, q1); target.Store256(a61, 6, q1); target.Store256(a71, 7, q1);
         }
+    }
+
+    // dw[k, t] += Σ_lanes Σ_q dy[k, q] · xp[Input(q) + taps[t]] for a block of 4 filters × 4 taps at a time (a block
+    // past K or CFF repeats the last filter or tap and stores it once).
+    private static void Weights512<T>(ReadOnlySpan<T> xp, ReadOnlySpan<T> dyp, int vectors, int filters, ReadOnlySpan<int> taps,
+        in Source source, Span<T> dw) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector512<T>.Count, cff = taps.Length;
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
+        ref T dyRef = ref MemoryMarshal.GetReference(dyp);
+        for (int k0 = 0; k0 < filters; k0 += 4)
+        {
+            int k1 = Math.Min(k0 + 1, filters - 1), k2 = Math.Min(k0 + 2, filters - 1), k3 = Math.Min(k0 + 3, filters - 1);
+            for (int t0 = 0; t0 < cff; t0 += 4)
+            {
+                int t1 = taps[Math.Min(t0 + 1, cff - 1)], t2 = taps[Math.Min(t0 + 2, cff - 1)], t3 = taps[Math.Min(t0 + 3, cff - 1)];
+                int tt = taps[t0];
+                Vector512<T> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+                Vector512<T> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+                for (int q = 0; q < vectors; q++)
+                {
+                    ref T xq = ref Unsafe.Add(ref xRef, source.Input(q, lanes));
+                    var x0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref xq, tt));
+                    var x1 = Vector512.LoadUnsafe(ref Unsafe.Add(ref xq, t1));
+                    var x2 = Vector512.LoadUnsafe(ref Unsafe.Add(ref xq, t2));
+                    var x3 = Vector512.LoadUnsafe(ref Unsafe.Add(ref xq, t3));
+                    var d = Vector512.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k0, q, lanes)));
+                    a00 = Fma(d, x0, a00); a01 = Fma(d, x1, a01); a02 = Fma(d, x2, a02); a03 = Fma(d, x3, a03);
+                    d = Vector512.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k1, q, lanes)));
+                    a10 = Fma(d, x0, a10); a11 = Fma(d, x1, a11); a12 = Fma(d, x2, a12); a13 = Fma(d, x3, a13);
+                    d = Vector512.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k2, q, lanes)));
+                    a20 = Fma(d, x0, a20); a21 = Fma(d, x1, a21); a22 = Fma(d, x2, a22); a23 = Fma(d, x3, a23);
+                    d = Vector512.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k3, q, lanes)));
+                    a30 = Fma(d, x0, a30); a31 = Fma(d, x1, a31); a32 = Fma(d, x2, a32); a33 = Fma(d, x3, a33);
+                }
+                AddTo(dw, cff, filters, k0, t0, a00, a01, a02, a03);
+                AddTo(dw, cff, filters, k0 + 1, t0, a10, a11, a12, a13);
+                AddTo(dw, cff, filters, k0 + 2, t0, a20, a21, a22, a23);
+                AddTo(dw, cff, filters, k0 + 3, t0, a30, a31, a32, a33);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTo<T>(Span<T> dw, int cff, int filters, int k, int t0, Vector512<T> a0, Vector512<T> a1, Vector512<T> a2, Vector512<T> a3)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (k >= filters) return;
+        var row = dw.Slice(k * cff, cff);
+        row[t0] += Vector512.Sum(a0);
+        if (t0 + 1 < cff) row[t0 + 1] += Vector512.Sum(a1);
+        if (t0 + 2 < cff) row[t0 + 2] += Vector512.Sum(a2);
+        if (t0 + 3 < cff) row[t0 + 3] += Vector512.Sum(a3);
+    }
+
+    // dw[k, t] += Σ_lanes Σ_q dy[k, q] · xp[Input(q) + taps[t]] for a block of 4 filters × 4 taps at a time (a block
+    // past K or CFF repeats the last filter or tap and stores it once).
+    private static void Weights256<T>(ReadOnlySpan<T> xp, ReadOnlySpan<T> dyp, int vectors, int filters, ReadOnlySpan<int> taps,
+        in Source source, Span<T> dw) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector256<T>.Count, cff = taps.Length;
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
+        ref T dyRef = ref MemoryMarshal.GetReference(dyp);
+        for (int k0 = 0; k0 < filters; k0 += 4)
+        {
+            int k1 = Math.Min(k0 + 1, filters - 1), k2 = Math.Min(k0 + 2, filters - 1), k3 = Math.Min(k0 + 3, filters - 1);
+            for (int t0 = 0; t0 < cff; t0 += 4)
+            {
+                int t1 = taps[Math.Min(t0 + 1, cff - 1)], t2 = taps[Math.Min(t0 + 2, cff - 1)], t3 = taps[Math.Min(t0 + 3, cff - 1)];
+                int tt = taps[t0];
+                Vector256<T> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+                Vector256<T> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+                for (int q = 0; q < vectors; q++)
+                {
+                    ref T xq = ref Unsafe.Add(ref xRef, source.Input(q, lanes));
+                    var x0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref xq, tt));
+                    var x1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref xq, t1));
+                    var x2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref xq, t2));
+                    var x3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref xq, t3));
+                    var d = Vector256.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k0, q, lanes)));
+                    a00 = Fma(d, x0, a00); a01 = Fma(d, x1, a01); a02 = Fma(d, x2, a02); a03 = Fma(d, x3, a03);
+                    d = Vector256.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k1, q, lanes)));
+                    a10 = Fma(d, x0, a10); a11 = Fma(d, x1, a11); a12 = Fma(d, x2, a12); a13 = Fma(d, x3, a13);
+                    d = Vector256.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k2, q, lanes)));
+                    a20 = Fma(d, x0, a20); a21 = Fma(d, x1, a21); a22 = Fma(d, x2, a22); a23 = Fma(d, x3, a23);
+                    d = Vector256.LoadUnsafe(ref Unsafe.Add(ref dyRef, source.Dy(k3, q, lanes)));
+                    a30 = Fma(d, x0, a30); a31 = Fma(d, x1, a31); a32 = Fma(d, x2, a32); a33 = Fma(d, x3, a33);
+                }
+                AddTo(dw, cff, filters, k0, t0, a00, a01, a02, a03);
+                AddTo(dw, cff, filters, k0 + 1, t0, a10, a11, a12, a13);
+                AddTo(dw, cff, filters, k0 + 2, t0, a20, a21, a22, a23);
+                AddTo(dw, cff, filters, k0 + 3, t0, a30, a31, a32, a33);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTo<T>(Span<T> dw, int cff, int filters, int k, int t0, Vector256<T> a0, Vector256<T> a1, Vector256<T> a2, Vector256<T> a3)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (k >= filters) return;
+        var row = dw.Slice(k * cff, cff);
+        row[t0] += Vector256.Sum(a0);
+        if (t0 + 1 < cff) row[t0 + 1] += Vector256.Sum(a1);
+        if (t0 + 2 < cff) row[t0 + 2] += Vector256.Sum(a2);
+        if (t0 + 3 < cff) row[t0 + 3] += Vector256.Sum(a3);
     }
 }
