@@ -32,6 +32,7 @@ public static class Cli
           --backend NAME            Lockstep:Backend (managed | torch)
           --dtype f32|f64           Lockstep:DType
           --gemm NAME               Lockstep:Managed:Gemm (auto | mkl | openblas | managed)
+          --conv NAME               Lockstep:Managed:Convolution (auto: Winograd or direct where they pay | im2col)
           --device NAME             Lockstep:Torch:Device (cpu | cuda | auto)
           --Lockstep:KEY VALUE      any other key, e.g. --Lockstep:Managed:Threads 1
 

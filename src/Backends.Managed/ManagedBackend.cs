@@ -17,15 +17,17 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private readonly BufferPool _pool = new();
     private readonly WorkerPool _workers;
     private readonly ParallelGemm _gemm;
+    private readonly bool _specialized;
     private bool _disposed;
 
     /// <summary>
     /// A backend on <paramref name="gemm"/>, which it owns (and disposes), with <paramref name="threads"/> workers
     /// (0 = all cores). More than one worker needs a provider at one BLAS thread: the workers are the parallelism.
     /// </summary>
-    public ManagedBackend(IGemmProvider gemm, string? gemmReason = null, int threads = 1)
+    public ManagedBackend(IGemmProvider gemm, string? gemmReason = null, int threads = 1, string convolution = "auto")
     {
         ArgumentNullException.ThrowIfNull(gemm);
+        ArgumentNullException.ThrowIfNull(convolution);
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         if (threads == 0) threads = Environment.ProcessorCount;
         if (threads > 1 && gemm.Threads > 1)
@@ -34,6 +36,13 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
                 $"managed: {threads} workers over a GEMM provider at {gemm.Threads} threads would oversubscribe the cores; " +
                 "give the provider one thread (the workers split each product)");
         }
+        Convolution = convolution.Trim().ToLowerInvariant() switch
+        {
+            "auto" => "auto",
+            "im2col" => "im2col",
+            _ => throw new ArgumentException($"managed: unknown convolution algorithm '{convolution}'; known: auto, im2col"),
+        };
+        _specialized = Convolution == "auto";
         Gemm = gemm;
         GemmReason = gemmReason ?? $"{gemm.Name}: given";
         _workers = new WorkerPool(threads);
@@ -44,15 +53,20 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// A backend on the GEMM provider named <paramref name="gemm"/> (auto | mkl | openblas | managed), at one BLAS
     /// thread, with <paramref name="threads"/> workers (0 = all cores).
     /// </summary>
-    public ManagedBackend(string gemm = "auto", int threads = 0) : this(GemmProviders.Select(gemm, 1, Workers(threads)), Workers(threads)) { }
+    public ManagedBackend(string gemm = "auto", int threads = 0, string convolution = "auto")
+        : this(GemmProviders.Select(gemm, 1, Workers(threads)), Workers(threads), convolution) { }
 
-    private ManagedBackend(GemmSelection selection, int threads) : this(selection.Provider, selection.Reason, threads) { }
+    private ManagedBackend(GemmSelection selection, int threads, string convolution) : this(selection.Provider, selection.Reason, threads, convolution) { }
 
     private static int Workers(int threads) => threads == 0 ? Environment.ProcessorCount : threads;
 
     public string Name => "managed";
 
-    public string Description => $"managed (gemm: {Gemm.Name} {Gemm.Version}, {Threads} thread{(Threads == 1 ? "" : "s")})";
+    public string Description =>
+        $"managed (gemm: {Gemm.Name} {Gemm.Version}, {Threads} thread{(Threads == 1 ? "" : "s")}{(_specialized ? "" : ", convolution: im2col")})";
+
+    /// <summary>The convolution algorithm asked for: auto (Winograd or the direct kernel where they apply, else im2col) or im2col.</summary>
+    public string Convolution { get; }
 
     /// <summary>The matrix-product provider in use (at one BLAS thread when there are several workers).</summary>
     public IGemmProvider Gemm { get; }
@@ -91,25 +105,27 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// db partial sum per extra worker. As Kernels/Convolution.cs rents them. Where the direct kernel takes the forward
     /// (Kernels/DirectConvolution.cs), the larger of that and its padded bands and packed weights.
     /// </summary>
-    public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads)
+    public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads, bool specialized = true)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(spec);
         int slots = threads > 1 && x.N > 1 ? Math.Min(threads, x.N) : 1;
         var (h, w) = spec.OutputSize(x.H, x.W);
         int cff = x.C * spec.KernelH * spec.KernelW;
-        long columns = Convolution.IsPointwise(spec) ? 0 : (long)cff * Convolution.BandRowsFor(cff, h, w) * w;
+        long columns = Kernels.Convolution.IsPointwise(spec) ? 0 : (long)cff * Kernels.Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
         long im2col = slots * columns + (slots - 1) * partials;
         // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (the dtype is not
-        // known here: the larger of float's and double's).
+        // known here: the larger of float's and double's); a Winograd convolution rents its own buffers, after
+        // (backward) or instead of (forward) the columns.
         long direct = 0;
         foreach (int lanes in (ReadOnlySpan<int>)[DirectConvolution.Lanes<float>(), DirectConvolution.Lanes<double>()])
         {
-            if (DirectConvolution.Applies(x, filters, spec, w, lanes))
+            if (specialized && DirectConvolution.Applies(x, filters, spec, w, lanes))
                 direct = Math.Max(direct, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, lanes));
         }
-        return Math.Max(im2col, direct);
+        long winogradElements = specialized && Winograd.Applies(spec, x.N, x.C, filters, h, w) ? Winograd.WorkspaceElements(x.N, x.C, filters, h, w, threads) : 0;
+        return Math.Max(im2col, Math.Max(direct, winogradElements));
     }
 
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged
@@ -147,12 +163,12 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
 
     private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads);
+        long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized);
         MemoryBudget.Require<T>(spec.Name, "output", yShape, yShape.Count, workspace);
         MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, yShape.Count);
         var y = Rent<T>(yShape);
-        Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
-            yShape.H, yShape.W, y.Span<T>());
+        Kernels.Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
+            yShape.H, yShape.W, y.Span<T>(), _specialized);
         return y;
     }
 
@@ -168,15 +184,15 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ConvGradients Conv2dBackward<T>(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx, Shape yShape)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads);
+        long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized);
         long gradients = (needDx ? x.Shape.Count : 0) + w.Shape.Count + w.Shape[0];
         MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, gradients);
         if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient", x.Shape, x.Shape.Count, workspace);
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(OpChecks.Bias(w.Shape));
-        Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
-            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
+        Kernels.Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
+            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>(), _specialized);
         return new ConvGradients(dx, dw, db);
     }
 

@@ -11,6 +11,6 @@ public sealed class ManagedBackendFactory : IBackendFactory
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Managed.Threads < 0) throw new ArgumentException($"managed: Threads must be ≥ 0 (0 = all cores), got {options.Managed.Threads}");
-        return new ManagedBackend(options.Managed.Gemm, options.Managed.Threads);
+        return new ManagedBackend(options.Managed.Gemm, options.Managed.Threads, options.Managed.Convolution);
     }
 }

@@ -1,4 +1,5 @@
 using Lockstep.Backends.Managed;
+using Lockstep.Configuration;
 
 namespace Lockstep.Tests;
 
@@ -246,5 +247,82 @@ internal static class FiniteDifferences
             numeric[i] = (loss(plus) - loss(minus)) / (2 * h);
         }
         TestSupport.Close(analytic, numeric, 1e-6, what + " against central finite differences");
+    }
+}
+
+/// <summary>The Winograd F(2×2, 3×3) path of wide 3×3 stride-1 convolutions (Kernels/Winograd.cs).</summary>
+public sealed class WinogradTests
+{
+    [Fact]
+    public void WideGrid_TakesWinogradExceptItsLastCase()
+    {
+        var cases = Lockstep.Conformance.WideConvCases.Grid().ToList();
+        foreach (var c in cases)
+        {
+            var (outH, outW) = c.Spec.OutputSize(c.H, c.W);
+            bool applies = Lockstep.Backends.Managed.Kernels.Winograd.Applies(c.Spec, c.N, c.C, c.K, outH, outW);
+            Assert.True(applies == (c != cases[^1]), $"{c}: Winograd applies = {applies}");
+        }
+    }
+
+    /// <summary>
+    /// Several bands (the budget splits 200 tile rows into 4), uneven output, padding 1 and 2: the same bits on 1, 2
+    /// and 3 workers, and within float rounding of im2col + GEMM, forward and input gradient.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 1)]
+    [InlineData(DType.Float64, 1)]
+    [InlineData(DType.Float64, 2)]
+    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad)
+    {
+        var xs = Shape.Nchw(2, 32, 199, 127);
+        var ws = new Shape(32, 32, 3, 3);
+        var spec = ConvSpec.Square(3, 1, pad);
+        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+        var ys = Shape.Nchw(2, 32, outH, outW);
+        Assert.True(Lockstep.Backends.Managed.Kernels.Winograd.Applies(spec, 2, 32, 32, outH, outW));
+        double[] x = TestSupport.Random((int)xs.Count, 91), w = TestSupport.Random((int)ws.Count, 92), b = TestSupport.Random(32, 93),
+            dy = TestSupport.Random((int)ys.Count, 94);
+
+        (double[] Y, double[] Dx) Run(int threads, string convolution)
+        {
+            using var backend = new ManagedBackend("auto", threads, convolution);
+            using var tx = backend.Upload(x, xs, dtype);
+            using var tw = backend.Upload(w, ws, dtype);
+            using var tb = backend.Upload(b, new Shape(32), dtype);
+            using var tdy = backend.Upload(dy, ys, dtype);
+            using var y = backend.Conv2d(tx, tw, tb, spec);
+            using var grads = backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+            return (y.ToDoubles(), grads.Dx!.ToDoubles());
+        }
+
+        var one = Run(1, "auto");
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var other = Run(threads, "auto");
+            Assert.True(one.Y.AsSpan().SequenceEqual(other.Y), $"y on {threads} workers differs from 1 worker");
+            Assert.True(one.Dx.AsSpan().SequenceEqual(other.Dx), $"dx on {threads} workers differs from 1 worker");
+        }
+        var im2col = Run(2, "im2col");
+        double tolerance = dtype == DType.Float64 ? 1e-12 : 1e-5;
+        TestSupport.Close(one.Y, im2col.Y, tolerance, "y, Winograd against im2col");
+        TestSupport.Close(one.Dx, im2col.Dx, tolerance, "dx, Winograd against im2col");
+        Assert.False(one.Y.AsSpan().SequenceEqual(im2col.Y), "im2col gave the very same bits: the Winograd path did not run");
+    }
+
+    [Fact]
+    public void Backend_RejectsUnknownConvolutionAlgorithm()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ManagedBackend("managed", 1, "fft"));
+        Assert.Contains("unknown convolution algorithm 'fft'; known: auto, im2col", e.Message);
+    }
+
+    [Fact]
+    public void Factory_PassesTheConvolutionOption()
+    {
+        var options = new LockstepOptions { Managed = { Gemm = "managed", Threads = 1, Convolution = "im2col" } };
+        using var backend = (ManagedBackend)new ManagedBackendFactory().Create(options);
+        Assert.Equal("im2col", backend.Convolution);
+        Assert.EndsWith("convolution: im2col)", backend.Description);
     }
 }

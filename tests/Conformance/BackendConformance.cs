@@ -28,6 +28,9 @@ public abstract partial class BackendConformance : IDisposable
     public static IEnumerable<object[]> ConvGrid =>
         from c in ConvCase.Grid() from d in new[] { DType.Float32, DType.Float64 } select new object[] { c.ToString(), d };
 
+    public static IEnumerable<object[]> WideConvGrid =>
+        from c in WideConvCases.Grid() from d in new[] { DType.Float32, DType.Float64 } select new object[] { c.ToString(), d };
+
     public static IEnumerable<object[]> PoolGrid =>
         from c in PoolCase.Grid() from d in new[] { DType.Float32, DType.Float64 } select new object[] { c.ToString(), d };
 
@@ -73,7 +76,12 @@ public abstract partial class BackendConformance : IDisposable
     }
 
     [Theory, MemberData(nameof(ConvGrid))]
-    public void Conv2d_MatchesReference(string geometry, DType dtype)
+    public void Conv2d_MatchesReference(string geometry, DType dtype) => CheckConv(geometry, dtype);
+
+    [Theory, MemberData(nameof(WideConvGrid))]
+    public void Conv2d_Wide3x3_MatchesReference(string geometry, DType dtype) => CheckConv(geometry, dtype);
+
+    private void CheckConv(string geometry, DType dtype)
     {
         var c = ConvCase.Parse(geometry);
         int seed = Seed(geometry);

@@ -15,6 +15,7 @@ public static class LockstepConfiguration
         ["--backend"] = "Lockstep:Backend",
         ["--dtype"] = "Lockstep:DType",
         ["--gemm"] = "Lockstep:Managed:Gemm",
+        ["--conv"] = "Lockstep:Managed:Convolution",
         ["--device"] = "Lockstep:Torch:Device",
     };
 

@@ -22,6 +22,13 @@ public sealed class ManagedOptions
 
     /// <summary>Threads for kernels and BLAS; 0 = all cores.</summary>
     public int Threads { get; set; }
+
+    /// <summary>
+    /// Convolution algorithm: auto (Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with at least 32 channels in and
+    /// out, a direct kernel for small ones, im2col + GEMM elsewhere) | im2col (im2col + GEMM everywhere: each output one
+    /// plain dot product).
+    /// </summary>
+    public string Convolution { get; set; } = "auto";
 }
 
 public sealed class TorchOptions

@@ -105,12 +105,17 @@ internal static class Convolution
         return (Math.Min(lo, hi), hi);
     }
 
-    /// <summary>y = conv(x, w) + b: directly where <see cref="DirectConvolution.Applies"/>, else by im2col + GEMM.</summary>
+    /// <summary>
+    /// y = conv(x, w) + b: where <paramref name="specialized"/>, by Winograd where <see cref="Winograd.Applies"/> and
+    /// directly where <see cref="DirectConvolution.Applies"/>; else by im2col + GEMM.
+    /// </summary>
     public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
-        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y)
+        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y, bool specialized = true)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>()))
+        if (specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
+            Winograd.Forward(gemm, workers, pool, x, xShape.N, xShape.C, xShape.H, xShape.W, w, filters, b, spec.PadH, spec.PadW, outH, outW, y);
+        else if (specialized && DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>()))
             DirectConvolution.Forward(workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
         else
             ForwardIm2Col(gemm, workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
@@ -184,9 +189,16 @@ internal static class Convolution
     // Where DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
-        Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        bool weights = !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());
+        if (specialized && !dx.IsEmpty && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
+        {
+            // dw and db as without dx (no column gradient, no col2im), dx by Winograd.
+            Backward(gemm, workers, pool, dy, x, xShape, w, filters, spec, outH, outW, default, dw, db, specialized);
+            Winograd.BackwardData(gemm, workers, pool, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW, xShape.H, xShape.W, dx);
+            return;
+        }
+        bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());
         if (!weights)
         {
             DirectConvolution.BackwardWeights(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
