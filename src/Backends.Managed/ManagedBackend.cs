@@ -284,7 +284,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
         var db = Rent<T>(OpChecks.Bias(w.Shape));
-        Kernels.Linear.Backward<T>(_gemm, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
+        Kernels.Linear.Backward<T>(_gemm, _workers, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
             dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
         return new LinearGradients(dx, dw, db);
     }

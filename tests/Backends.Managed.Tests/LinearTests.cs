@@ -53,6 +53,49 @@ public sealed class LinearTests : IDisposable
         TestSupport.Close(grads.Db.ToDoubles(), edb, tol, "db");
     }
 
+    /// <summary>
+    /// dx = dy·W and dw = dyᵀ·x at few outputs (the fixed-order kernel, not a GEMM): the naive products within
+    /// tolerance, and the same bits on one worker and on two; widths that leave vector tails, a product too small to
+    /// split, and a batch past SmallBatch (dw by GEMM).
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 64, 10, 4133)]
+    [InlineData(DType.Float64, 64, 10, 4133)]
+    [InlineData(DType.Float32, 5, 16, 77)]
+    [InlineData(DType.Float32, 65, 3, 301)]
+    [InlineData(DType.Float64, 3, 1, 1000)]
+    public void LinearBackward_FewOutputsMatchNaiveOnAnyThreadCount(DType dtype, int n, int outputs, int inputs)
+    {
+        using var two = new ManagedBackend("auto", 2);
+        double[] x = TestSupport.Input(n * inputs, 81, dtype), w = TestSupport.Input(outputs * inputs, 82, dtype),
+            dy = TestSupport.Input(n * outputs, 83, dtype);
+        var edx = new double[n * inputs];
+        var edw = new double[outputs * inputs];
+        for (int i = 0; i < n; i++)
+        for (int o = 0; o < outputs; o++)
+        for (int k = 0; k < inputs; k++)
+        {
+            edx[i * inputs + k] += dy[i * outputs + o] * w[o * inputs + k];
+            edw[o * inputs + k] += dy[i * outputs + o] * x[i * inputs + k];
+        }
+        double[]? first = null, firstDw = null;
+        foreach (var backend in new[] { _backend, two })
+        {
+            using var tx = backend.Upload(x, new Shape(n, inputs), dtype);
+            using var tw = backend.Upload(w, new Shape(outputs, inputs), dtype);
+            using var tdy = backend.Upload(dy, new Shape(n, outputs), dtype);
+            using var grads = backend.LinearBackward(tdy, tx, tw, needDx: true);
+            double[] dx = grads.Dx!.ToDoubles();
+            TestSupport.Close(dx, edx, TestSupport.Tolerance(dtype), $"dx on {backend.Threads} worker(s), N{n} out{outputs} in{inputs} {dtype}");
+            double[] dw = grads.Dw.ToDoubles();
+            TestSupport.Close(dw, edw, TestSupport.Tolerance(dtype), $"dw on {backend.Threads} worker(s), N{n} out{outputs} in{inputs} {dtype}");
+            first ??= dx;
+            firstDw ??= dw;
+            Assert.True(first.AsSpan().SequenceEqual(dx), $"dx on two workers differs from one (N{n} out{outputs} in{inputs} {dtype})");
+            Assert.True(firstDw.AsSpan().SequenceEqual(dw), $"dw on two workers differs from one (N{n} out{outputs} in{inputs} {dtype})");
+        }
+    }
+
     [Fact]
     public void LinearBackward_SkipsDxWhenNotNeeded()
     {
