@@ -97,6 +97,137 @@ public sealed class PoolingTests : IDisposable
         }
     }
 
+    public static IEnumerable<object[]> BackwardCases() =>
+        from f in new[] { 2, 3 }
+        from s in new[] { 1, 2 }
+        from p in new[] { 0, 1 }
+        from rule in new[] { SizeRule.Floor, SizeRule.Ceil }
+        from w in new[] { 35, 70 }
+        from dtype in new[] { DType.Float32, DType.Float64 }
+        where 2 * p <= f
+        select new object[] { f, s, p, rule, w, dtype };
+
+    /// <summary>
+    /// Max-pool dx equals, bit for bit, the scatter dx[switch] += dy into a cleared plane in output order (summed in the
+    /// tensor's precision), on one worker and on two: windows that tile (2×2/2), overlap (3×3/2) or slide (stride 1),
+    /// padding, ceil mode, widths that leave vector tails, ties and NaNs in x and a NaN and a −0 in dy.
+    /// </summary>
+    [Theory, MemberData(nameof(BackwardCases))]
+    public void MaxPoolBackward_EqualsScatterThroughSwitches(int f, int s, int p, SizeRule rule, int w, DType dtype)
+    {
+        using var two = new ManagedBackend("auto", 2);
+        var shape = Shape.Nchw(2, 9, 23, w);
+        var spec = new PoolSpec(PoolMode.Max, f, f, s, s, Padding2d.Symmetric(p, p), rule);
+        double[] x = TestSupport.Random((int)shape.Count, 13 * f + s + 7 * w)
+            .Select((v, i) => i % 41 == 3 ? double.NaN : Math.Round(v * 3)).ToArray();
+        string what = $"F{f} S{s} P{p} {rule} W{w} {dtype}";
+        double[]? first = null;
+        foreach (var backend in new[] { _backend, two })
+        {
+            using var tx = backend.Upload(x, shape, dtype);
+            using var forward = backend.Pool2d(tx, spec);
+            var ys = forward.Y.Shape;
+            double[] dy = TestSupport.Input((int)ys.Count, 3 + w, dtype);
+            dy[5] = double.NaN;
+            dy[17] = -0.0;
+            using var tdy = backend.Upload(dy, ys, dtype);
+            using var dx = backend.Pool2dBackward(tdy, tx, forward, spec);
+            long[] switches = forward.Switches!.ToArray<long>();
+            int outPlane = ys.H * ys.W, plane = 23 * w;
+            var expected = new double[x.Length];
+            for (int o = 0; o < dy.Length; o++)
+            {
+                int i = o / outPlane * plane + (int)switches[o];
+                expected[i] = dtype == DType.Float32 ? (float)expected[i] + (float)dy[o] : expected[i] + dy[o];
+            }
+            double[] actual = dx.ToDoubles();
+            for (int i = 0; i < x.Length; i++)
+            {
+                Assert.True(BitConverter.DoubleToInt64Bits(expected[i]) == BitConverter.DoubleToInt64Bits(actual[i]),
+                    $"{what} on {backend.Threads} worker(s): dx[{i}] = {actual[i]}, the scatter gives {expected[i]}");
+            }
+            first ??= actual;
+            Assert.True(first.AsSpan().SequenceEqual(actual), $"{what}: dx on two workers differs from one");
+        }
+    }
+
+    /// <summary>
+    /// Average (with and without the padding counted) and L2 pooling, forward and backward, equal bit for bit the plain
+    /// loops in the tensor's precision — taps summed in row-major order, dx scattered window by window in output order —
+    /// on one worker and on two: the vector rows and the stride-2 gather, their scalar edges, padding, ceil mode, widths
+    /// that leave vector tails, zero outputs (L2) and a NaN in dy.
+    /// </summary>
+    [Theory, MemberData(nameof(BackwardCases))]
+    public void SumPools_EqualThePlainLoopsBitForBit(int f, int s, int p, SizeRule rule, int w, DType dtype)
+    {
+        using var two = new ManagedBackend("auto", 2);
+        const int planes = 18, h = 23;
+        var shape = Shape.Nchw(2, 9, h, w);
+        // Every 5th row is zero, so some L2 windows are zero; values are not exactly representable sums.
+        double[] x = TestSupport.Input((int)shape.Count, 17 * f + s + 3 * w, dtype)
+            .Select((v, i) => i / w % 5 == 2 ? 0 : v).ToArray();
+        bool single = dtype == DType.Float32;
+        double R(double v) => single ? (float)v : v;   // float32 arithmetic, exactly (one rounding of the double result)
+        foreach (var (mode, include) in new[] { (PoolMode.Average, false), (PoolMode.Average, true), (PoolMode.L2, false) })
+        {
+            var spec = new PoolSpec(mode, f, f, s, s, Padding2d.Symmetric(p, p), rule, include);
+            var (outH, outW) = spec.OutputSize(h, w);
+            string what = $"{mode}{(include ? " counting padding" : "")} F{f} S{s} P{p} {rule} W{w} {dtype}";
+            var ey = new double[planes * outH * outW];
+            var dy = TestSupport.Input(ey.Length, 5 + w, dtype);
+            dy[7] = double.NaN;
+            var edx = new double[x.Length];
+            for (int pl = 0, o = 0; pl < planes; pl++)
+            {
+                for (int oh = 0; oh < outH; oh++)
+                {
+                    for (int ow = 0; ow < outW; ow++, o++)
+                    {
+                        var taps = new List<int>();
+                        int padded = 0;
+                        for (int i = 0; i < f; i++)
+                        {
+                            for (int j = 0; j < f; j++)
+                            {
+                                int ih = oh * s - p + i, iw = ow * s - p + j;
+                                if (ih < h + p && iw < w + p) padded++;
+                                if (ih >= 0 && ih < h && iw >= 0 && iw < w) taps.Add(pl * h * w + ih * w + iw);
+                            }
+                        }
+                        double sum = 0;
+                        foreach (int t in taps) sum = R(sum + (mode == PoolMode.L2 ? R(x[t] * x[t]) : x[t]));
+                        int divisor = include ? padded : taps.Count;
+                        ey[o] = mode == PoolMode.L2 ? R(Math.Sqrt(sum)) : R(sum / divisor);
+                        foreach (int t in taps)
+                        {
+                            if (mode == PoolMode.Average) edx[t] = R(edx[t] + R(dy[o] / divisor));
+                            else if (ey[o] != 0) edx[t] = R(edx[t] + R(R(dy[o] * x[t]) / ey[o]));
+                        }
+                    }
+                }
+            }
+            foreach (var backend in new[] { _backend, two })
+            {
+                using var tx = backend.Upload(x, shape, dtype);
+                using var forward = backend.Pool2d(tx, spec);
+                using var tdy = backend.Upload(dy, forward.Y.Shape, dtype);
+                using var dx = backend.Pool2dBackward(tdy, tx, forward, spec);
+                BitEqual(ey, forward.Y.ToDoubles(), $"{what} on {backend.Threads} worker(s): y");
+                BitEqual(edx, dx.ToDoubles(), $"{what} on {backend.Threads} worker(s): dx");
+            }
+        }
+
+        static void BitEqual(double[] expected, double[] actual, string what)
+        {
+            Assert.Equal(expected.Length, actual.Length);
+            for (int i = 0; i < expected.Length; i++)
+            {
+                Assert.True(BitConverter.DoubleToInt64Bits(expected[i]) == BitConverter.DoubleToInt64Bits(actual[i]),
+                    $"{what}[{i}] = {actual[i]:R}, the plain loop gives {expected[i]:R}");
+            }
+        }
+    }
+
     [Fact]
     public void MaxPool_NeverChoosesPadding()
     {
@@ -263,8 +394,37 @@ public sealed class PoolingTests : IDisposable
         var spec = PoolSpec.Square(PoolMode.Max, 2);
         using var x = _backend.Zeros(shape, DType.Float32);
         using var y = _backend.Zeros(Shape.Nchw(1, 1, 2, 2), DType.Float32);
-        using var switches = _backend.Upload<long>([0, 1, 2, 16], Shape.Nchw(1, 1, 2, 2));
+        using var switches = _backend.Upload<long>([0, 2, 8, 16], Shape.Nchw(1, 1, 2, 2));
         var e = Assert.Throws<ArgumentException>(() => _backend.Pool2dBackward(y, x, new PoolResult(y, switches), spec));
         Assert.Contains("outside its 4×4 input plane", e.Message);
+    }
+
+    /// <summary>
+    /// A switch outside its own window (but inside the plane) still routes its gradient where it points, as libtorch
+    /// does: the 2×2/2 path, which writes each window's four elements, hands such a plane to the scatter. Planes wide
+    /// enough for the vector rows; the bad switch in a vector lane, at the row's end and in a narrow plane.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 1)]
+    [InlineData(40, 9)]
+    [InlineData(40, 19)]
+    [InlineData(41, 25)]
+    public void MaxPoolBackward_SwitchOutsideItsWindowRoutesLikeTheScatter(int size, int bad)
+    {
+        var shape = Shape.Nchw(1, 2, size, size);
+        var spec = new PoolSpec(PoolMode.Max, 2, 2, 2, 2, 0, 0, SizeRule.Floor);
+        using var x = _backend.Upload(TestSupport.Random((int)shape.Count, 71), shape, DType.Float32);
+        using var forward = _backend.Pool2d(x, spec);
+        long[] sw = forward.Switches!.ToArray<long>();
+        int outW = forward.Y.Shape.W, outPlane = forward.Y.Shape.H * outW;
+        // Output `bad` of the second plane points at the first tap of the window to its left.
+        sw[outPlane + bad] = (bad / outW) * 2 * size + (bad % outW - 1) * 2;
+        using var switches = _backend.Upload<long>(sw, forward.Y.Shape);
+        double[] dy = TestSupport.Input(2 * outPlane, 72, DType.Float32);
+        using var tdy = _backend.Upload(dy, forward.Y.Shape, DType.Float32);
+        using var dx = _backend.Pool2dBackward(tdy, x, new PoolResult(forward.Y, switches), spec);
+        var expected = new double[shape.Count];
+        for (int o = 0; o < dy.Length; o++) expected[o / outPlane * size * size + sw[o]] = (float)(expected[o / outPlane * size * size + sw[o]] + dy[o]);
+        Assert.Equal(expected, dx.ToDoubles());
     }
 }

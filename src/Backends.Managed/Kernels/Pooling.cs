@@ -229,25 +229,133 @@ internal static class Pooling
             Vector256.Shuffle(b.As<T, double>(), evenD).GetLower()).As<double, T>();
     }
 
-    // dx[switch] += dy
-    public static void MaxBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<long> switches, int planes, int h, int w, int outHw, Span<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    // dx[switch] += dy, into a plane of zeros, in output order. Windows that tile the plane (2×2, stride 2) write each
+    // element of dx once instead — dy where the window's switch is, +0 elsewhere (the scatter's bits: +0 + dy) — a vector
+    // of 8 windows at a time; should a switch lie outside its own window, the plane is redone by the scatter.
+    public static void MaxBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<long> switches, int planes, int h, int w, PoolSpec spec,
+        int outH, int outW, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int plane = h * w;
+        int plane = h * w, outPlane = outH * outW;
+        bool tiles = spec.KernelH == 2 && spec.KernelW == 2 && spec.StrideH == 2 && spec.StrideW == 2
+            && spec.DilationH == 1 && spec.DilationW == 1;
         for (int p = 0; p < planes; p++)
         {
-            // Cleared plane by plane, so the scatter finds the plane still in cache.
+            var dyp = dy.Slice(p * outPlane, outPlane);
+            var sp = switches.Slice(p * outPlane, outPlane);
             var dxp = dx.Slice(p * plane, plane);
+            if (tiles && Tiles(dyp, sp, h, w, spec, outH, outW, dxp)) continue;
+            // Cleared plane by plane, so the scatter finds the plane still in cache.
             dxp.Clear();
-            for (int o = p * outHw; o < (p + 1) * outHw; o++)
+            for (int o = 0; o < outPlane; o++)
             {
-                long s = switches[o];
+                long s = sp[o];
                 if ((ulong)s >= (ulong)plane)
                 {
-                    throw new ArgumentException($"POOL backward: switch {o} is {s}, outside its {h}×{w} input plane; switches must come from the forward pass");
+                    throw new ArgumentException($"POOL backward: switch {p * outPlane + o} is {s}, outside its {h}×{w} input plane; switches must come from the forward pass");
                 }
-                dxp[(int)s] += dy[o];
+                dxp[(int)s] += dyp[o];
             }
+        }
+    }
+
+    /// <summary>
+    /// One plane of 2×2/2 max-pool dx, written once row pair by row pair; false (dx partly written) when a switch is
+    /// not in its own window.
+    /// </summary>
+    private static bool Tiles<T>(ReadOnlySpan<T> dyp, ReadOnlySpan<long> sp, int h, int w, PoolSpec spec, int outH, int outW, Span<T> dxp)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int padH = spec.PadH, padW = spec.PadW;
+        // Windows whose two columns lie inside: [vLo, vHi), taken 8 at a time (16 columns) where there are 8.
+        int vLo = (padW + 1) / 2, vHi = Math.Min(outW, (w + padW - 2) / 2 + 1);
+        bool vector = Vector512.IsHardwareAccelerated && (typeof(T) == typeof(float) || typeof(T) == typeof(double)) && vHi - vLo >= 8;
+        // Rows and columns past the last window belong to none.
+        int rowsEnd = Math.Min(h, 2 * outH - padH), colsEnd = Math.Min(w, 2 * outW - padW);
+        if (rowsEnd < h) dxp[(rowsEnd * w)..].Clear();
+        for (int oh = 0; oh < outH; oh++)
+        {
+            int ra = 2 * oh - padH;
+            var sRow = sp.Slice(oh * outW, outW);
+            var gRow = dyp.Slice(oh * outW, outW);
+            for (int r = Math.Max(ra, 0); r < Math.Min(ra + 2, h); r++)
+            {
+                if (colsEnd < w) dxp.Slice(r * w + colsEnd, w - colsEnd).Clear();
+            }
+            int hi = vLo;
+            if (vector && ra >= 0 && ra + 1 < h)
+            {
+                if (!TileRow(gRow, sRow, w, ra, padW, vLo, vHi, dxp)) return false;
+                hi = vHi;
+            }
+            for (int ow = 0; ow < outW; ow++)
+            {
+                if (ow == vLo) ow = Math.Max(ow, hi);
+                if (ow >= outW) break;
+                long s = sRow[ow];
+                int ca = 2 * ow - padW;
+                bool inside = false;
+                for (int r = Math.Max(ra, 0); r < Math.Min(ra + 2, h); r++)
+                {
+                    for (int c = Math.Max(ca, 0); c < Math.Min(ca + 2, w); c++)
+                    {
+                        bool hit = s == (long)r * w + c;
+                        inside |= hit;
+                        dxp[r * w + c] = hit ? T.Zero + gRow[ow] : T.Zero;
+                    }
+                }
+                if (!inside) return false;
+            }
+        }
+        return true;
+    }
+
+    // Windows [lo, hi) of the row pair ra, ra + 1 (all inside), 8 at a time (the last 8 overlap the ones before,
+    // rewriting the same values): switch − window origin = 0, 1, W or W + 1 picks the element that gets dy.
+    private static bool TileRow<T>(ReadOnlySpan<T> gRow, ReadOnlySpan<long> sRow, int w, int ra, int padW, int lo, int hi, Span<T> dxp)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ref long rs = ref MemoryMarshal.GetReference(sRow);
+        ref T rg = ref MemoryMarshal.GetReference(gRow);
+        ref T rx = ref MemoryMarshal.GetReference(dxp);
+        var twice = Vector512.Create(0L, 2, 4, 6, 8, 10, 12, 14);
+        var pairsLo = Vector512.Create(0L, 0, 1, 1, 2, 2, 3, 3);
+        var pairsHi = Vector512.Create(4L, 4, 5, 5, 6, 6, 7, 7);
+        var top = Vector512.Create(0L, 1, 0, 1, 0, 1, 0, 1);
+        var bottom = top + Vector512.Create((long)w);
+        var wide = Vector512.Create((long)w);
+        var two = Vector512.Create(2UL);
+        for (int ow = lo; ; ow += 8)
+        {
+            if (ow > hi - 8) ow = hi - 8;
+            int ca = 2 * ow - padW;
+            var rel = Vector512.LoadUnsafe(ref rs, (nuint)ow) - (Vector512.Create((long)ra * w + ca) + twice);
+            // In the window: rel or rel − W in [0, 2).
+            var inside = Vector512.LessThan(rel.AsUInt64(), two) | Vector512.LessThan((rel - wide).AsUInt64(), two);
+            if (inside != Vector512<ulong>.AllBitsSet) return false;
+            var relLo = Vector512.Shuffle(rel, pairsLo);
+            var relHi = Vector512.Shuffle(rel, pairsHi);
+            nuint a = (nuint)(ra * w + ca), b = a + (nuint)w;
+            if (typeof(T) == typeof(float))
+            {
+                var g8 = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref rg), (nuint)ow);
+                var g = Vector512.Shuffle(Vector512.Create(g8, g8), Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+                var hitA = Vector512.Narrow(Vector512.Equals(relLo, top).AsUInt64(), Vector512.Equals(relHi, top).AsUInt64()).AsSingle();
+                var hitB = Vector512.Narrow(Vector512.Equals(relLo, bottom).AsUInt64(), Vector512.Equals(relHi, bottom).AsUInt64()).AsSingle();
+                ((hitA & g) + Vector512<float>.Zero).StoreUnsafe(ref Unsafe.As<T, float>(ref rx), a);
+                ((hitB & g) + Vector512<float>.Zero).StoreUnsafe(ref Unsafe.As<T, float>(ref rx), b);
+            }
+            else
+            {
+                var g8 = Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rg), (nuint)ow);
+                var gLo = Vector512.Shuffle(g8, pairsLo);
+                var gHi = Vector512.Shuffle(g8, pairsHi);
+                ref double dx = ref Unsafe.As<T, double>(ref rx);
+                ((Vector512.Equals(relLo, top).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, a);
+                ((Vector512.Equals(relHi, top).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, a + 8);
+                ((Vector512.Equals(relLo, bottom).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, b);
+                ((Vector512.Equals(relHi, bottom).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, b + 8);
+            }
+            if (ow + 8 >= hi) return true;
         }
     }
 
@@ -267,108 +375,324 @@ internal static class Pooling
 
     // y = (Σ_window x) / divisor
     public static void AverageForward<T>(ReadOnlySpan<T> x, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T> => SumForward(x, planes, h, w, spec, outH, outW, y, squares: false);
+
+    // y = sqrt(Σ_window x²)
+    public static void L2Forward<T>(ReadOnlySpan<T> x, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> => SumForward(x, planes, h, w, spec, outH, outW, y, squares: true);
+
+    // The window's taps summed (squared for L2) in row-major order from +0, then divided (average) or square-rooted (L2):
+    // scalar at a row's edges, a vector of outputs at once where the window's columns lie inside and the stride is 1
+    // or 2 — the same additions in the same order per lane, so the bits do not depend on which outputs a vector took.
+    private static void SumForward<T>(ReadOnlySpan<T> x, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> y,
+        bool squares) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var (vLo, vHi) = VectorColumns<T>(spec, w, outW);
+        Span<int> offsets = stackalloc int[Math.Min(spec.KernelH * spec.KernelW, 256)];
         for (int p = 0; p < planes; p++)
         {
             var xp = x.Slice(p * h * w, h * w);
             int o = p * outH * outW;
-            for (int oh = 0; oh < outH; oh++)
+            for (int oh = 0; oh < outH; oh++, o += outW)
             {
-                for (int ow = 0; ow < outW; ow++, o++)
+                var yRow = y.Slice(o, outW);
+                int hi = vLo;
+                if (vHi > vLo)
                 {
-                    var win = Clip(spec, oh, ow, h, w);
-                    if (win.IsEmpty) { y[o] = T.Zero; continue; }
-                    T sum = T.Zero;
-                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
+                    var (r0, rows) = Taps(oh * spec.StrideH - spec.PadH, spec.KernelH, spec.DilationH, h);
+                    if (rows > 0 && rows * spec.KernelW <= offsets.Length)
                     {
-                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw) sum += xp[ih * w + iw];
+                        // Every window of [vLo, vHi) has the same taps inside, so the same divisor.
+                        T divisor = squares ? T.One : T.CreateTruncating(Divisor(spec, oh, vLo, h, w, Clip(spec, oh, vLo, h, w)));
+                        SumRow(xp, h, w, spec, oh, r0, rows, vLo, vHi, yRow, offsets, squares, divisor);
+                        hi = vHi;
                     }
-                    y[o] = sum / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
+                }
+                for (int ow = 0; ow < outW; ow++)
+                {
+                    if (ow == vLo) ow = Math.Max(ow, hi);
+                    if (ow >= outW) break;
+                    yRow[ow] = SumWindow(xp, h, w, spec, oh, ow, squares);
                 }
             }
+        }
+    }
+
+    private static T SumWindow<T>(ReadOnlySpan<T> xp, int h, int w, PoolSpec spec, int oh, int ow, bool squares)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var win = Clip(spec, oh, ow, h, w);
+        if (win.IsEmpty) return T.Zero;
+        T sum = T.Zero;
+        for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
+        {
+            for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
+            {
+                T v = xp[ih * w + iw];
+                sum += squares ? v * v : v;
+            }
+        }
+        return squares ? T.Sqrt(sum) : sum / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
+    }
+
+    // Outputs [lo, hi) of one row, a vector at a time (the last vector overlaps the one before, rewriting the same values).
+    private static void SumRow<T>(ReadOnlySpan<T> xp, int h, int w, PoolSpec spec, int oh, int r0, int rows, int lo, int hi, Span<T> y,
+        Span<int> offsets, bool squares, T divisor) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int cols = spec.KernelW, s = spec.StrideW, taps = rows * cols;
+        for (int r = 0; r < rows; r++)
+        {
+            for (int q = 0; q < cols; q++) offsets[r * cols + q] = r * spec.DilationH * w + q * spec.DilationW;
+        }
+        int lanes = Lanes<T>();
+        ref T px = ref MemoryMarshal.GetReference(xp);
+        ref T py = ref MemoryMarshal.GetReference(y);
+        for (int ow = lo; ; ow += lanes)
+        {
+            if (ow > hi - lanes) ow = hi - lanes;
+            int origin = r0 * w + ow * s - spec.PadW;
+            // A stride-2 vector reads 2·lanes elements from each tap; the odd ones past the row may lie past the plane.
+            if (s == 2 && origin + offsets[taps - 1] + 2 * lanes > xp.Length)
+            {
+                for (int k = ow; k < hi; k++) y[k] = SumWindow(xp, h, w, spec, oh, k, squares);
+                return;
+            }
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var sum = Vector512<T>.Zero;
+                for (int t = 0; t < taps; t++)
+                {
+                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
+                    var v = s == 1 ? Vector512.LoadUnsafe(ref at) : LoadEven512(ref at);
+                    sum += squares ? v * v : v;
+                }
+                (squares ? Vector512.Sqrt(sum) : sum / Vector512.Create(divisor)).StoreUnsafe(ref py, (nuint)ow);
+            }
+            else
+            {
+                var sum = Vector256<T>.Zero;
+                for (int t = 0; t < taps; t++)
+                {
+                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
+                    var v = s == 1 ? Vector256.LoadUnsafe(ref at) : LoadEven256(ref at);
+                    sum += squares ? v * v : v;
+                }
+                (squares ? Vector256.Sqrt(sum) : sum / Vector256.Create(divisor)).StoreUnsafe(ref py, (nuint)ow);
+            }
+            if (ow + lanes >= hi) return;
         }
     }
 
     // dx[window] += dy / divisor
     public static void AverageBackward<T>(ReadOnlySpan<T> dy, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        for (int p = 0; p < planes; p++)
-        {
-            var dxp = dx.Slice(p * h * w, h * w);
-            dxp.Clear();
-            int o = p * outH * outW;
-            for (int oh = 0; oh < outH; oh++)
-            {
-                for (int ow = 0; ow < outW; ow++, o++)
-                {
-                    var win = Clip(spec, oh, ow, h, w);
-                    if (win.IsEmpty) continue;
-                    T share = dy[o] / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
-                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
-                    {
-                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw) dxp[ih * w + iw] += share;
-                    }
-                }
-            }
-        }
-    }
-
-    // y = sqrt(Σ_window x²)
-    public static void L2Forward<T>(ReadOnlySpan<T> x, int planes, int h, int w, PoolSpec spec, int outH, int outW, Span<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        for (int p = 0; p < planes; p++)
-        {
-            var xp = x.Slice(p * h * w, h * w);
-            int o = p * outH * outW;
-            for (int oh = 0; oh < outH; oh++)
-            {
-                for (int ow = 0; ow < outW; ow++, o++)
-                {
-                    var win = Clip(spec, oh, ow, h, w);
-                    T sum = T.Zero;
-                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
-                    {
-                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
-                        {
-                            T v = xp[ih * w + iw];
-                            sum += v * v;
-                        }
-                    }
-                    y[o] = T.Sqrt(sum);
-                }
-            }
-        }
-    }
+        where T : unmanaged, IFloatingPointIeee754<T> => SumBackward(dy, default, default, planes, h, w, spec, outH, outW, dx, squares: false);
 
     // dx[window] += dy·x / y, nothing where y = 0
     public static void L2Backward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> y, int planes, int h, int w,
-        PoolSpec spec, int outH, int outW, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+        PoolSpec spec, int outH, int outW, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T> =>
+        SumBackward(dy, x, y, planes, h, w, spec, outH, outW, dx, squares: true);
+
+    // Each window's share — dy / divisor (average), dy·x / y (L2, none where y = 0) — added to its taps in output order
+    // from +0: a scatter into a cleared plane, or, at stride 2 (D = 1), a gather per input element over the windows that
+    // cover it in the same order (the same bits), each element of dx written once, a vector of columns at a time.
+    private static void SumBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> y, int planes, int h, int w,
+        PoolSpec spec, int outH, int outW, Span<T> dx, bool squares) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int plane = h * w, outPlane = outH * outW;
+        bool gather = spec.StrideW == 2 && spec.DilationH == 1 && spec.DilationW == 1;
+        var (cLo, cHi) = gather ? SumGatherColumns<T>(spec, w, outW) : (0, 0);
         for (int p = 0; p < planes; p++)
         {
-            var xp = x.Slice(p * h * w, h * w);
-            var dxp = dx.Slice(p * h * w, h * w);
-            dxp.Clear();
-            int o = p * outH * outW;
-            for (int oh = 0; oh < outH; oh++)
+            var dyp = dy.Slice(p * outPlane, outPlane);
+            var xp = squares ? x.Slice(p * plane, plane) : default;
+            var yp = squares ? y.Slice(p * outPlane, outPlane) : default;
+            var dxp = dx.Slice(p * plane, plane);
+            if (!gather)
             {
-                for (int ow = 0; ow < outW; ow++, o++)
+                SumScatter(dyp, xp, yp, h, w, spec, outH, outW, dxp, squares);
+                continue;
+            }
+            for (int ih = 0; ih < h; ih++)
+            {
+                var row = dxp.Slice(ih * w, w);
+                var (ohLo, ohHi) = Covering(ih, spec.StrideH, spec.PadH, spec.KernelH - 1, outH);
+                if (ohLo > ohHi)
                 {
-                    if (y[o] == T.Zero) continue;
-                    var win = Clip(spec, oh, ow, h, w);
-                    for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
+                    row.Clear();
+                    continue;
+                }
+                int iw = 0;
+                if (cHi > cLo)
+                {
+                    for (; iw < cLo; iw++) row[iw] = SumGatherOne(dyp, xp, yp, ih, iw, h, w, spec, ohLo, ohHi, outW, squares);
+                    SumGatherRow(dyp, xp, yp, ih, h, w, spec, ohLo, ohHi, outW, cLo, cHi, row, squares);
+                    iw = cHi;
+                }
+                for (; iw < w; iw++) row[iw] = SumGatherOne(dyp, xp, yp, ih, iw, h, w, spec, ohLo, ohHi, outW, squares);
+            }
+        }
+    }
+
+    private static void SumScatter<T>(ReadOnlySpan<T> dyp, ReadOnlySpan<T> xp, ReadOnlySpan<T> yp, int h, int w, PoolSpec spec,
+        int outH, int outW, Span<T> dxp, bool squares) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        dxp.Clear();
+        for (int oh = 0, o = 0; oh < outH; oh++)
+        {
+            for (int ow = 0; ow < outW; ow++, o++)
+            {
+                var win = Clip(spec, oh, ow, h, w);
+                if (win.IsEmpty || (squares && yp[o] == T.Zero)) continue;
+                T share = squares ? dyp[o] : dyp[o] / T.CreateTruncating(Divisor(spec, oh, ow, h, w, win));
+                for (int r = 0, ih = win.R0; r < win.Rows; r++, ih += win.Dh)
+                {
+                    for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
                     {
-                        for (int q = 0, iw = win.C0; q < win.Cols; q++, iw += win.Dw)
-                        {
-                            int i = ih * w + iw;
-                            dxp[i] += dy[o] * xp[i] / y[o];
-                        }
+                        int i = ih * w + iw;
+                        dxp[i] += squares ? share * xp[i] / yp[o] : share;
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>The outputs [lo, hi] along one axis whose windows (taps start·S − P … + extent, D = 1) cover input index i.</summary>
+    private static (int Lo, int Hi) Covering(int i, int s, int pad, int extent, int outSize)
+    {
+        int hi = Math.Min(outSize - 1, (i + pad) / s), a = i + pad - extent;
+        return (a <= 0 ? 0 : (a + s - 1) / s, hi);
+    }
+
+    private static T SumGatherOne<T>(ReadOnlySpan<T> dyp, ReadOnlySpan<T> xp, ReadOnlySpan<T> yp, int ih, int iw, int h, int w,
+        PoolSpec spec, int ohLo, int ohHi, int outW, bool squares) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (owLo, owHi) = Covering(iw, spec.StrideW, spec.PadW, spec.KernelW - 1, outW);
+        T sum = T.Zero;
+        for (int oh = ohLo; oh <= ohHi; oh++)
+        {
+            for (int ow = owLo; ow <= owHi; ow++)
+            {
+                int o = oh * outW + ow;
+                if (squares)
+                {
+                    if (yp[o] != T.Zero) sum += dyp[o] * xp[ih * w + iw] / yp[o];
+                }
+                else
+                {
+                    sum += dyp[o] / T.CreateTruncating(Divisor(spec, oh, ow, h, w, Clip(spec, oh, ow, h, w)));
+                }
+            }
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// The input columns [lo, hi) that <see cref="SumGatherRow"/> covers: 16 a vector, c + P_w even, every window that
+    /// covers them one of a full vector of 8 outputs whose columns lie inside the input (the same divisor); else (0, 0).
+    /// </summary>
+    private static (int Lo, int Hi) SumGatherColumns<T>(PoolSpec spec, int w, int outW) where T : unmanaged
+    {
+        if (!Vector512.IsHardwareAccelerated || (typeof(T) != typeof(float) && typeof(T) != typeof(double))) return (0, 0);
+        if (w + spec.PadW < 16 || w + spec.PadW < spec.KernelW) return (0, 0);
+        int back = (spec.KernelW - 1) / 2;
+        int inLo = (spec.PadW + 1) / 2, inHi = Math.Min(outW, (w - spec.KernelW + spec.PadW) / 2 + 1);   // windows inside: [inLo, inHi)
+        int qLo = Math.Max(inLo + back, (spec.PadW + 1) / 2), qHi = Math.Min(inHi - 8, (w + spec.PadW - 16) / 2);
+        return qHi >= qLo ? (2 * qLo - spec.PadW, 2 * qHi - spec.PadW + 16) : (0, 0);
+    }
+
+    // Columns [lo, hi) of input row ih, 16 at a time (the last vector overlaps the one before): lane pair j of a vector
+    // at c lies in windows q + j − k, q = (c + P)/2, k = back … 0 (an odd lane not in the window 2k = F − 1 back); each
+    // window's share is computed once for 8 outputs, spread over the lane pairs, and added in output order.
+    private static void SumGatherRow<T>(ReadOnlySpan<T> dyp, ReadOnlySpan<T> xp, ReadOnlySpan<T> yp, int ih, int h, int w,
+        PoolSpec spec, int ohLo, int ohHi, int outW, int lo, int hi, Span<T> row, bool squares) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int back = (spec.KernelW - 1) / 2;
+        bool edge = (spec.KernelW - 1) % 2 == 0;   // the window k = back covers the even lanes only
+        ref T rdy = ref MemoryMarshal.GetReference(dyp);
+        ref T ry = ref MemoryMarshal.GetReference(yp);
+        ref T rx = ref MemoryMarshal.GetReference(xp);
+        ref T rrow = ref MemoryMarshal.GetReference(row);
+        var pairsLo = Vector512.Create(0L, 0, 1, 1, 2, 2, 3, 3);
+        var pairsHi = Vector512.Create(4L, 4, 5, 5, 6, 6, 7, 7);
+        var evenLo = Vector512.Create(-1L, 0, -1, 0, -1, 0, -1, 0);
+        // Every window these columns lie in has its columns inside the input: the divisor depends on the row alone.
+        int inside = (lo + spec.PadW) / 2;
+        for (int c = lo; ; c += 16)
+        {
+            if (c > hi - 16) c = hi - 16;
+            int q = (c + spec.PadW) / 2;
+            if (typeof(T) == typeof(float))
+            {
+                var acc = Vector512<float>.Zero;
+                var pairs = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+                var even = Vector512.Create(-1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0).AsSingle();
+                var xv = squares ? Vector512.LoadUnsafe(ref Unsafe.As<T, float>(ref rx), (nuint)(ih * w + c)) : default;
+                for (int oh = ohLo; oh <= ohHi; oh++)
+                {
+                    var divisor = Vector256.Create(squares ? 1f : float.CreateTruncating(Divisor(spec, oh, inside, h, w, Clip(spec, oh, inside, h, w))));
+                    for (int k = back; k >= 0; k--)
+                    {
+                        int o = oh * outW + q - k;
+                        var g = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref rdy), (nuint)o);
+                        Vector512<float> add;
+                        if (squares)
+                        {
+                            var yv = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref ry), (nuint)o);
+                            var yd = Vector512.Shuffle(Vector512.Create(yv, yv), pairs);
+                            add = ~Vector512.Equals(yd, Vector512<float>.Zero) & (Vector512.Shuffle(Vector512.Create(g, g), pairs) * xv / yd);
+                        }
+                        else
+                        {
+                            var share = g / divisor;
+                            add = Vector512.Shuffle(Vector512.Create(share, share), pairs);
+                        }
+                        acc += edge && k == back ? add & even : add;
+                    }
+                }
+                acc.StoreUnsafe(ref Unsafe.As<T, float>(ref rrow), (nuint)c);
+            }
+            else
+            {
+                var accLo = Vector512<double>.Zero;
+                var accHi = Vector512<double>.Zero;
+                var even = evenLo.AsDouble();
+                var xLo = squares ? Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rx), (nuint)(ih * w + c)) : default;
+                var xHi = squares ? Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rx), (nuint)(ih * w + c + 8)) : default;
+                for (int oh = ohLo; oh <= ohHi; oh++)
+                {
+                    var divisor = Vector512.Create(squares ? 1d : double.CreateTruncating(Divisor(spec, oh, inside, h, w, Clip(spec, oh, inside, h, w))));
+                    for (int k = back; k >= 0; k--)
+                    {
+                        int o = oh * outW + q - k;
+                        var g = Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rdy), (nuint)o);
+                        Vector512<double> addLo, addHi;
+                        if (squares)
+                        {
+                            var yv = Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref ry), (nuint)o);
+                            var yLo = Vector512.Shuffle(yv, pairsLo);
+                            var yHi = Vector512.Shuffle(yv, pairsHi);
+                            addLo = ~Vector512.Equals(yLo, Vector512<double>.Zero) & (Vector512.Shuffle(g, pairsLo) * xLo / yLo);
+                            addHi = ~Vector512.Equals(yHi, Vector512<double>.Zero) & (Vector512.Shuffle(g, pairsHi) * xHi / yHi);
+                        }
+                        else
+                        {
+                            var share = g / divisor;
+                            addLo = Vector512.Shuffle(share, pairsLo);
+                            addHi = Vector512.Shuffle(share, pairsHi);
+                        }
+                        if (edge && k == back)
+                        {
+                            addLo &= even;
+                            addHi &= even;
+                        }
+                        accLo += addLo;
+                        accHi += addHi;
+                    }
+                }
+                accLo.StoreUnsafe(ref Unsafe.As<T, double>(ref rrow), (nuint)c);
+                accHi.StoreUnsafe(ref Unsafe.As<T, double>(ref rrow), (nuint)(c + 8));
+            }
+            if (c + 16 >= hi) return;
         }
     }
 }
@@ -446,7 +770,7 @@ internal sealed unsafe class PoolingJob<T> : IParallelWork where T : unmanaged, 
                 Pooling.MaxForward<T>(X(), count, _h, _w, spec, _outH, _outW, Y(), new Span<long>(_switches + (long)p0 * outPlane, count * outPlane));
                 break;
             case PoolKernel.MaxBackward:
-                Pooling.MaxBackward<T>(Dy(), new ReadOnlySpan<long>(_switches + (long)p0 * outPlane, count * outPlane), count, _h, _w, outPlane, Dx());
+                Pooling.MaxBackward<T>(Dy(), new ReadOnlySpan<long>(_switches + (long)p0 * outPlane, count * outPlane), count, _h, _w, spec, _outH, _outW, Dx());
                 break;
             case PoolKernel.AverageForward:
                 Pooling.AverageForward<T>(X(), count, _h, _w, spec, _outH, _outW, Y());
