@@ -90,43 +90,46 @@ internal static class Winograd
     }
 
     // U_ξ = (G g Gᵀ)_ξ for every filter k and channel c, stored as 16 matrices [K × C] (forward), or for the input gradient
-    // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap).
+    // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap). Each matrix is
+    // written row by row (the loop over its columns innermost), so the 16 outputs are 16 sequential streams.
     private static void TransformWeights<T>(ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T half = T.CreateChecked(0.5);
-        Span<T> g = stackalloc T[9];
-        Span<T> gg = stackalloc T[12];
-        Span<T> t = stackalloc T[16];
-        for (int k = 0; k < filters; k++)
+        int rows = gradient ? channels : filters, columns = gradient ? filters : channels, plane = filters * channels;
+        for (int row = 0; row < rows; row++)
         {
-            for (int c = 0; c < channels; c++)
+            for (int col = 0; col < columns; col++)
             {
-                var src = weights.Slice((k * channels + c) * 9, 9);
-                for (int i = 0; i < 9; i++) g[i] = gradient ? src[8 - i] : src[i];
-                // Gg [4 × 3], column by column
-                for (int j = 0; j < 3; j++)
-                {
-                    T a = g[j], b = g[3 + j], d = g[6 + j];
-                    gg[j] = a;
-                    gg[3 + j] = (a + b + d) * half;
-                    gg[6 + j] = (a - b + d) * half;
-                    gg[9 + j] = d;
-                }
-                // (Gg) Gᵀ [4 × 4], row by row
-                for (int i = 0; i < 4; i++)
-                {
-                    T a = gg[i * 3], b = gg[i * 3 + 1], d = gg[i * 3 + 2];
-                    t[4 * i] = a;
-                    t[4 * i + 1] = (a + b + d) * half;
-                    t[4 * i + 2] = (a - b + d) * half;
-                    t[4 * i + 3] = d;
-                }
-                for (int xi = 0; xi < 16; xi++)
-                {
-                    u[gradient ? (xi * channels + c) * filters + k : (xi * filters + k) * channels + c] = t[xi];
-                }
+                int k = gradient ? col : row, c = gradient ? row : col;
+                TransformFilter(weights.Slice((k * channels + c) * 9, 9), gradient, u[(row * columns + col)..], plane);
             }
+        }
+    }
+
+    // G g Gᵀ of one 3×3 filter (turned 180° when flip) into u[ξ·stride], ξ = 0 … 15.
+    private static void TransformFilter<T>(ReadOnlySpan<T> g, bool flip, Span<T> u, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T half = T.CreateTruncating(0.5);
+        T g0, g1, g2, g3, g4, g5, g6, g7, g8;
+        if (flip) (g0, g1, g2, g3, g4, g5, g6, g7, g8) = (g[8], g[7], g[6], g[5], g[4], g[3], g[2], g[1], g[0]);
+        else (g0, g1, g2, g3, g4, g5, g6, g7, g8) = (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]);
+        // G g [4 × 3]: rows g_0, (g_0 + g_1 + g_2)/2, (g_0 − g_1 + g_2)/2, g_2 of the filter's rows g_i
+        T a0 = g0, a1 = g1, a2 = g2;
+        T b0 = (g0 + g3 + g6) * half, b1 = (g1 + g4 + g7) * half, b2 = (g2 + g5 + g8) * half;
+        T c0 = (g0 - g3 + g6) * half, c1 = (g1 - g4 + g7) * half, c2 = (g2 - g5 + g8) * half;
+        T d0 = g6, d1 = g7, d2 = g8;
+        // (G g) Gᵀ [4 × 4]: the same combination of each row's three columns
+        Row(u, 0, stride, a0, a1, a2, half);
+        Row(u, 4, stride, b0, b1, b2, half);
+        Row(u, 8, stride, c0, c1, c2, half);
+        Row(u, 12, stride, d0, d1, d2, half);
+
+        static void Row(Span<T> u, int xi, int stride, T x, T y, T z, T half)
+        {
+            u[xi * stride] = x;
+            u[(xi + 1) * stride] = (x + y + z) * half;
+            u[(xi + 2) * stride] = (x - y + z) * half;
+            u[(xi + 3) * stride] = z;
         }
     }
 
