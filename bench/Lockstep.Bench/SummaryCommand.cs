@@ -26,8 +26,9 @@ public static class SummaryCommand
 
         Activations are counted as the notes count them: the input and each CONV, POOL and FC output; RELU in place.
         MB = 10^6 bytes. Training memory = activations and their gradients + parameters × 3 (value, gradient,
-        momentum) + the managed backend's im2col workspace (the largest C·F_h·F_w × H'·W' column buffer per image in
-        flight: min(Lockstep:Managed:Threads, N) of them). Exit status: 0, 2 for bad input.
+        momentum) + the managed backend's largest convolution workspace (im2col: a C·F_h·F_w × H'·W' column buffer per
+        image in flight, min(Lockstep:Managed:Threads, N) of them; or the Winograd or direct kernel's buffers).
+        Exit status: 0, 2 for bad input.
         """;
 
     private static readonly string[] Options = ["--batch", "--seed"];
@@ -80,7 +81,7 @@ public static class SummaryCommand
         training.Columns[2].RightAligned();
         training.AddRow("activations + their gradients", $"{2 * summary.Activations:N0}", Mb(summary.ActivationAndGradientBytes));
         training.AddRow("parameters × 3 (value, gradient, momentum)", $"{3 * summary.Parameters:N0}", Mb(summary.ParameterTrainingBytes));
-        training.AddRow(Markup.Escape($"managed im2col workspace ({workspaceLayer ?? "no CONV needs one"}, {threads} thread{(threads == 1 ? "" : "s")})"),
+        training.AddRow(Markup.Escape($"managed conv workspace ({workspaceLayer ?? "no CONV needs one"}, {threads} thread{(threads == 1 ? "" : "s")})"),
             $"{workspace:N0}", Mb(workspaceBytes));
         training.AddRow("total", $"{total / elementSize:N0}", Mb(total));
         console.Write(training);

@@ -165,7 +165,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     {
         long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized);
         MemoryBudget.Require<T>(spec.Name, "output", yShape, yShape.Count, workspace);
-        MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, yShape.Count);
+        MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, yShape.Count);
         var y = Rent<T>(yShape);
         Kernels.Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
             yShape.H, yShape.W, y.Span<T>(), _specialized);
@@ -186,7 +186,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     {
         long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized);
         long gradients = (needDx ? x.Shape.Count : 0) + w.Shape.Count + w.Shape[0];
-        MemoryBudget.Require<T>(spec.Name, "im2col workspace", workspace, gradients);
+        MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, gradients);
         if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient", x.Shape, x.Shape.Count, workspace);
         var dx = needDx ? Rent<T>(x.Shape) : null;
         var dw = Rent<T>(w.Shape);
