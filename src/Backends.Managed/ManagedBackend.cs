@@ -154,19 +154,44 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         };
     }
 
+    /// <summary>destination = source (a copy of the host array).</summary>
+    public void Copy(ITensor source, ITensor destination)
+    {
+        OpChecks.Copy(this, source, destination);
+        switch (source.DType)
+        {
+            case DType.Float32: Data<float>(source).CopyTo(Out<float>(destination)); break;
+            case DType.Float64: Data<double>(source).CopyTo(Out<double>(destination)); break;
+            default: Data<long>(source).CopyTo(Out<long>(destination)); break;
+        }
+    }
+
+    // Each op has one kernel path: the allocating overload rents its outputs and runs the destination path into them.
+
     /// <summary>y[n,k] = b[k] + Σ_c w[k,c] ⋆ x[n,c], directly for small first layers, else by im2col + GEMM.</summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {
         var yShape = OpChecks.Conv2d(this, x, w, b, spec);
-        return x.DType == DType.Float32 ? Conv2d<float>(x, w, b, spec, yShape) : Conv2d<double>(x, w, b, spec, yShape);
+        return x.DType == DType.Float32 ? Conv2d<float>(x, w, b, spec, yShape, null) : Conv2d<double>(x, w, b, spec, yShape, null);
     }
 
-    private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y[n,k] = b[k] + Σ_c w[k,c] ⋆ x[n,c] into <paramref name="destination"/>.</summary>
+    public void Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec, ITensor destination)
+    {
+        var yShape = OpChecks.Conv2d(this, x, w, b, spec, destination);
+        var y = (ManagedTensor)destination;
+        if (x.DType == DType.Float32) Conv2d<float>(x, w, b, spec, yShape, y);
+        else Conv2d<double>(x, w, b, spec, yShape, y);
+    }
+
+    private ManagedTensor Conv2d<T>(ITensor x, ITensor w, ITensor? b, ConvSpec spec, Shape yShape, ManagedTensor? destination)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         long workspace = ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized);
-        MemoryBudget.Require<T>(spec.Name, "output", yShape, yShape.Count, workspace);
-        MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, yShape.Count);
-        var y = Rent<T>(yShape);
+        long output = destination is null ? yShape.Count : 0;
+        if (destination is null) MemoryBudget.Require<T>(spec.Name, "output", yShape, yShape.Count, workspace);
+        MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, output);
+        var y = destination ?? Rent<T>(yShape);
         Kernels.Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
             yShape.H, yShape.W, y.Span<T>(), _specialized);
         return y;
@@ -181,6 +206,14 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
             : Conv2dBackward<double>(dy, x, w, spec, needDx, yShape);
     }
 
+    /// <summary>dw, db and (when destination.Dx is given) dx into <paramref name="destination"/>'s tensors.</summary>
+    public void Conv2dBackward(ITensor dy, ITensor x, ITensor w, ConvSpec spec, ConvGradients destination)
+    {
+        var yShape = OpChecks.Conv2dBackward(this, dy, x, w, spec, destination);
+        if (x.DType == DType.Float32) Conv2dBackwardInto<float>(dy, x, w, spec, yShape, destination, rented: false);
+        else Conv2dBackwardInto<double>(dy, x, w, spec, yShape, destination, rented: false);
+    }
+
     private ConvGradients Conv2dBackward<T>(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx, Shape yShape)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -188,162 +221,227 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         long gradients = (needDx ? x.Shape.Count : 0) + w.Shape.Count + w.Shape[0];
         MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, gradients);
         if (needDx) MemoryBudget.Require<T>(spec.Name, "input gradient", x.Shape, x.Shape.Count, workspace);
-        var dx = needDx ? Rent<T>(x.Shape) : null;
-        var dw = Rent<T>(w.Shape);
-        var db = Rent<T>(OpChecks.Bias(w.Shape));
+        var grads = new ConvGradients(needDx ? Rent<T>(x.Shape) : null, Rent<T>(w.Shape), Rent<T>(OpChecks.Bias(w.Shape)));
+        try
+        {
+            Conv2dBackwardInto<T>(dy, x, w, spec, yShape, grads, rented: true);
+        }
+        catch
+        {
+            grads.Dispose();
+            throw;
+        }
+        return grads;
+    }
+
+    private void Conv2dBackwardInto<T>(ITensor dy, ITensor x, ITensor w, ConvSpec spec, Shape yShape, ConvGradients g, bool rented)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // The allocating overload has checked the workspace with its gradients before renting them.
+        if (!rented) MemoryBudget.Require<T>(spec.Name, "convolution workspace", ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized));
         Kernels.Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
-            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>(), _specialized);
-        return new ConvGradients(dx, dw, db);
+            g.Dx is null ? default : Out<T>(g.Dx), Out<T>(g.Dw), Out<T>(g.Db), _specialized);
     }
 
     /// <summary>y = max, mean or L2 norm over each window; max records its switches (Int64, index h·W + w in the plane).</summary>
     public PoolResult Pool2d(ITensor x, PoolSpec spec)
     {
         var yShape = OpChecks.Pool2d(this, x, spec);
-        return x.DType == DType.Float32 ? Pool2d<float>(x, spec, yShape) : Pool2d<double>(x, spec, yShape);
+        var result = x.DType == DType.Float32
+            ? new PoolResult(Rent<float>(yShape), spec.Mode == PoolMode.Max ? ManagedTensor.Rent<long>(this, _pool, yShape, clear: false) : null)
+            : new PoolResult(Rent<double>(yShape), spec.Mode == PoolMode.Max ? ManagedTensor.Rent<long>(this, _pool, yShape, clear: false) : null);
+        if (x.DType == DType.Float32) Pool2d<float>(x, spec, yShape, result);
+        else Pool2d<double>(x, spec, yShape, result);
+        return result;
     }
 
-    private PoolResult Pool2d<T>(ITensor x, PoolSpec spec, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Pooling into <paramref name="destination"/>: Y, and the switches for max pooling.</summary>
+    public void Pool2d(ITensor x, PoolSpec spec, PoolResult destination)
+    {
+        var yShape = OpChecks.Pool2d(this, x, spec, destination);
+        if (x.DType == DType.Float32) Pool2d<float>(x, spec, yShape, destination);
+        else Pool2d<double>(x, spec, yShape, destination);
+    }
+
+    private void Pool2d<T>(ITensor x, PoolSpec spec, Shape yShape, PoolResult destination) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var s = x.Shape;
         int planes = s.N * s.C;
-        var y = Rent<T>(yShape);
-        switch (spec.Mode)
-        {
-            case PoolMode.Max:
-                var switches = ManagedTensor.Rent<long>(this, _pool, yShape, clear: false);
-                PoolingJob<T>.Run(_workers, PoolKernel.MaxForward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
-                    switches.Span<long>(), default, default);
-                return new PoolResult(y, switches);
-            case PoolMode.Average:
-                PoolingJob<T>.Run(_workers, PoolKernel.AverageForward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
-                    default, default, default);
-                return new PoolResult(y, null);
-            default:
-                PoolingJob<T>.Run(_workers, PoolKernel.L2Forward, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y.Span<T>(),
-                    default, default, default);
-                return new PoolResult(y, null);
-        }
+        var kernel = spec.Mode switch { PoolMode.Max => PoolKernel.MaxForward, PoolMode.Average => PoolKernel.AverageForward, _ => PoolKernel.L2Forward };
+        var switches = spec.Mode == PoolMode.Max ? Out<long>(destination.Switches!) : default;
+        PoolingJob<T>.Run(_workers, kernel, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), Out<T>(destination.Y), switches, default, default);
     }
 
     /// <summary>dx: dy routed through the switches (max), spread evenly over the window (average), or dy·x/y (L2).</summary>
     public ITensor Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec)
     {
         var yShape = OpChecks.Pool2dBackward(this, dy, x, forward, spec);
-        if (spec.Mode == PoolMode.Max)
-        {
-            // OpChecks checks the switches' shape; their owner and dtype are this backend's concern.
-            if (!ReferenceEquals(forward.Switches!.Backend, this) || forward.Switches.DType != DType.Int64)
-            {
-                throw new ArgumentException($"{spec.Name}: the switches must be an Int64 tensor of this backend, got {forward.Switches.DType} of '{forward.Switches.Backend.Name}'");
-            }
-        }
-        else if (spec.Mode == PoolMode.L2)
-        {
-            OpChecks.Tensor(this, forward.Y, spec.Name, "forward output");
-        }
-        return x.DType == DType.Float32 ? Pool2dBackward<float>(dy, x, forward, spec, yShape) : Pool2dBackward<double>(dy, x, forward, spec, yShape);
+        var dx = x.DType == DType.Float32 ? Rent<float>(x.Shape) : Rent<double>(x.Shape);
+        Pool2dBackwardInto(dy, x, forward, spec, yShape, dx);
+        return dx;
     }
 
-    private ManagedTensor Pool2dBackward<T>(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, Shape yShape)
+    /// <summary>Pooling's backward into <paramref name="destination"/> (x's shape).</summary>
+    public void Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, ITensor destination)
+    {
+        var yShape = OpChecks.Pool2dBackward(this, dy, x, forward, spec, destination);
+        Pool2dBackwardInto(dy, x, forward, spec, yShape, (ManagedTensor)destination);
+    }
+
+    private void Pool2dBackwardInto(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, Shape yShape, ManagedTensor dx)
+    {
+        if (x.DType == DType.Float32) Pool2dBackward<float>(dy, x, forward, spec, yShape, dx);
+        else Pool2dBackward<double>(dy, x, forward, spec, yShape, dx);
+    }
+
+    private void Pool2dBackward<T>(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, Shape yShape, ManagedTensor dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var s = x.Shape;
         int planes = s.N * s.C;
-        var dx = Rent<T>(s);
+        // The kernel takes y and the switches as spans it may write (one signature for forward and backward); backward only reads them.
         var kernel = spec.Mode switch { PoolMode.Max => PoolKernel.MaxBackward, PoolMode.Average => PoolKernel.AverageBackward, _ => PoolKernel.L2Backward };
-        var switches = spec.Mode == PoolMode.Max ? ((ManagedTensor)forward.Switches!).Span<long>() : default;
-        var y = spec.Mode == PoolMode.L2 ? ((ManagedTensor)forward.Y).Span<T>() : default;
+        var switches = spec.Mode == PoolMode.Max ? Out<long>(forward.Switches!) : default;
+        var y = spec.Mode == PoolMode.L2 ? Out<T>(forward.Y) : default;
         PoolingJob<T>.Run(_workers, kernel, spec, planes, s.H, s.W, yShape.H, yShape.W, Data<T>(x), y, switches, Data<T>(dy), dx.Span<T>());
-        return dx;
     }
 
     /// <summary>y = x·Wᵀ + b by GEMM, a rank-4 x flattened to [N, C·H·W].</summary>
     public ITensor Linear(ITensor x, ITensor w, ITensor? b)
     {
         var yShape = OpChecks.Linear(this, x, w, b);
-        return x.DType == DType.Float32 ? Linear<float>(x, w, b, yShape) : Linear<double>(x, w, b, yShape);
-    }
-
-    private ManagedTensor Linear<T>(ITensor x, ITensor w, ITensor? b, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var y = Rent<T>(yShape);
-        Kernels.Linear.Forward<T>(_gemm, _workers, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
+        var y = x.DType == DType.Float32 ? Rent<float>(yShape) : Rent<double>(yShape);
+        LinearInto(x, w, b, yShape, y);
         return y;
     }
+
+    /// <summary>y = x·Wᵀ + b into <paramref name="destination"/>.</summary>
+    public void Linear(ITensor x, ITensor w, ITensor? b, ITensor destination)
+    {
+        var yShape = OpChecks.Linear(this, x, w, b, destination);
+        LinearInto(x, w, b, yShape, (ManagedTensor)destination);
+    }
+
+    private void LinearInto(ITensor x, ITensor w, ITensor? b, Shape yShape, ManagedTensor y)
+    {
+        if (x.DType == DType.Float32) Linear<float>(x, w, b, yShape, y);
+        else Linear<double>(x, w, b, yShape, y);
+    }
+
+    private void Linear<T>(ITensor x, ITensor w, ITensor? b, Shape yShape, ManagedTensor y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Kernels.Linear.Forward<T>(_gemm, _workers, Data<T>(x), Data<T>(w), b is null ? default : Data<T>(b), yShape[0], w.Shape[1], w.Shape[0], y.Span<T>());
 
     /// <summary>dx = dy·W (in x's shape), dw = dyᵀ·x, db = Σ_n dy.</summary>
     public LinearGradients LinearBackward(ITensor dy, ITensor x, ITensor w, bool needDx)
     {
         var yShape = OpChecks.LinearBackward(this, dy, x, w);
-        return x.DType == DType.Float32 ? LinearBackward<float>(dy, x, w, needDx, yShape) : LinearBackward<double>(dy, x, w, needDx, yShape);
+        var grads = x.DType == DType.Float32
+            ? new LinearGradients(needDx ? Rent<float>(x.Shape) : null, Rent<float>(w.Shape), Rent<float>(OpChecks.Bias(w.Shape)))
+            : new LinearGradients(needDx ? Rent<double>(x.Shape) : null, Rent<double>(w.Shape), Rent<double>(OpChecks.Bias(w.Shape)));
+        LinearBackwardInto(dy, x, w, yShape, grads);
+        return grads;
     }
 
-    private LinearGradients LinearBackward<T>(ITensor dy, ITensor x, ITensor w, bool needDx, Shape yShape) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dw, db and (when destination.Dx is given) dx into <paramref name="destination"/>'s tensors.</summary>
+    public void LinearBackward(ITensor dy, ITensor x, ITensor w, LinearGradients destination)
     {
-        var dx = needDx ? Rent<T>(x.Shape) : null;
-        var dw = Rent<T>(w.Shape);
-        var db = Rent<T>(OpChecks.Bias(w.Shape));
-        Kernels.Linear.Backward<T>(_gemm, _workers, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
-            dx is null ? default : dx.Span<T>(), dw.Span<T>(), db.Span<T>());
-        return new LinearGradients(dx, dw, db);
+        var yShape = OpChecks.LinearBackward(this, dy, x, w, destination);
+        LinearBackwardInto(dy, x, w, yShape, destination);
     }
+
+    private void LinearBackwardInto(ITensor dy, ITensor x, ITensor w, Shape yShape, LinearGradients g)
+    {
+        if (x.DType == DType.Float32) LinearBackward<float>(dy, x, w, yShape, g);
+        else LinearBackward<double>(dy, x, w, yShape, g);
+    }
+
+    private void LinearBackward<T>(ITensor dy, ITensor x, ITensor w, Shape yShape, LinearGradients g) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Kernels.Linear.Backward<T>(_gemm, _workers, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
+            g.Dx is null ? default : Out<T>(g.Dx), Out<T>(g.Dw), Out<T>(g.Db));
 
     /// <summary>y = max(0, x); NaN stays NaN.</summary>
     public ITensor Relu(ITensor x)
     {
         OpChecks.Unary(this, x, "RELU");
-        return x.DType == DType.Float32 ? Relu<float>(x) : Relu<double>(x);
+        var y = x.DType == DType.Float32 ? Rent<float>(x.Shape) : Rent<double>(x.Shape);
+        ReluInto(x, y);
+        return y;
     }
 
-    private ManagedTensor Relu<T>(ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y = max(0, x) into <paramref name="destination"/>, which may be x (in place: elementwise, each element read before it is written).</summary>
+    public void Relu(ITensor x, ITensor destination)
     {
-        var y = Rent<T>(x.Shape);
-        ActivationJob<T>.Run(_workers, default, Data<T>(x), y.Span<T>());
-        return y;
+        OpChecks.Unary(this, x, "RELU", destination);
+        ReluInto(x, (ManagedTensor)destination);
+    }
+
+    private void ReluInto(ITensor x, ManagedTensor y)
+    {
+        if (x.DType == DType.Float32) ActivationJob<float>.Run(_workers, default, Data<float>(x), y.Span<float>());
+        else ActivationJob<double>.Run(_workers, default, Data<double>(x), y.Span<double>());
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0.</summary>
     public ITensor ReluBackward(ITensor dy, ITensor x)
     {
         OpChecks.UnaryBackward(this, dy, x, "RELU");
-        return x.DType == DType.Float32 ? ReluBackward<float>(dy, x) : ReluBackward<double>(dy, x);
+        var dx = x.DType == DType.Float32 ? Rent<float>(x.Shape) : Rent<double>(x.Shape);
+        ReluBackwardInto(dy, x, dx);
+        return dx;
     }
 
-    private ManagedTensor ReluBackward<T>(ITensor dy, ITensor x) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dx = dy where x &gt; 0, else 0, into <paramref name="destination"/>, which may be dy (in place).</summary>
+    public void ReluBackward(ITensor dy, ITensor x, ITensor destination)
     {
-        var dx = Rent<T>(x.Shape);
-        ActivationJob<T>.Run(_workers, Data<T>(dy), Data<T>(x), dx.Span<T>());
-        return dx;
+        OpChecks.UnaryBackward(this, dy, x, "RELU", destination);
+        ReluBackwardInto(dy, x, (ManagedTensor)destination);
+    }
+
+    private void ReluBackwardInto(ITensor dy, ITensor x, ManagedTensor dx)
+    {
+        if (x.DType == DType.Float32) ActivationJob<float>.Run(_workers, Data<float>(dy), Data<float>(x), dx.Span<float>());
+        else ActivationJob<double>.Run(_workers, Data<double>(dy), Data<double>(x), dx.Span<double>());
     }
 
     /// <summary>L = mean_n −log softmax(s_n)[y_n] (row max subtracted; accumulated in double); dS = (softmax(s) − onehot(y)) / N.</summary>
     public LossResult SoftmaxCrossEntropy(ITensor scores, ReadOnlySpan<int> labels)
     {
         OpChecks.Loss(this, scores, labels, "SOFTMAX");
-        return scores.DType == DType.Float32 ? Softmax<float>(scores, labels) : Softmax<double>(scores, labels);
+        var ds = scores.DType == DType.Float32 ? Rent<float>(scores.Shape) : Rent<double>(scores.Shape);
+        return new LossResult(SoftmaxInto(scores, labels, ds), ds);
     }
 
-    private LossResult Softmax<T>(ITensor scores, ReadOnlySpan<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>As <see cref="SoftmaxCrossEntropy(ITensor, ReadOnlySpan{int})"/>, dS into <paramref name="dScores"/>; returns L.</summary>
+    public double SoftmaxCrossEntropy(ITensor scores, ReadOnlySpan<int> labels, ITensor dScores)
     {
-        var ds = Rent<T>(scores.Shape);
-        double loss = Losses.SoftmaxCrossEntropy<T>(Data<T>(scores), labels, scores.Shape[1], ds.Span<T>());
-        return new LossResult(loss, ds);
+        OpChecks.Loss(this, scores, labels, "SOFTMAX", dScores);
+        return SoftmaxInto(scores, labels, (ManagedTensor)dScores);
     }
+
+    private static double SoftmaxInto(ITensor scores, ReadOnlySpan<int> labels, ManagedTensor ds) =>
+        scores.DType == DType.Float32
+            ? Losses.SoftmaxCrossEntropy<float>(Data<float>(scores), labels, scores.Shape[1], ds.Span<float>())
+            : Losses.SoftmaxCrossEntropy<double>(Data<double>(scores), labels, scores.Shape[1], ds.Span<double>());
 
     /// <summary>L = mean_n Σ_{j≠y_n} max(0, s_j − s_{y_n} + 1); dS its subgradient / N.</summary>
     public LossResult MulticlassSvm(ITensor scores, ReadOnlySpan<int> labels)
     {
         OpChecks.Loss(this, scores, labels, "SVM");
-        return scores.DType == DType.Float32 ? Svm<float>(scores, labels) : Svm<double>(scores, labels);
+        var ds = scores.DType == DType.Float32 ? Rent<float>(scores.Shape) : Rent<double>(scores.Shape);
+        return new LossResult(SvmInto(scores, labels, ds), ds);
     }
 
-    private LossResult Svm<T>(ITensor scores, ReadOnlySpan<int> labels) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>As <see cref="MulticlassSvm(ITensor, ReadOnlySpan{int})"/>, dS into <paramref name="dScores"/>; returns L.</summary>
+    public double MulticlassSvm(ITensor scores, ReadOnlySpan<int> labels, ITensor dScores)
     {
-        var ds = Rent<T>(scores.Shape);
-        double loss = Losses.MulticlassSvm<T>(Data<T>(scores), labels, scores.Shape[1], ds.Span<T>());
-        return new LossResult(loss, ds);
+        OpChecks.Loss(this, scores, labels, "SVM", dScores);
+        return SvmInto(scores, labels, (ManagedTensor)dScores);
     }
+
+    private static double SvmInto(ITensor scores, ReadOnlySpan<int> labels, ManagedTensor ds) =>
+        scores.DType == DType.Float32
+            ? Losses.MulticlassSvm<float>(Data<float>(scores), labels, scores.Shape[1], ds.Span<float>())
+            : Losses.MulticlassSvm<double>(Data<double>(scores), labels, scores.Shape[1], ds.Span<double>());
 
     /// <summary>In place: v = momentum·v − lr·(g + weightDecay·p); p = p + v (computed in the tensors' type).</summary>
     public void SgdStep(ITensor param, ITensor grad, ITensor velocity, double learningRate, double momentum, double weightDecay)
@@ -379,4 +477,6 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
 
     // OpChecks has made sure the tensor is this backend's, alive, and of the op's dtype.
     private static ReadOnlySpan<T> Data<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Span<T>();
+
+    private static Span<T> Out<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Span<T>();
 }

@@ -75,6 +75,14 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         return Wrap(torch.zeros(Dims(shape), TorchTensor.ToScalarType(dtype), _device));
     }
 
+    /// <summary>destination = source (libtorch's copy_, on the device).</summary>
+    public void Copy(ITensor source, ITensor destination)
+    {
+        OpChecks.Copy(this, source, destination);
+        using var scope = torch.NewDisposeScope();
+        Value(destination).copy_(Value(source));
+    }
+
     /// <summary>y = conv2d(x, w, b) with the spec's stride, padding, dilation and groups: one libtorch call.</summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {

@@ -24,6 +24,7 @@ internal sealed class PerturbedBackend(IBackend inner) : IBackend
     public ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged => inner.Upload(data, shape);
     public void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged => inner.Download(tensor, destination);
     public ITensor Zeros(Shape shape, DType dtype) => inner.Zeros(shape, dtype);
+    public void Copy(ITensor source, ITensor destination) => inner.Copy(source, destination);
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec) => inner.Conv2d(x, w, b, spec);
     public PoolResult Pool2d(ITensor x, PoolSpec spec) => inner.Pool2d(x, spec);
     public ITensor Pool2dBackward(ITensor dy, ITensor x, PoolResult forward, PoolSpec spec) => inner.Pool2dBackward(dy, x, forward, spec);

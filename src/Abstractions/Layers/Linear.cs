@@ -5,6 +5,7 @@ public sealed class Linear : Layer
 {
     private readonly Parameter _weight;
     private readonly Parameter _bias;
+    private LinearGradients? _destination;   // the tensors of the last destination backward, reused while they are the same
 
     public Linear(IBackend backend, string name, ITensor weight, ITensor bias) : base(backend, name)
     {
@@ -22,11 +23,27 @@ public sealed class Linear : Layer
         return y;
     }
 
+    public override void Forward(ITensor x, ITensor y)
+    {
+        Backend.Linear(x, _weight.Value, _bias.Value, y);
+        Remember(x);
+    }
+
     public override ITensor? Backward(ITensor dy, bool needDx)
     {
         var grads = Backend.LinearBackward(dy, Input(), _weight.Value, needDx);
         _weight.SetGrad(grads.Dw);
         _bias.SetGrad(grads.Db);
         return grads.Dx;
+    }
+
+    public override void Backward(ITensor dy, ITensor? dx)
+    {
+        var (dw, db) = (_weight.GradDestination(), _bias.GradDestination());
+        if (_destination is null || !ReferenceEquals(_destination.Dx, dx) || !ReferenceEquals(_destination.Dw, dw) || !ReferenceEquals(_destination.Db, db))
+        {
+            _destination = new LinearGradients(dx, dw, db);
+        }
+        Backend.LinearBackward(dy, Input(), _weight.Value, _destination);
     }
 }

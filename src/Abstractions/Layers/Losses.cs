@@ -5,6 +5,15 @@ public interface ILoss
 {
     string Name { get; }
     LossResult Compute(IBackend backend, ITensor scores, ReadOnlySpan<int> labels);
+
+    /// <summary>The loss, with its gradient written into <paramref name="dScores"/> (the caller's, of the scores' shape).</summary>
+    double Compute(IBackend backend, ITensor scores, ReadOnlySpan<int> labels, ITensor dScores)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        using var result = Compute(backend, scores, labels);
+        backend.Copy(result.DScores, dScores);
+        return result.Loss;
+    }
 }
 
 /// <summary>Softmax cross-entropy: L = mean_n −log softmax(s_n)[y_n].</summary>
@@ -17,6 +26,12 @@ public sealed class SoftmaxCrossEntropy : ILoss
         ArgumentNullException.ThrowIfNull(backend);
         return backend.SoftmaxCrossEntropy(scores, labels);
     }
+
+    public double Compute(IBackend backend, ITensor scores, ReadOnlySpan<int> labels, ITensor dScores)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        return backend.SoftmaxCrossEntropy(scores, labels, dScores);
+    }
 }
 
 /// <summary>The notes' multiclass SVM: L = mean_n Σ_{j≠y} max(0, s_j − s_y + 1).</summary>
@@ -28,5 +43,11 @@ public sealed class MulticlassSvm : ILoss
     {
         ArgumentNullException.ThrowIfNull(backend);
         return backend.MulticlassSvm(scores, labels);
+    }
+
+    public double Compute(IBackend backend, ITensor scores, ReadOnlySpan<int> labels, ITensor dScores)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        return backend.MulticlassSvm(scores, labels, dScores);
     }
 }

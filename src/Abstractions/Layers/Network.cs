@@ -2,12 +2,21 @@ namespace Lockstep.Layers;
 
 /// <summary>
 /// A sequential network on one backend, with a loss on top. Not thread-safe: one network, one thread at a time.
-/// The network owns every activation it makes; they live until the next <see cref="Forward"/> or <see cref="Dispose"/>.
+/// The network owns every tensor a step uses — each layer's output, the gradients flowing between layers, dScores —
+/// and keeps them across steps: they are made for a batch shape (on the first <see cref="Forward"/>, again when the
+/// input's shape changes) and overwritten by every step through the backend's destination ops, so that a training
+/// step on a backend that implements those natively (managed) allocates nothing on the GC heap once warm.
+/// They are released with the network (<see cref="Dispose"/>) or when the batch shape changes.
 /// </summary>
 public sealed class Network : IDisposable
 {
-    private readonly List<ITensor> _activations = [];
-    private LossResult? _loss;
+    private Shape? _inputShape;          // the input shape the buffers below are made for
+    private ITensor[] _outputs = [];     // layer i's output, [batch shape of layer i]
+    private ITensor?[] _gradients = [];  // the gradient of layer i's output (i < last), made on the first backward
+    private readonly List<ITensor> _owned = [];
+    private ITensor? _dScores;
+    private bool _forwarded;
+    private bool _hasLoss;
     private int _owner;   // the managed thread id of the caller inside the network, 0 when idle
     private int _depth;
 
@@ -30,54 +39,95 @@ public sealed class Network : IDisposable
 
     /// <summary>
     /// Class scores [N, classes] for x [N, C, H, W] (a grid [N, classes, H', W'] when the network ends in a CONV
-    /// layer, e.g. after <see cref="ConvertFcToConv"/>); owned by the network.
+    /// layer, e.g. after <see cref="ConvertFcToConv"/>); owned by the network and overwritten by the next forward.
     /// </summary>
     public ITensor Forward(ITensor x)
     {
         using var use = Enter("Forward");
         ArgumentNullException.ThrowIfNull(x);
-        var expected = Definition.InputShape(x.Shape.Rank == 4 ? x.Shape.N : 0);
-        if (x.Shape != expected)
-        {
-            throw new ArgumentException($"{Definition.Name}: input: expected {expected} ([N, C, H, W] with C×H×W from the definition), got {x.Shape}");
-        }
-        ReleaseActivations();
+        if (x.Shape != _inputShape) Prepare(x.Shape);
+        if (x.DType != DType) throw new ArgumentException($"{Definition.Name}: input: expected {DType}, got {x.DType}");
+        _forwarded = _hasLoss = false;
         var h = x;
-        foreach (var layer in Layers)
+        for (int i = 0; i < Layers.Count; i++)
         {
-            h = layer.Forward(h);
-            _activations.Add(h);
+            Layers[i].Forward(h, _outputs[i]);
+            h = _outputs[i];
         }
+        _forwarded = true;
         return h;
     }
 
-    /// <summary>The loss of the last forward's scores against <paramref name="labels"/>; keeps dScores for <see cref="Backward"/>.</summary>
+    /// <summary>Checks the input shape and makes each layer's output for it (the gradients follow on the first backward).</summary>
+    private void Prepare(Shape input)
+    {
+        var expected = Definition.InputShape(input.Rank == 4 ? input.N : 0);
+        if (input != expected)
+        {
+            throw new ArgumentException($"{Definition.Name}: input: expected {expected} ([N, C, H, W] with C×H×W from the definition), got {input}");
+        }
+        ReleaseBuffers();
+        var shapes = Definition.Shapes(input.N);
+        _outputs = new ITensor[shapes.Count];
+        for (int i = 0; i < shapes.Count; i++) _outputs[i] = Own(Backend.Zeros(shapes[i], DType));
+        _gradients = new ITensor?[shapes.Count];
+        _inputShape = input;
+    }
+
+    /// <summary>
+    /// The gradients between layers: the gradient of layer i's output is needed only by layer i's backward, so outputs
+    /// of one shape share a tensor, alternating by position so that a layer never reads and writes the same one.
+    /// </summary>
+    private void PrepareGradients()
+    {
+        if (_gradients.Length == 0 || _gradients[0] is not null || _gradients.Length == 1) return;
+        var shared = new Dictionary<(Shape, int), ITensor>();
+        for (int i = 0; i < _outputs.Length - 1; i++)
+        {
+            var key = (_outputs[i].Shape, i % 2);
+            if (!shared.TryGetValue(key, out var gradient)) shared[key] = gradient = Own(Backend.Zeros(_outputs[i].Shape, DType));
+            _gradients[i] = gradient;
+        }
+    }
+
+    private ITensor Own(ITensor tensor)
+    {
+        _owned.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>The loss of the last forward's scores against <paramref name="labels"/>; keeps dScores for <see cref="Backward()"/>.</summary>
     public double ComputeLoss(ReadOnlySpan<int> labels)
     {
         using var use = Enter("ComputeLoss");
-        if (_activations.Count == 0) throw new InvalidOperationException($"{Definition.Name}: compute the loss after a forward pass");
-        _loss?.Dispose();
-        _loss = Loss.Compute(Backend, _activations[^1], labels);
-        return _loss.Loss;
+        if (!_forwarded) throw new InvalidOperationException($"{Definition.Name}: compute the loss after a forward pass");
+        var scores = _outputs[^1];
+        _dScores ??= Own(Backend.Zeros(scores.Shape, DType));
+        _hasLoss = false;
+        double loss = Loss.Compute(Backend, scores, labels, _dScores);
+        _hasLoss = true;
+        return loss;
     }
 
     /// <summary>Backpropagates the last loss; every parameter's Grad is set.</summary>
     public void Backward()
     {
-        if (_loss is null) throw new InvalidOperationException($"{Definition.Name}: backward needs a loss; call ComputeLoss after Forward");
-        Backward(_loss.DScores);
+        if (!_hasLoss) throw new InvalidOperationException($"{Definition.Name}: backward needs a loss; call ComputeLoss after Forward");
+        Backward(_dScores!);
     }
 
-    /// <summary>Backpropagates a given gradient of the scores (not disposed here).</summary>
+    /// <summary>Backpropagates a given gradient of the scores (not disposed here) through the last forward.</summary>
     public void Backward(ITensor dScores)
     {
         using var use = Enter("Backward");
         ArgumentNullException.ThrowIfNull(dScores);
+        if (!_forwarded) throw new InvalidOperationException($"{Definition.Name}: backward before forward; call Forward first");
+        PrepareGradients();
         var dy = dScores;
         for (int i = Layers.Count - 1; i >= 0; i--)
         {
-            var dx = Layers[i].Backward(dy, needDx: i > 0);
-            if (!ReferenceEquals(dy, dScores)) dy.Dispose();
+            var dx = i > 0 ? _gradients[i - 1] : null;
+            Layers[i].Backward(dy, dx);
             if (dx is null) break;
             dy = dx;
         }
@@ -87,7 +137,7 @@ public sealed class Network : IDisposable
     public void Step(double learningRate, double momentum = 0.9, double weightDecay = 0)
     {
         using var use = Enter("Step");
-        foreach (var p in Parameters) p.Step(learningRate, momentum, weightDecay);
+        for (int i = 0; i < Parameters.Count; i++) Parameters[i].Step(learningRate, momentum, weightDecay);
     }
 
     /// <summary>Forward, loss, backward and an SGD step; returns the loss.</summary>
@@ -170,17 +220,20 @@ public sealed class Network : IDisposable
         }
     }
 
-    private void ReleaseActivations()
+    private void ReleaseBuffers()
     {
-        foreach (var a in _activations) a.Dispose();
-        _activations.Clear();
-        _loss?.Dispose();
-        _loss = null;
+        foreach (var t in _owned) t.Dispose();
+        _owned.Clear();
+        _outputs = [];
+        _gradients = [];
+        _dScores = null;
+        _inputShape = null;
+        _forwarded = _hasLoss = false;
     }
 
     public void Dispose()
     {
-        ReleaseActivations();
+        ReleaseBuffers();
         foreach (var layer in Layers) layer.Dispose();
     }
 }

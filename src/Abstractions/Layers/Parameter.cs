@@ -31,6 +31,9 @@ public sealed class Parameter : IDisposable
         Grad = grad;
     }
 
+    /// <summary>The gradient tensor a destination backward writes into: <see cref="Grad"/>, made on first use and kept.</summary>
+    internal ITensor GradDestination() => Grad ??= Value.Backend.Zeros(Value.Shape, Value.DType);
+
     /// <summary>Replaces the value with host data (same shape), e.g. to start two backends from the same weights.</summary>
     public void Load(ReadOnlySpan<double> data)
     {

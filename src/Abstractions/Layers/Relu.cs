@@ -14,6 +14,17 @@ public sealed class Relu : Layer
         return y;
     }
 
+    public override void Forward(ITensor x, ITensor y)
+    {
+        Backend.Relu(x, y);
+        Remember(x);
+    }
+
     public override ITensor? Backward(ITensor dy, bool needDx) =>
         needDx ? Backend.ReluBackward(dy, Input()) : null;
+
+    public override void Backward(ITensor dy, ITensor? dx)
+    {
+        if (dx is not null) Backend.ReluBackward(dy, Input(), dx);
+    }
 }

@@ -46,6 +46,38 @@ public static class OpChecks
         if (actual != expected) throw new ArgumentException($"{op}: {argument}: expected {expected}, got {actual}");
     }
 
+    /// <summary>
+    /// Checks a caller-owned destination of an op: made by <paramref name="backend"/>, not disposed, of
+    /// <paramref name="dtype"/> and <paramref name="shape"/>. Aliasing is checked by <see cref="NotAlias"/>.
+    /// </summary>
+    private static void Destination(IBackend backend, string op, string argument, ITensor? destination, Shape shape, DType dtype)
+    {
+        if (destination is null) throw new ArgumentNullException(argument, $"{op}: {argument} is null");
+        if (destination.IsDisposed) throw new ObjectDisposedException(argument, $"{op}: {argument} was disposed");
+        if (!ReferenceEquals(destination.Backend, backend))
+        {
+            throw new ArgumentException(
+                $"{op}: {argument} belongs to backend '{destination.Backend.Name}', not '{backend.Name}'; " +
+                $"make destinations on the backend that runs the op (backend.Zeros(shape, dtype))", argument);
+        }
+        if (destination.DType != dtype)
+        {
+            throw new ArgumentException($"{op}: {argument}: expected {dtype} (the op's dtype), got {destination.DType}", argument);
+        }
+        if (destination.Shape != shape) throw new ArgumentException($"{op}: {argument}: expected {shape}, got {destination.Shape}", argument);
+    }
+
+    /// <summary>A destination may not be one of the op's operands (or another of its destinations): the op would read what it overwrites.</summary>
+    private static void NotAlias(string op, string argument, ITensor destination, ITensor? operand, string operandName)
+    {
+        if (ReferenceEquals(destination, operand))
+        {
+            throw new ArgumentException(
+                $"{op}: {argument} is the same tensor as the {operandName}; an op may not overwrite its own operands " +
+                "(only RELU runs in place: Relu(x, x), ReluBackward(dy, x, dy))", argument);
+        }
+    }
+
     private static void BiasShape(string op, Shape bias, int filters)
     {
         if (bias.Rank != 1 || bias[0] != filters) SameShape(op, "bias", bias, new Shape(filters));
@@ -123,6 +155,18 @@ public static class OpChecks
         return Shapes.Of(x.Shape.N, w.Shape[0], h, wOut);
     }
 
+    /// <summary>Validates a convolution into <paramref name="destination"/> and returns the output shape [N, K, H', W'].</summary>
+    public static Shape Conv2d(IBackend backend, ITensor x, ITensor w, ITensor? b, ConvSpec spec, ITensor destination)
+    {
+        var y = Conv2d(backend, x, w, b, spec);
+        string op = spec.Name;
+        Destination(backend, op, "destination", destination, y, x.DType);
+        NotAlias(op, "destination", destination, x, "input");
+        NotAlias(op, "destination", destination, w, "weights");
+        NotAlias(op, "destination", destination, b, "bias");
+        return y;
+    }
+
     /// <summary>Grouped convolution: C and K split into <paramref name="groups"/> equal parts, weights [K, C/groups, F_h, F_w].</summary>
     private static void Groups(string op, Shape x, Shape w, int groups)
     {
@@ -152,6 +196,37 @@ public static class OpChecks
         return y;
     }
 
+    /// <summary>Validates a convolution's backward into <paramref name="destination"/> (Dx null: no dx) and returns dy's shape.</summary>
+    public static Shape Conv2dBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, ConvSpec spec, ConvGradients destination)
+    {
+        var y = Conv2dBackward(backend, dy, x, w, spec);
+        ArgumentNullException.ThrowIfNull(destination);
+        Gradients(backend, spec.Name, dy, x, w, destination.Dx, destination.Dw, destination.Db);
+        return y;
+    }
+
+    /// <summary>dx (when given) in x's shape, dw in w's, db [K]: none of them an operand or another of them.</summary>
+    private static void Gradients(IBackend backend, string op, ITensor dy, ITensor x, ITensor w, ITensor? dx, ITensor dw, ITensor db)
+    {
+        if (dx is not null)
+        {
+            Destination(backend, op, "dx destination", dx, x.Shape, x.DType);
+            Operands(op, "dx destination", dx, dy, x, w);
+        }
+        Destination(backend, op, "dw destination", dw, w.Shape, x.DType);
+        Operands(op, "dw destination", dw, dy, x, w);
+        NotAlias(op, "dw destination", dw, dx, "dx destination");
+        Destination(backend, op, "db destination", db, Bias(w.Shape), x.DType);
+        Operands(op, "db destination", db, dy, x, w);
+    }
+
+    private static void Operands(string op, string argument, ITensor destination, ITensor dy, ITensor x, ITensor w)
+    {
+        NotAlias(op, argument, destination, dy, "output gradient");
+        NotAlias(op, argument, destination, x, "input");
+        NotAlias(op, argument, destination, w, "weights");
+    }
+
     /// <summary>Validates a pooling and returns the output shape [N, C, H', W'].</summary>
     public static Shape Pool2d(IBackend backend, ITensor x, PoolSpec spec)
     {
@@ -161,6 +236,30 @@ public static class OpChecks
         NonEmptyBatch(spec.Name, x.Shape);
         var (h, w) = spec.OutputSize(x.Shape.H, x.Shape.W);
         return Shapes.Of(x.Shape.N, x.Shape.C, h, w);
+    }
+
+    /// <summary>
+    /// Validates a pooling into <paramref name="destination"/>: Y of the output shape; Switches an Int64 tensor of the same
+    /// shape for max pooling, null otherwise.
+    /// </summary>
+    public static Shape Pool2d(IBackend backend, ITensor x, PoolSpec spec, PoolResult destination)
+    {
+        var y = Pool2d(backend, x, spec);
+        ArgumentNullException.ThrowIfNull(destination);
+        string op = spec.Name;
+        Destination(backend, op, "destination", destination.Y, y, x.DType);
+        NotAlias(op, "destination", destination.Y, x, "input");
+        if (spec.Mode == PoolMode.Max)
+        {
+            Destination(backend, op, "switches destination", destination.Switches, y, DType.Int64);
+        }
+        else if (destination.Switches is not null)
+        {
+            throw new ArgumentException(
+                $"{op}: {spec.Mode.ToString().ToLowerInvariant()} pooling records no switches; give a destination whose Switches is null",
+                nameof(destination));
+        }
+        return y;
     }
 
     /// <summary>Validates a pooling's backward against its forward result.</summary>
@@ -187,6 +286,18 @@ public static class OpChecks
         return y;
     }
 
+    /// <summary>Validates a pooling's backward into <paramref name="destination"/> (x's shape).</summary>
+    public static Shape Pool2dBackward(IBackend backend, ITensor dy, ITensor x, PoolResult forward, PoolSpec spec, ITensor destination)
+    {
+        var y = Pool2dBackward(backend, dy, x, forward, spec);
+        string op = spec.Name;
+        Destination(backend, op, "destination", destination, x.Shape, x.DType);
+        NotAlias(op, "destination", destination, dy, "output gradient");
+        NotAlias(op, "destination", destination, x, "input");
+        NotAlias(op, "destination", destination, forward.Y, "forward output");
+        return y;
+    }
+
     /// <summary>Validates a linear layer and returns (in, out) with the output shape [N, out].</summary>
     public static Shape Linear(IBackend backend, ITensor x, ITensor w, ITensor? b, string op = "FC")
     {
@@ -210,12 +321,32 @@ public static class OpChecks
         return Shapes.Of(x.Shape[0], w.Shape[0]);
     }
 
+    /// <summary>Validates a linear layer into <paramref name="destination"/> [N, out].</summary>
+    public static Shape Linear(IBackend backend, ITensor x, ITensor w, ITensor? b, ITensor destination, string op = "FC")
+    {
+        var y = Linear(backend, x, w, b, op);
+        Destination(backend, op, "destination", destination, y, x.DType);
+        NotAlias(op, "destination", destination, x, "input");
+        NotAlias(op, "destination", destination, w, "weights");
+        NotAlias(op, "destination", destination, b, "bias");
+        return y;
+    }
+
     public static Shape LinearBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, string op = "FC")
     {
         var y = Linear(backend, x, w, null, op);
         Tensor(backend, dy, op, "output gradient");
         SameDType(op, x, "input", dy, "output gradient");
         SameShape(op, "output gradient", dy.Shape, y);
+        return y;
+    }
+
+    /// <summary>Validates a linear layer's backward into <paramref name="destination"/> (Dx null: no dx).</summary>
+    public static Shape LinearBackward(IBackend backend, ITensor dy, ITensor x, ITensor w, LinearGradients destination, string op = "FC")
+    {
+        var y = LinearBackward(backend, dy, x, w, op);
+        ArgumentNullException.ThrowIfNull(destination);
+        Gradients(backend, op, dy, x, w, destination.Dx, destination.Dw, destination.Db);
         return y;
     }
 
@@ -231,6 +362,21 @@ public static class OpChecks
         Tensor(backend, dy, op, "output gradient");
         SameDType(op, x, "input", dy, "output gradient");
         SameShape(op, "output gradient", dy.Shape, x.Shape);
+    }
+
+    /// <summary>Validates an elementwise op into <paramref name="destination"/> (x's shape), which may be x itself (in place).</summary>
+    public static void Unary(IBackend backend, ITensor x, string op, ITensor destination)
+    {
+        Unary(backend, x, op);
+        Destination(backend, op, "destination", destination, x.Shape, x.DType);
+    }
+
+    /// <summary>Validates an elementwise backward into <paramref name="destination"/> (x's shape), which may be dy itself (in place), not x.</summary>
+    public static void UnaryBackward(IBackend backend, ITensor dy, ITensor x, string op, ITensor destination)
+    {
+        UnaryBackward(backend, dy, x, op);
+        Destination(backend, op, "destination", destination, x.Shape, x.DType);
+        NotAlias(op, "destination", destination, x, "input");
     }
 
     /// <summary>Validates scores [N, classes] and labels (one per row, each in [0, classes)).</summary>
@@ -251,6 +397,28 @@ public static class OpChecks
                 throw new ArgumentException($"{op}: label {i} is {labels[i]}, expected a class in [0, {classes})");
             }
         }
+    }
+
+    /// <summary>Validates a loss whose dScores go into <paramref name="dScores"/> (the scores' shape).</summary>
+    public static void Loss(IBackend backend, ITensor scores, ReadOnlySpan<int> labels, string op, ITensor dScores)
+    {
+        Loss(backend, scores, labels, op);
+        Destination(backend, op, "dScores destination", dScores, scores.Shape, scores.DType);
+        NotAlias(op, "dScores destination", dScores, scores, "scores");
+    }
+
+    /// <summary>Validates a copy: both tensors of <paramref name="backend"/>, alive, of one shape and dtype (Int64 included).</summary>
+    public static void Copy(IBackend backend, ITensor source, ITensor destination)
+    {
+        const string op = "Copy";
+        if (source is null) throw new ArgumentNullException(nameof(source), $"{op}: source is null");
+        if (source.IsDisposed) throw new ObjectDisposedException(nameof(source), $"{op}: source was disposed");
+        if (!ReferenceEquals(source.Backend, backend))
+        {
+            throw new ArgumentException(
+                $"{op}: source belongs to backend '{source.Backend.Name}', not '{backend.Name}'; copy it with tensor.CopyTo(backend)", nameof(source));
+        }
+        Destination(backend, op, "destination", destination, source.Shape, source.DType);
     }
 
     public static void Sgd(IBackend backend, ITensor param, ITensor grad, ITensor velocity,

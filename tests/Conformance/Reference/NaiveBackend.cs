@@ -64,6 +64,12 @@ public sealed class NaiveBackend : IBackend
         return new Tensor(this, shape, dtype, new double[shape.Count]);
     }
 
+    public void Copy(ITensor source, ITensor destination)
+    {
+        OpChecks.Copy(this, source, destination);
+        D(source).CopyTo(D(destination), 0);
+    }
+
     /// <summary>
     /// y[n,k,i,j] = b[k] + Σ_c Σ_u Σ_v w[k,c,u,v] · x[n, g·C/G + c, i·S−P+u·D, j·S−P+v·D] (zero outside), c &lt; C/G
     /// over the input channels of filter k's group g = k / (K/G); P is the top/left padding.
