@@ -11,3 +11,6 @@ public sealed class NaiveBadInput() : BadInputConformance(new NaiveBackend());
 
 /// <summary>Several networks on the naive backend, on several threads.</summary>
 public sealed class NaiveConcurrency() : ConcurrencyConformance(() => new NaiveBackend());
+
+/// <summary>The naive oracle's destination overloads (IBackend's defaults: the allocating op, then Copy).</summary>
+public sealed class NaiveDestinations() : DestinationConformance(new NaiveBackend());

@@ -13,3 +13,6 @@ public sealed class ManagedGradientChecks() : GradientChecks(new ManagedBackendF
 
 /// <summary>The notes' FC→CONV conversion on the managed backend.</summary>
 public sealed class ManagedFcToConv() : FcToConvConformance(new ManagedBackendFactory().Create(new LockstepOptions()));
+
+/// <summary>The managed backend's destination overloads, written natively, against its allocating ones.</summary>
+public sealed class ManagedDestinations() : DestinationConformance(new ManagedBackendFactory().Create(new LockstepOptions()));

@@ -21,3 +21,6 @@ public sealed class TorchGradientChecks() : GradientChecks(new TorchBackendFacto
 
 /// <summary>The notes' FC→CONV conversion on libtorch.</summary>
 public sealed class TorchFcToConv() : FcToConvConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));
+
+/// <summary>libtorch's destination overloads against its allocating ones.</summary>
+public sealed class TorchDestinations() : DestinationConformance(new TorchBackendFactory().Create(TorchTestSupport.Options));

@@ -243,6 +243,158 @@ public abstract class BadInputConformance : IDisposable
         Says(e, "SGD", "gradient", "[3, 4]", "[4, 3]");
     }
 
+    [Fact]
+    public void Conv2d_ThrowsForDestinationShape()
+    {
+        using var x = Tensor(2, 3, 8, 8);
+        using var w = Tensor(4, 3, 3, 3);
+        using var y = Tensor(2, 4, 8, 7);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2d(x, w, null, Conv, y));
+        Says(e, "conv1", "destination", "expected [2, 4, 8, 8]", "got [2, 4, 8, 7]");
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForDestinationDType()
+    {
+        using var x = Tensor(2, 3, 8, 8);
+        using var w = Tensor(4, 3, 3, 3);
+        using var y = Tensor(DType.Float64, 2, 4, 8, 8);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2d(x, w, null, Conv, y));
+        Says(e, "conv1", "destination", "expected Float32", "got Float64");
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForDestinationOfAnotherBackend()
+    {
+        using var other = new NaiveBackend();
+        using var x = Tensor(2, 3, 8, 8);
+        using var w = Tensor(4, 3, 3, 3);
+        using var y = other.Zeros(Shape.Nchw(2, 4, 8, 8), DType.Float32);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2d(x, w, null, Conv, y));
+        Says(e, "conv1", "destination", "'naive'", $"'{Backend.Name}'", "Zeros");
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForDisposedDestination()
+    {
+        using var x = Tensor(2, 3, 8, 8);
+        using var w = Tensor(4, 3, 3, 3);
+        var y = Tensor(2, 4, 8, 8);
+        y.Dispose();
+        var e = Assert.Throws<ObjectDisposedException>(() => Backend.Conv2d(x, w, null, Conv, y));
+        Says(e, "conv1", "destination", "disposed");
+    }
+
+    [Fact]
+    public void Conv2d_ThrowsForDestinationAliasingInput()
+    {
+        using var x = Tensor(2, 4, 8, 8);
+        using var w = Tensor(4, 4, 3, 3);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2d(x, w, null, Conv, x));
+        Says(e, "conv1", "destination", "same tensor as the input", "in place");
+    }
+
+    [Fact]
+    public void Conv2dBackward_ThrowsForGradientDestinationShape()
+    {
+        using var x = Tensor(2, 3, 8, 8);
+        using var w = Tensor(4, 3, 3, 3);
+        using var dy = Tensor(2, 4, 8, 8);
+        using var g = new ConvGradients(null, Tensor(4, 3, 2, 2), Tensor(4));
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2dBackward(dy, x, w, Conv, g));
+        Says(e, "conv1", "dw destination", "expected [4, 3, 3, 3]", "got [4, 3, 2, 2]");
+    }
+
+    [Fact]
+    public void Conv2dBackward_ThrowsForDestinationAliasingOutputGradient()
+    {
+        using var x = Tensor(2, 4, 8, 8);
+        using var w = Tensor(4, 4, 3, 3);
+        using var dy = Tensor(2, 4, 8, 8);
+        using var dw = Tensor(4, 4, 3, 3);
+        using var db = Tensor(4);
+        var g = new ConvGradients(dy, dw, db);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Conv2dBackward(dy, x, w, Conv, g));
+        Says(e, "conv1", "dx destination", "same tensor as the output gradient");
+    }
+
+    [Fact]
+    public void Pool2d_ThrowsForMissingSwitchesDestination()
+    {
+        using var x = Tensor(1, 3, 8, 8);
+        using var r = new PoolResult(Tensor(1, 3, 4, 4), null);
+        var e = Assert.Throws<ArgumentNullException>(() => Backend.Pool2d(x, Pool, r));
+        Says(e, "pool1", "switches destination", "null");
+    }
+
+    [Fact]
+    public void Pool2d_ThrowsForSwitchesDestinationDType()
+    {
+        using var x = Tensor(1, 3, 8, 8);
+        using var r = new PoolResult(Tensor(1, 3, 4, 4), Tensor(1, 3, 4, 4));
+        var e = Assert.Throws<ArgumentException>(() => Backend.Pool2d(x, Pool, r));
+        Says(e, "pool1", "switches destination", "expected Int64", "got Float32");
+    }
+
+    [Fact]
+    public void Pool2dBackward_ThrowsForDestinationShape()
+    {
+        using var x = Tensor(1, 3, 8, 8);
+        using var r = Backend.Pool2d(x, Pool);
+        using var dy = Tensor(1, 3, 4, 4);
+        using var dx = Tensor(1, 3, 4, 4);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Pool2dBackward(dy, x, r, Pool, dx));
+        Says(e, "pool1", "destination", "expected [1, 3, 8, 8]", "got [1, 3, 4, 4]");
+    }
+
+    [Fact]
+    public void Linear_ThrowsForDestinationShape()
+    {
+        using var x = Tensor(2, 12);
+        using var w = Tensor(10, 12);
+        using var y = Tensor(10, 2);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Linear(x, w, null, y));
+        Says(e, "FC", "destination", "expected [2, 10]", "got [10, 2]");
+    }
+
+    [Fact]
+    public void LinearBackward_ThrowsForDestinationAliasingInput()
+    {
+        using var x = Tensor(3, 12);
+        using var w = Tensor(3, 12);
+        using var dy = Tensor(3, 3);
+        using var db = Tensor(3);
+        var g = new LinearGradients(null, x, db);
+        var e = Assert.Throws<ArgumentException>(() => Backend.LinearBackward(dy, x, w, g));
+        Says(e, "FC", "dw destination", "same tensor as the input");
+    }
+
+    [Fact]
+    public void ReluBackward_ThrowsForDestinationAliasingInput()
+    {
+        using var x = Tensor(2, 5);
+        using var dy = Tensor(2, 5);
+        var e = Assert.Throws<ArgumentException>(() => Backend.ReluBackward(dy, x, x));
+        Says(e, "RELU", "destination", "same tensor as the input", "ReluBackward(dy, x, dy)");
+    }
+
+    [Fact]
+    public void SoftmaxCrossEntropy_ThrowsForDestinationAliasingScores()
+    {
+        using var s = Tensor(2, 10);
+        var e = Assert.Throws<ArgumentException>(() => Backend.SoftmaxCrossEntropy(s, [3, 4], s));
+        Says(e, "SOFTMAX", "dScores destination", "same tensor as the scores");
+    }
+
+    [Fact]
+    public void Copy_ThrowsForShapeMismatch()
+    {
+        using var a = Tensor(2, 6);
+        using var b = Tensor(3, 4);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Copy(a, b));
+        Says(e, "Copy", "destination", "expected [2, 6]", "got [3, 4]");
+    }
+
     /// <summary>NaN and ±∞ are data, not errors: they propagate through every op as IEEE arithmetic says.</summary>
     [Theory]
     [InlineData(DType.Float32)]

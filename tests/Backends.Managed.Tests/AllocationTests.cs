@@ -1,0 +1,155 @@
+using Lockstep.Backends.Managed;
+using Lockstep.Conformance;
+using Lockstep.Layers;
+
+namespace Lockstep.Tests;
+
+/// <summary>
+/// Counts GC-heap bytes across the whole process (<c>GC.GetTotalAllocatedBytes(precise: true)</c>, so the backend's
+/// worker threads count too): its tests must not run beside other tests, whose allocations would be counted.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class AllocationCollection
+{
+    public const string Name = "allocation (alone)";
+}
+
+/// <summary>
+/// Issue 5 and 6: once warm, the managed backend's destination overloads and a network's training step allocate
+/// nothing on the GC heap. An allocation count is not a timing, so it is asserted. Each figure is the smallest of a few
+/// measured rounds, so that a runtime thread's rare allocation (the tiered JIT, a timer) cannot fail a round that the
+/// backend did not allocate in; an op that allocates allocates in every round.
+/// </summary>
+[Collection(AllocationCollection.Name)]
+public sealed class AllocationTests : IDisposable
+{
+    private const int Calls = 20;
+    private const int Rounds = 5;
+
+    // Two workers: they split the kernels and products, so their threads' allocations are counted too.
+    private readonly ManagedBackend _backend = new(threads: 2);
+
+    private ITensor Random(int seed, Shape shape, DType dtype) => _backend.Upload(HostData.Random(seed, shape.Count), shape, dtype);
+
+    /// <summary>Bytes allocated per call of <paramref name="op"/> once warm: the least of <see cref="Rounds"/> rounds.</summary>
+    private static (double PerCall, string Rounds) Allocated(Action op)
+    {
+        for (int i = 0; i < 3; i++) op();
+        var rounds = new List<long>();
+        for (int r = 0; r < Rounds && (rounds.Count == 0 || rounds.Min() > 0); r++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < Calls; i++) op();
+            rounds.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+        }
+        return ((double)rounds.Min() / Calls, string.Join(", ", rounds.Select(b => $"{b} B")));
+    }
+
+    private static void AssertNone(string what, Action op)
+    {
+        var (perCall, rounds) = Allocated(op);
+        Assert.True(perCall == 0, $"{what}: {perCall:0.#} B allocated per call once warm (rounds of {Calls} calls: {rounds})");
+    }
+
+    public static IEnumerable<object[]> Dtypes => [[DType.Float32], [DType.Float64]];
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Conv2d_IntoDestination_AllocatesNothing(DType dtype)
+    {
+        var spec = ConvSpec.Square(3, 1, 1, name: "conv1");
+        using var x = Random(1, Shape.Nchw(4, 8, 16, 16), dtype);
+        using var w = Random(2, new Shape(16, 8, 3, 3), dtype);
+        using var b = Random(3, new Shape(16), dtype);
+        using var y = _backend.Zeros(Shape.Nchw(4, 16, 16, 16), dtype);
+        using var dy = Random(4, y.Shape, dtype);
+        using var g = new ConvGradients(_backend.Zeros(x.Shape, dtype), _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
+        using var gw = new ConvGradients(null, _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
+        AssertNone("Conv2d", () => _backend.Conv2d(x, w, b, spec, y));
+        AssertNone("Conv2dBackward", () => _backend.Conv2dBackward(dy, x, w, spec, g));
+        AssertNone("Conv2dBackward (no dx)", () => _backend.Conv2dBackward(dy, x, w, spec, gw));
+    }
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Pool2d_IntoDestination_AllocatesNothing(DType dtype)
+    {
+        using var x = Random(5, Shape.Nchw(4, 16, 32, 32), dtype);
+        using var dx = _backend.Zeros(x.Shape, dtype);
+        foreach (var mode in new[] { PoolMode.Max, PoolMode.Average, PoolMode.L2 })
+        {
+            var spec = PoolSpec.Square(mode, 2, 2, name: "pool1");
+            var yShape = Shape.Nchw(4, 16, 16, 16);
+            using var r = new PoolResult(_backend.Zeros(yShape, dtype), mode == PoolMode.Max ? _backend.Zeros(yShape, DType.Int64) : null);
+            using var dy = Random(6, yShape, dtype);
+            AssertNone($"{mode} Pool2d", () => _backend.Pool2d(x, spec, r));
+            AssertNone($"{mode} Pool2dBackward", () => _backend.Pool2dBackward(dy, x, r, spec, dx));
+        }
+    }
+
+    [Theory]
+    [InlineData(DType.Float32, 8)]    // the dot path (N ≤ 16)
+    [InlineData(DType.Float32, 64)]   // the split GEMM
+    [InlineData(DType.Float64, 64)]
+    public void Linear_IntoDestination_AllocatesNothing(DType dtype, int n)
+    {
+        using var x = Random(7, Shape.Nchw(n, 16, 7, 7), dtype);
+        using var w = Random(8, new Shape(256, 784), dtype);
+        using var b = Random(9, new Shape(256), dtype);
+        using var y = _backend.Zeros(new Shape(n, 256), dtype);
+        using var dy = Random(10, y.Shape, dtype);
+        using var g = new LinearGradients(_backend.Zeros(x.Shape, dtype), _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
+        AssertNone("Linear", () => _backend.Linear(x, w, b, y));
+        AssertNone("LinearBackward", () => _backend.LinearBackward(dy, x, w, g));
+    }
+
+    [Theory, MemberData(nameof(Dtypes))]
+    public void Relu_IntoDestination_AllocatesNothing(DType dtype)
+    {
+        var shape = Shape.Nchw(4, 16, 64, 64);   // 256K elements: four chunks over the workers
+        using var x = Random(11, shape, dtype);
+        using var y = _backend.Zeros(shape, dtype);
+        using var dy = Random(12, shape, dtype);
+        using var dx = _backend.Zeros(shape, dtype);
+        AssertNone("Relu", () => _backend.Relu(x, y));
+        AssertNone("ReluBackward", () => _backend.ReluBackward(dy, x, dx));
+    }
+
+    [Fact]
+    public void LossesAndCopy_IntoDestination_AllocateNothing()
+    {
+        using var scores = Random(13, new Shape(32, 10), DType.Float32);
+        using var ds = _backend.Zeros(scores.Shape, DType.Float32);
+        int[] labels = HostData.Labels(14, 32, 10);
+        AssertNone("SoftmaxCrossEntropy", () => _backend.SoftmaxCrossEntropy(scores, labels, ds));
+        AssertNone("MulticlassSvm", () => _backend.MulticlassSvm(scores, labels, ds));
+        AssertNone("Copy", () => _backend.Copy(scores, ds));
+    }
+
+    /// <summary>The allocating overloads allocate: the measurement sees what it should (a test that cannot pass vacuously).</summary>
+    [Fact]
+    public void Relu_Allocating_IsSeenToAllocate()
+    {
+        using var x = Random(15, new Shape(4, 100), DType.Float32);
+        var (perCall, _) = Allocated(() => _backend.Relu(x).Dispose());
+        Assert.True(perCall > 0, "the allocating Relu returns a new tensor object, yet no allocation was counted");
+    }
+
+    /// <summary>
+    /// A whole training step (forward, loss, backward, SGD) on a network with every layer kind allocates nothing once
+    /// warm. Network.TrainStep is the step; Trainer.Step also assembles the batch on the host and uploads it, which
+    /// allocates (the batch's arrays and its input tensor) and is not measured here.
+    /// </summary>
+    [Theory, MemberData(nameof(Dtypes))]
+    public void TrainStep_AllocatesNothingOnceWarm(DType dtype)
+    {
+        var def = NetworkSpec.Parse("INPUT 16x16x3 -> [CONV3-8 -> RELU]*2 -> POOL2 -> AVGPOOL3/S1 -> L2POOL2 -> FC-32 -> RELU -> FC-10", "steady");
+        using var softmax = def.Build(_backend, dtype, seed: 1);
+        using var svm = def.Build(_backend, dtype, seed: 1, new MulticlassSvm());
+        var shape = def.InputShape(24);
+        using var x = _backend.Upload(HostData.Random(16, shape.Count), shape, dtype);
+        int[] labels = HostData.Labels(17, 24, def.Classes);
+        AssertNone("Network.TrainStep (softmax)", () => softmax.TrainStep(x, labels, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4));
+        AssertNone("Network.TrainStep (svm)", () => svm.TrainStep(x, labels, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4));
+    }
+
+    public void Dispose() => _backend.Dispose();
+}
