@@ -21,8 +21,9 @@ public static class BdnCommand
           --filter PATTERN  BenchmarkDotNet's glob over benchmark names, e.g. '*Conv*' (default: all)
 
         Benchmarks: Conv2d, Conv2dBackward, Pool2d, Pool2dBackward, Linear, LinearBackward, Relu, ReluBackward on each
-        backend (managed, torch) and shape, float32, at the configured threads. 'Allocated' is GC-heap bytes per op:
-        each op disposes what it returns, so a warm managed backend reuses every buffer.
+        backend (managed, torch) and shape, float32, at the configured threads, and each with "Into" (Conv2dInto, …):
+        the destination overload writing into tensors made once. 'Allocated' is GC-heap bytes per op: each op disposes
+        what it returns, so a warm managed backend reuses every buffer; the Into forms allocate no result objects either.
         Results also go to BenchmarkDotNet.Artifacts/ (markdown, CSV).
         """;
 

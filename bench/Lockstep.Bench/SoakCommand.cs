@@ -26,7 +26,8 @@ public static class SoakCommand
 
         Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection; and the memory the GC has
         committed, for reference), the backend's live
-        bytes (IMemoryStatistics, when it has them), and bytes allocated on the GC heap per step since the last sample.
+        bytes (IMemoryStatistics, when it has them), and bytes allocated on the GC heap per step since the last sample;
+        the last line per backend gives the GC-heap bytes per step after warm-up (managed: 0 once warm).
         Growth, for RSS, heap and live bytes: the highest sample of the second half of the measured run against the
         highest of the first half (a leak climbs; a value that wavers does not); above 1% fails (exit 1).
         """;
@@ -40,7 +41,7 @@ public static class SoakCommand
     private sealed record Sample(int Step, long RssBytes, long HeapBytes, long CommittedBytes, long? LiveBytes, double AllocatedPerStep, long JitMethods, long JitBytes);
 
     private sealed record Verdict(string Backend, string Description, IReadOnlyList<Sample> Samples, double RssGrowth, double HeapGrowth,
-        double? LiveGrowth, bool Passed);
+        double? LiveGrowth, double AllocatedPerStep, double AllocatedPerStepMax, bool Passed);
 
     public static int Run(string[] args, IAnsiConsole console, BackendRegistry registry)
     {
@@ -151,7 +152,11 @@ public static class SoakCommand
         double heap = Growth(s => s.HeapBytes);
         double? live = measured.All(s => s.LiveBytes is not null) ? Growth(s => s.LiveBytes!.Value) : null;
         bool passed = rss <= Limit && heap <= Limit && (live ?? 0) <= Limit;
-        var verdict = new Verdict(name, backend.Description, samples, rss, heap, live, passed);
+        // GC-heap bytes per step over the intervals that start after warm-up (the sampler's own allocations excluded).
+        var steady = samples.Where(s => s.Step - every >= warmup && s.Step > 0).ToList();
+        double perStep = steady.Count == 0 ? double.NaN : steady.Average(s => s.AllocatedPerStep);
+        double perStepMax = steady.Count == 0 ? double.NaN : steady.Max(s => s.AllocatedPerStep);
+        var verdict = new Verdict(name, backend.Description, samples, rss, heap, live, perStep, perStepMax, passed);
         Print(console, verdict, warmup);
         return verdict;
     }
@@ -172,6 +177,8 @@ public static class SoakCommand
         console.Profile.Out.Writer.WriteLine(
             $"{v.Backend}: growth after warm-up: RSS {Pct(v.RssGrowth)}, heap {Pct(v.HeapGrowth)}" +
             (v.LiveGrowth is double lg ? $", live {Pct(lg)}" : "") + $" (limit {Pct(Limit)}): {(v.Passed ? "pass" : "FAIL")}");
+        console.Profile.Out.Writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{v.Backend}: GC heap allocated after warm-up: {v.AllocatedPerStep:N1} B/step (mean; highest interval {v.AllocatedPerStepMax:N1} B/step)"));
     }
 
     private static string Mb(long bytes) => (bytes / 1e6).ToString("0.000", CultureInfo.InvariantCulture);
