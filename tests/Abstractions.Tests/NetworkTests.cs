@@ -63,4 +63,56 @@ public class NetworkTests
         using var net = Tiny().Build(backend, DType.Float64, seed: 1);
         Assert.Throws<InvalidOperationException>(() => net.Backward());
     }
+
+    /// <summary>
+    /// The network's step (destination ops into buffers kept across steps, activation gradients of one shape sharing a
+    /// tensor) gives the same bits as the layers' allocating forms called one by one. The repeated CONV → RELU blocks
+    /// give several activations of one shape, so shared gradient tensors are exercised.
+    /// </summary>
+    [Fact]
+    public void Backward_MatchesTheLayersAllocatingForms()
+    {
+        using var backend = new NaiveBackend();
+        var def = NetworkSpec.Parse("INPUT 6x6x2 -> [CONV3-4 -> RELU]*3 -> POOL2 -> FC-5 -> RELU -> FC-3", "shared");
+        using var net = def.Build(backend, DType.Float64, seed: 3);
+        using var x = backend.Upload<double>(HostData.Random(4, 3 * 72), def.InputShape(3));
+        int[] labels = HostData.Labels(5, 3, 3);
+        for (int step = 0; step < 2; step++)   // the second pass runs in the buffers the first one made
+        {
+            var scores = net.Forward(x).ToDoubles();
+            net.ComputeLoss(labels);
+            net.Backward();
+            var grads = net.Parameters.Select(p => p.Grad!.ToDoubles()).ToList();
+
+            var outputs = new List<ITensor>();
+            var h = x;
+            foreach (var layer in net.Layers) outputs.Add(h = layer.Forward(h));
+            Assert.Equal(scores, h.ToDoubles());
+            using var loss = backend.SoftmaxCrossEntropy(h, labels);
+            var dy = loss.DScores;
+            for (int i = net.Layers.Count - 1; i >= 0; i--)
+            {
+                var dx = net.Layers[i].Backward(dy, needDx: i > 0);
+                if (!ReferenceEquals(dy, loss.DScores)) dy.Dispose();
+                if (dx is null) break;
+                dy = dx;
+            }
+            for (int p = 0; p < grads.Count; p++) Assert.Equal(grads[p], net.Parameters[p].Grad!.ToDoubles());
+            foreach (var o in outputs) o.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Forward_NewBatchShape_MatchesAFreshNetwork()
+    {
+        using var backend = new NaiveBackend();
+        using var net = Tiny().Build(backend, DType.Float64, seed: 1);
+        using var fresh = Tiny().Build(backend, DType.Float64, seed: 1);
+        using var big = backend.Upload<double>(HostData.Random(6, 8 * 72), net.Definition.InputShape(8));
+        using var small = backend.Upload<double>(HostData.Random(7, 3 * 72), net.Definition.InputShape(3));
+        Assert.Equal(new Shape(8, 3), net.Forward(big).Shape);
+        var scores = net.Forward(small);
+        Assert.Equal(new Shape(3, 3), scores.Shape);
+        Assert.Equal(fresh.Forward(small).ToDoubles(), scores.ToDoubles());
+    }
 }
