@@ -40,8 +40,9 @@ public static class OutputSize
             case SizeRule.Ceil:
                 // As libtorch's and ONNX's pooling: round up, but the last window must start inside the input or the
                 // padding before it.
+                // In long: a huge stride (the fuzz tests draw int.MaxValue) must not overflow the start of that window.
                 int size = quotient + 2;
-                if ((size - 1) * stride >= input + padBegin) size--;
+                if ((long)(size - 1) * stride >= (long)input + padBegin) size--;
                 return size;
             default:
                 string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
