@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Lockstep.Backends.Managed.Threading;
 
 namespace Lockstep.Backends.Managed.Kernels;
@@ -266,30 +267,29 @@ internal static class Pooling
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int padH = spec.PadH, padW = spec.PadW;
-        // Windows whose two columns lie inside: [vLo, vHi), taken 8 at a time (16 columns) where there are 8.
+        // Windows whose two columns lie inside, [vLo, vHi), and whose two rows do, [hLo, hHi): 8 at a time (16 columns).
         int vLo = (padW + 1) / 2, vHi = Math.Min(outW, (w + padW - 2) / 2 + 1);
+        int hLo = (padH + 1) / 2, hHi = Math.Min(outH, (h + padH - 2) / 2 + 1);
         bool vector = Vector512.IsHardwareAccelerated && (typeof(T) == typeof(float) || typeof(T) == typeof(double)) && vHi - vLo >= 8;
+        if (vector && hHi > hLo && !TileRows(dyp, sp, w, padH, padW, outW, hLo, hHi, vLo, vHi, dxp)) return false;
         // Rows and columns past the last window belong to none.
         int rowsEnd = Math.Min(h, 2 * outH - padH), colsEnd = Math.Min(w, 2 * outW - padW);
         if (rowsEnd < h) dxp[(rowsEnd * w)..].Clear();
+        bool edges = !vector || vLo > 0 || vHi < outW || colsEnd < w;
         for (int oh = 0; oh < outH; oh++)
         {
+            bool inVector = vector && oh >= hLo && oh < hHi;
+            if (inVector && !edges) continue;
             int ra = 2 * oh - padH;
-            var sRow = sp.Slice(oh * outW, outW);
-            var gRow = dyp.Slice(oh * outW, outW);
             for (int r = Math.Max(ra, 0); r < Math.Min(ra + 2, h); r++)
             {
                 if (colsEnd < w) dxp.Slice(r * w + colsEnd, w - colsEnd).Clear();
             }
-            int hi = vLo;
-            if (vector && ra >= 0 && ra + 1 < h)
-            {
-                if (!TileRow(gRow, sRow, w, ra, padW, vLo, vHi, dxp)) return false;
-                hi = vHi;
-            }
+            var sRow = sp.Slice(oh * outW, outW);
+            var gRow = dyp.Slice(oh * outW, outW);
             for (int ow = 0; ow < outW; ow++)
             {
-                if (ow == vLo) ow = Math.Max(ow, hi);
+                if (inVector && ow == vLo) ow = vHi;
                 if (ow >= outW) break;
                 long s = sRow[ow];
                 int ca = 2 * ow - padW;
@@ -309,54 +309,60 @@ internal static class Pooling
         return true;
     }
 
-    // Windows [lo, hi) of the row pair ra, ra + 1 (all inside), 8 at a time (the last 8 overlap the ones before,
-    // rewriting the same values): switch − window origin = 0, 1, W or W + 1 picks the element that gets dy.
-    private static bool TileRow<T>(ReadOnlySpan<T> gRow, ReadOnlySpan<long> sRow, int w, int ra, int padW, int lo, int hi, Span<T> dxp)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    // Windows [lo, hi) of output rows [ohLo, ohHi) (all inside), 8 at a time (the last 8 of a row overlap the ones
+    // before, rewriting the same values): switch − window origin = 0, 1, W or W + 1 picks the element that gets dy.
+    private static bool TileRows<T>(ReadOnlySpan<T> dyp, ReadOnlySpan<long> sp, int w, int padH, int padW, int outW,
+        int ohLo, int ohHi, int lo, int hi, Span<T> dxp) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ref long rs = ref MemoryMarshal.GetReference(sRow);
-        ref T rg = ref MemoryMarshal.GetReference(gRow);
+        ref long rs = ref MemoryMarshal.GetReference(sp);
+        ref T rg = ref MemoryMarshal.GetReference(dyp);
         ref T rx = ref MemoryMarshal.GetReference(dxp);
         var twice = Vector512.Create(0L, 2, 4, 6, 8, 10, 12, 14);
-        var pairsLo = Vector512.Create(0L, 0, 1, 1, 2, 2, 3, 3);
-        var pairsHi = Vector512.Create(4L, 4, 5, 5, 6, 6, 7, 7);
-        var top = Vector512.Create(0L, 1, 0, 1, 0, 1, 0, 1);
-        var bottom = top + Vector512.Create((long)w);
         var wide = Vector512.Create((long)w);
         var two = Vector512.Create(2UL);
-        for (int ow = lo; ; ow += 8)
+        var pairs = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        var top = Vector512.Create(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+        var bottom = top + Vector512.Create(w);
+        for (int oh = ohLo; oh < ohHi; oh++)
         {
-            if (ow > hi - 8) ow = hi - 8;
-            int ca = 2 * ow - padW;
-            var rel = Vector512.LoadUnsafe(ref rs, (nuint)ow) - (Vector512.Create((long)ra * w + ca) + twice);
-            // In the window: rel or rel − W in [0, 2).
-            var inside = Vector512.LessThan(rel.AsUInt64(), two) | Vector512.LessThan((rel - wide).AsUInt64(), two);
-            if (inside != Vector512<ulong>.AllBitsSet) return false;
-            var relLo = Vector512.Shuffle(rel, pairsLo);
-            var relHi = Vector512.Shuffle(rel, pairsHi);
-            nuint a = (nuint)(ra * w + ca), b = a + (nuint)w;
-            if (typeof(T) == typeof(float))
+            int ra = 2 * oh - padH, o0 = oh * outW;
+            for (int ow = lo; ; ow += 8)
             {
-                var g8 = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref rg), (nuint)ow);
-                var g = Vector512.Shuffle(Vector512.Create(g8, g8), Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
-                var hitA = Vector512.Narrow(Vector512.Equals(relLo, top).AsUInt64(), Vector512.Equals(relHi, top).AsUInt64()).AsSingle();
-                var hitB = Vector512.Narrow(Vector512.Equals(relLo, bottom).AsUInt64(), Vector512.Equals(relHi, bottom).AsUInt64()).AsSingle();
-                ((hitA & g) + Vector512<float>.Zero).StoreUnsafe(ref Unsafe.As<T, float>(ref rx), a);
-                ((hitB & g) + Vector512<float>.Zero).StoreUnsafe(ref Unsafe.As<T, float>(ref rx), b);
+                if (ow > hi - 8) ow = hi - 8;
+                int ca = 2 * ow - padW;
+                var rel = Vector512.LoadUnsafe(ref rs, (nuint)(o0 + ow)) - (Vector512.Create((long)ra * w + ca) + twice);
+                // In the window: rel or rel − W in [0, 2); then rel fits an int.
+                var inside = Vector512.LessThan(rel.AsUInt64(), two) | Vector512.LessThan((rel - wide).AsUInt64(), two);
+                if (inside != Vector512<ulong>.AllBitsSet) return false;
+                // Window j's offset in lanes 2j, 2j + 1 (the shuffle reads the lower half only: no merge into the upper).
+                var narrow = Avx512F.IsSupported ? Avx512F.ConvertToVector256Int32(rel).ToVector512Unsafe() : Vector512.Narrow(rel, rel);
+                var rel2 = Vector512.Shuffle(narrow, pairs);
+                var hitA = Vector512.Equals(rel2, top);
+                var hitB = Vector512.Equals(rel2, bottom);
+                nuint a = (nuint)(ra * w + ca), b = a + (nuint)w;
+                if (typeof(T) == typeof(float))
+                {
+                    var g8 = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref rg), (nuint)(o0 + ow));
+                    var g = Vector512.Shuffle(g8.ToVector512Unsafe(), pairs);
+                    ref float dx = ref Unsafe.As<T, float>(ref rx);
+                    ((hitA.AsSingle() & g) + Vector512<float>.Zero).StoreUnsafe(ref dx, a);
+                    ((hitB.AsSingle() & g) + Vector512<float>.Zero).StoreUnsafe(ref dx, b);
+                }
+                else
+                {
+                    var g8 = Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rg), (nuint)(o0 + ow));
+                    var gLo = Vector512.Shuffle(g8, Vector512.Create(0L, 0, 1, 1, 2, 2, 3, 3));
+                    var gHi = Vector512.Shuffle(g8, Vector512.Create(4L, 4, 5, 5, 6, 6, 7, 7));
+                    ref double dx = ref Unsafe.As<T, double>(ref rx);
+                    ((Vector512.WidenLower(hitA).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, a);
+                    ((Vector512.WidenUpper(hitA).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, a + 8);
+                    ((Vector512.WidenLower(hitB).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, b);
+                    ((Vector512.WidenUpper(hitB).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, b + 8);
+                }
+                if (ow + 8 >= hi) break;
             }
-            else
-            {
-                var g8 = Vector512.LoadUnsafe(ref Unsafe.As<T, double>(ref rg), (nuint)ow);
-                var gLo = Vector512.Shuffle(g8, pairsLo);
-                var gHi = Vector512.Shuffle(g8, pairsHi);
-                ref double dx = ref Unsafe.As<T, double>(ref rx);
-                ((Vector512.Equals(relLo, top).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, a);
-                ((Vector512.Equals(relHi, top).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, a + 8);
-                ((Vector512.Equals(relLo, bottom).AsDouble() & gLo) + Vector512<double>.Zero).StoreUnsafe(ref dx, b);
-                ((Vector512.Equals(relHi, bottom).AsDouble() & gHi) + Vector512<double>.Zero).StoreUnsafe(ref dx, b + 8);
-            }
-            if (ow + 8 >= hi) return true;
         }
+        return true;
     }
 
     /// <summary>
