@@ -80,17 +80,27 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
     {
         OpChecks.Copy(this, source, destination);
         using var scope = torch.NewDisposeScope();
-        Value(destination).copy_(Value(source));
+        ((TorchTensor)destination).Mutable.copy_(Value(source));
     }
 
-    /// <summary>y = conv2d(x, w, b) with the spec's stride, padding, dilation and groups: one libtorch call.</summary>
+    /// <summary>
+    /// y = conv2d(x, w, b) with the spec's stride, padding, dilation and groups: one libtorch call, recorded by autograd
+    /// as PyTorch records a training forward (x and w as leaves sharing their storage; the record stays with x, see
+    /// <see cref="ConvTape"/>), so that Conv2dBackward need not run the convolution again.
+    /// </summary>
     public ITensor Conv2d(ITensor x, ITensor w, ITensor? b, ConvSpec spec)
     {
         var shape = OpChecks.Conv2d(this, x, w, b, spec);
         using var scope = torch.NewDisposeScope();
         try
         {
-            return Wrap(Convolve(Value(x), Value(w), b is null ? null : Value(b), spec), shape, spec.Name);
+            using var gradMode = torch.enable_grad();
+            var xLeaf = Value(x).detach().requires_grad_(true);
+            var wLeaf = Value(w).detach().requires_grad_(true);
+            var recorded = Convolve(xLeaf, wLeaf, b is null ? null : Value(b), spec);
+            var y = Wrap(recorded.detach(), shape, spec.Name);
+            ((TorchTensor)x).Record(new ConvTape((TorchTensor)x, (TorchTensor)w, spec, xLeaf, wLeaf, recorded));
+            return y;
         }
         catch (ExternalException e) when (IsAllocationFailure(e))
         {
@@ -114,20 +124,21 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
             : conv2d(pad(x, [p.Left, p.Right, p.Top, p.Bottom]), w, b, Stride(spec), [0, 0], Dilation(spec), spec.Groups);
     }
 
-    /// <summary>dx, dw by libtorch's autograd through conv2d (its convolution_backward); db = Σ_{n,h,w} dy.</summary>
+    /// <summary>
+    /// dx, dw by libtorch's autograd through conv2d (its convolution_backward) — through the graph the forward recorded
+    /// where there is one for x, w and the spec, else through the convolution run again; db = Σ_{n,h,w} dy.
+    /// </summary>
     public ConvGradients Conv2dBackward(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
     {
         OpChecks.Conv2dBackward(this, dy, x, w, spec);
         using var scope = torch.NewDisposeScope();
         using var gradMode = torch.enable_grad();
-        // Leaves that share the data but not the caller's autograd state; TorchSharp exposes no convolution_backward.
-        var xLeaf = Value(x).detach().requires_grad_(needDx);
-        var wLeaf = Value(w).detach().requires_grad_(true);
         IList<torch.Tensor> grads;
         try
         {
-            var y = Convolve(xLeaf, wLeaf, null, spec);
-            grads = torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
+            var taped = FromTape(dy, x, w, spec, needDx);
+            Interlocked.Increment(ref taped is null ? ref _convRecomputed : ref _convFromTape);
+            grads = taped ?? Recompute(dy, x, w, spec, needDx);
         }
         catch (ExternalException e) when (IsAllocationFailure(e))
         {
@@ -138,6 +149,33 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
             needDx ? Wrap(grads[0], x.Shape, spec.Name) : null,
             Wrap(grads[needDx ? 1 : 0], w.Shape, spec.Name),
             Wrap(db, new Shape(w.Shape[0]), spec.Name));
+    }
+
+    private long _convFromTape, _convRecomputed;
+
+    /// <summary>Conv2dBackward calls that used the forward's record, and those that ran the convolution again.</summary>
+    internal (long FromTape, long Recomputed) ConvBackwardPaths => (Interlocked.Read(ref _convFromTape), Interlocked.Read(ref _convRecomputed));
+
+    // The gradients through the graph Conv2d recorded for this x, these weights and this spec — unless x's record is of
+    // another convolution, or x or w were written in place since (an SGD step between forward and backward).
+    private static IList<torch.Tensor>? FromTape(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
+    {
+        var input = (TorchTensor)x;
+        if (input.Tape is not { } tape || !ReferenceEquals(tape.Weights, w) || tape.Weights.IsDisposed || tape.Spec != spec
+            || tape.Writes != (input.Writes, tape.Weights.Writes))
+        {
+            return null;
+        }
+        return torch.autograd.grad([tape.Output], needDx ? [tape.Input, tape.WeightLeaf] : [tape.WeightLeaf], [Value(dy)], retain_graph: true);
+    }
+
+    // Without a record: leaves that share the data but not the caller's autograd state, and the convolution again.
+    private static IList<torch.Tensor> Recompute(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
+    {
+        var xLeaf = Value(x).detach().requires_grad_(needDx);
+        var wLeaf = Value(w).detach().requires_grad_(true);
+        var y = Convolve(xLeaf, wLeaf, null, spec);
+        return torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
     }
 
     /// <summary>y = max (with switches h·W + w per plane), mean, or sqrt(Σ x²) over each window.</summary>
@@ -379,8 +417,8 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         using Scalar decay = weightDecay.ToScalar();
         using Scalar rate = learningRate.ToScalar();
         using Scalar keep = momentum.ToScalar();
-        var p = Value(param);
-        var v = Value(velocity);
+        var p = ((TorchTensor)param).Mutable;
+        var v = ((TorchTensor)velocity).Mutable;
         var step = p.mul(decay).add_(Value(grad)).mul_(rate);
         v.mul_(keep).sub_(step);
         p.add_(v);

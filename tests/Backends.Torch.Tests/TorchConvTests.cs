@@ -162,3 +162,78 @@ public class TorchConvTests
         return result;
     }
 }
+
+/// <summary>Conv2dBackward through the graph the forward recorded (ConvTape) instead of running the convolution again.</summary>
+public class TorchConvTapeTests
+{
+    private static TorchBackend B => Backend;
+
+    private static (ITensor X, ITensor W, ITensor Dy, ConvSpec Spec) Case(int seed)
+    {
+        var spec = ConvSpec.Square(3, 2, 1);
+        var x = B.F64(Random(2 * 3 * 7 * 7, seed), 2, 3, 7, 7);
+        var w = B.F64(Random(4 * 3 * 3 * 3, seed + 1), 4, 3, 3, 3);
+        var dy = B.F64(Random(2 * 4 * 4 * 4, seed + 2), 2, 4, 4, 4);
+        return (x, w, dy, spec);
+    }
+
+    [Fact]
+    public void Backward_AfterForward_UsesTheRecordAndMatchesARecomputationBitwise()
+    {
+        var (x, w, dy, spec) = Case(11);
+        using (x) using (w) using (dy)
+        {
+            using var y = B.Conv2d(x, w, null, spec);
+            var before = B.ConvBackwardPaths;
+            using var taped = B.Conv2dBackward(dy, x, w, spec, needDx: true);
+            using var again = B.Conv2dBackward(dy, x, w, spec, needDx: false);   // the record is kept for repeated calls
+            var after = B.ConvBackwardPaths;
+            Assert.True(after.FromTape - before.FromTape >= 2, $"backward used the record {after.FromTape - before.FromTape} times, not 2");
+
+            // Another x (a copy of the same data) has no record: the gradients come from running the convolution again.
+            using var copy = B.F64(x.ToArray<double>(), 2, 3, 7, 7);
+            using var recomputed = B.Conv2dBackward(dy, copy, w, spec, needDx: true);
+            Assert.True(B.ConvBackwardPaths.Recomputed > after.Recomputed, "a tensor never convolved was served from a record");
+            Assert.Equal(recomputed.Dx!.ToArray<double>(), taped.Dx!.ToArray<double>());
+            Assert.Equal(recomputed.Dw.ToArray<double>(), taped.Dw.ToArray<double>());
+            Assert.Equal(recomputed.Dw.ToArray<double>(), again.Dw.ToArray<double>());
+        }
+    }
+
+    [Fact]
+    public void Backward_AfterWeightsChangedInPlace_UsesTheNewWeights()
+    {
+        var (x, w, dy, spec) = Case(21);
+        using (x) using (w) using (dy)
+        {
+            using var y = B.Conv2d(x, w, null, spec);
+            using var grad = B.F64(Enumerable.Repeat(1.0, 4 * 3 * 3 * 3).ToArray(), 4, 3, 3, 3);
+            using var velocity = B.Zeros(w.Shape, DType.Float64);
+            B.SgdStep(w, grad, velocity, learningRate: 0.5, momentum: 0, weightDecay: 0);   // w changes in place after the forward
+
+            using var stale = B.Conv2dBackward(dy, x, w, spec, needDx: true);
+            using var copy = B.F64(x.ToArray<double>(), 2, 3, 7, 7);
+            using var fresh = B.Conv2dBackward(dy, copy, w, spec, needDx: true);
+            Assert.Equal(fresh.Dx!.ToArray<double>(), stale.Dx!.ToArray<double>());
+            Assert.Equal(fresh.Dw.ToArray<double>(), stale.Dw.ToArray<double>());
+        }
+    }
+
+    [Fact]
+    public void Backward_WithOtherWeightsOrSpec_DoesNotUseTheRecord()
+    {
+        var (x, w, dy, spec) = Case(31);
+        using (x) using (w) using (dy)
+        {
+            using var y = B.Conv2d(x, w, null, spec);
+            using var w2 = B.F64(Random(4 * 3 * 3 * 3, 99), 4, 3, 3, 3);
+            var before = B.ConvBackwardPaths;
+            using var other = B.Conv2dBackward(dy, x, w2, spec, needDx: true);
+            Assert.Equal(before.FromTape, B.ConvBackwardPaths.FromTape);
+
+            using var copy = B.F64(x.ToArray<double>(), 2, 3, 7, 7);
+            using var expected = B.Conv2dBackward(dy, copy, w2, spec, needDx: true);
+            Assert.Equal(expected.Dw.ToArray<double>(), other.Dw.ToArray<double>());
+        }
+    }
+}
