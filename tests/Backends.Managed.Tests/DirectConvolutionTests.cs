@@ -136,6 +136,28 @@ public sealed class DirectConvolutionTests
         Assert.True(expected <= ManagedBackend.ConvWorkspaceElements(xs, spec, 12, threads: 2), "the budget check must cover it");
     }
 
+    /// <summary>Once warm, the kernels rent everything from the pool and keep their small arrays in cached jobs.</summary>
+    [Fact]
+    public void DirectKernels_AllocateNothingOnceWarm()
+    {
+        // One worker: every item runs on this thread, whose allocations the counter sees.
+        using var workers = new Lockstep.Backends.Managed.Threading.WorkerPool(1);
+        var pool = new Lockstep.Backends.Managed.Tensors.BufferPool();
+        var xs = Shape.Nchw(2, 3, 20, 24);
+        var spec = ConvSpec.Square(5, 1, 2);
+        float[] x = new float[xs.Count], w = new float[10 * 75], b = new float[10], y = new float[2 * 10 * 20 * 24], dw = new float[750], db = new float[10];
+        Assert.True(DirectConvolution.AppliesToWeights(xs, 10, spec, 20, 24, DirectConvolution.Lanes<float>()));
+        void Both()
+        {
+            DirectConvolution.Forward<float>(workers, pool, x, xs, w, 10, b, spec, 20, 24, y);
+            DirectConvolution.BackwardWeights<float>(workers, pool, y, x, xs, 10, spec, 20, 24, dw, db);
+        }
+        Both();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 5; i++) Both();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     private static int Lanes(DType dtype) => dtype == DType.Float32 ? DirectConvolution.Lanes<float>() : DirectConvolution.Lanes<double>();
 
     private static double[] Forward(int threads, Shape xs, Shape ws, ConvSpec spec, DType dtype, int seed)
