@@ -207,7 +207,9 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
             {
                 int cols = Math.Min(j1 - jb, width);
                 for (int t = 0; t < _k; t++) new ReadOnlySpan<T>(_b + (long)t * _n + jb, cols).CopyTo(new Span<T>(pb + t * cols, cols));
-                for (int r = 0; r < _m; r++) Row(_a + (long)r * _rowStride, pb, cols, _c + (long)r * _n + jb);
+                int r = 0;
+                for (; r + 1 < _m; r += 2) RowPair(_a + (long)r * _rowStride, pb, cols, _c + (long)r * _n + jb);
+                if (r < _m) Row(_a + (long)r * _rowStride, pb, cols, _c + (long)r * _n + jb);
             }
         }
     }
@@ -215,8 +217,58 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
     /// <summary>Elements of B packed per block: 16 KB of floats (32 KB of doubles), within L1 with room for C's rows.</summary>
     private const int PackElements = 4096;
 
-    // c[j] = Σ_t a[t·kStride]·b[t·cols + j] for j < cols
-    private void Row(T* a, T* b, int cols, T* c)
+    // Rows r and r + 1 of C (a and a + rowStride, c and c + N) over the vector part, then each row's tail: two rows
+    // share each load of B and keep 8 independent sums in flight (one row's 4 would wait on the FMA latency).
+    private void RowPair(T* a, T* b, int cols, T* c)
+    {
+        int j = 0, k = _k, ks = _kStride, rs = _rowStride;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            int v = Vector512<T>.Count;
+            for (; j <= cols - 4 * v; j += 4 * v)
+            {
+                Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default;
+                Vector512<T> u0 = default, u1 = default, u2 = default, u3 = default;
+                T* bj = b + j;
+                for (int t = 0; t < k; t++, bj += cols)
+                {
+                    var at = Vector512.Create(a[t * ks]);
+                    var bt = Vector512.Create(a[rs + t * ks]);
+                    var b0 = Vector512.Load(bj);
+                    var b1 = Vector512.Load(bj + v);
+                    var b2 = Vector512.Load(bj + 2 * v);
+                    var b3 = Vector512.Load(bj + 3 * v);
+                    s0 = Fma(b0, at, s0);
+                    s1 = Fma(b1, at, s1);
+                    s2 = Fma(b2, at, s2);
+                    s3 = Fma(b3, at, s3);
+                    u0 = Fma(b0, bt, u0);
+                    u1 = Fma(b1, bt, u1);
+                    u2 = Fma(b2, bt, u2);
+                    u3 = Fma(b3, bt, u3);
+                }
+                s0.Store(c + j);
+                s1.Store(c + j + v);
+                s2.Store(c + j + 2 * v);
+                s3.Store(c + j + 3 * v);
+                T* d = c + _n;
+                u0.Store(d + j);
+                u1.Store(d + j + v);
+                u2.Store(d + j + 2 * v);
+                u3.Store(d + j + 3 * v);
+            }
+        }
+        if (j < cols)
+        {
+            Row(a, b + j, cols - j, c + j, cols);
+            Row(a + rs, b + j, cols - j, c + _n + j, cols);
+        }
+    }
+
+    // c[j] = Σ_t a[t·kStride]·b[t·ldb + j] for j < cols
+    private void Row(T* a, T* b, int cols, T* c) => Row(a, b, cols, c, cols);
+
+    private void Row(T* a, T* b, int cols, T* c, int ldb)
     {
         int j = 0, k = _k, ks = _kStride;
         if (Vector512.IsHardwareAccelerated)
@@ -226,7 +278,7 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
             {
                 Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default;
                 T* bj = b + j;
-                for (int t = 0; t < k; t++, bj += cols)
+                for (int t = 0; t < k; t++, bj += ldb)
                 {
                     var at = Vector512.Create(a[t * ks]);
                     s0 = Fma(Vector512.Load(bj), at, s0);
@@ -243,14 +295,14 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
             {
                 Vector512<T> s0 = default;
                 T* bj = b + j;
-                for (int t = 0; t < k; t++, bj += cols) s0 = Fma(Vector512.Load(bj), Vector512.Create(a[t * ks]), s0);
+                for (int t = 0; t < k; t++, bj += ldb) s0 = Fma(Vector512.Load(bj), Vector512.Create(a[t * ks]), s0);
                 s0.Store(c + j);
             }
         }
         for (; j < cols; j++)
         {
             T sum = T.Zero;
-            for (int t = 0; t < k; t++) sum = T.FusedMultiplyAdd(b[t * cols + j], a[t * ks], sum);
+            for (int t = 0; t < k; t++) sum = T.FusedMultiplyAdd(b[t * ldb + j], a[t * ks], sum);
             c[j] = sum;
         }
     }
