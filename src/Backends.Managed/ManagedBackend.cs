@@ -136,6 +136,12 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         return t;
     }
 
+    public void Upload<T>(ReadOnlySpan<T> data, ITensor destination) where T : unmanaged
+    {
+        OpChecks.Upload<T>(this, data.Length, destination);
+        data.CopyTo(Out<T>(destination));
+    }
+
     public void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged
     {
         OpChecks.Download<T>(this, tensor, destination.Length);

@@ -173,5 +173,21 @@ public sealed class AllocationTests : IDisposable
         AssertNone("Network.TrainStep (svm)", () => svm.TrainStep(x, labels, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4));
     }
 
+    /// <summary>
+    /// Trainer.Step with its batch buffers kept (as Trainer.Epoch keeps them for an epoch): gathering the images,
+    /// uploading them, the step and counting correct answers allocate nothing once warm either.
+    /// </summary>
+    [Theory, MemberData(nameof(Dtypes))]
+    public void TrainerStep_AllocatesNothingOnceWarm(DType dtype)
+    {
+        var def = NetworkSpec.Parse("INPUT 12x12x1 -> CONV3-4 -> RELU -> POOL2 -> FC-10", "digits");
+        using var net = def.Build(_backend, dtype, seed: 1);
+        var data = new Training.LabelledImages(HostData.Random(18, 200 * 144), HostData.Labels(19, 200, 10), 1, 12, 12);
+        int[] indices = Enumerable.Range(0, 20).Select(i => i * 7 % 200).ToArray();
+        var sgd = new Training.SgdSettings(LearningRate: 0.01);
+        using var buffers = new Training.TrainingBatch();
+        AssertNone("Trainer.Step", () => Training.Trainer.Step(net, data, indices, sgd, buffers));
+    }
+
     public void Dispose() => _backend.Dispose();
 }

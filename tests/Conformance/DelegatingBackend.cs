@@ -12,6 +12,7 @@ public abstract class DelegatingBackend(IBackend inner) : IBackend
     public virtual string Name => Inner.Name;
     public virtual string Description => Inner.Description;
     public virtual ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged => Inner.Upload(data, shape);
+    public virtual void Upload<T>(ReadOnlySpan<T> data, ITensor destination) where T : unmanaged => Inner.Upload(data, destination);
     public virtual void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged => Inner.Download(tensor, destination);
     public virtual ITensor Zeros(Shape shape, DType dtype) => Inner.Zeros(shape, dtype);
     public virtual void Copy(ITensor source, ITensor destination) => Inner.Copy(source, destination);

@@ -9,6 +9,7 @@ namespace Lockstep;
 /// output shape, and of none of its inputs (RELU alone may run in place): a training step that keeps its tensors
 /// allocates nothing per op. Their default implementations run the allocating op and <see cref="Copy"/> its result over,
 /// so a backend that implements only the allocating ops still gets them; a backend overrides them to write directly.
+/// (Upload has a destination form too: host data into an existing tensor.)
 /// </summary>
 public interface IBackend : IDisposable
 {
@@ -20,6 +21,14 @@ public interface IBackend : IDisposable
 
     /// <summary>Copies host data (float, double or long) into a new tensor of this backend.</summary>
     ITensor Upload<T>(ReadOnlySpan<T> data, Shape shape) where T : unmanaged;
+
+    /// <summary>Copies host data into <paramref name="destination"/> (of <typeparamref name="T"/>'s dtype, as many elements).</summary>
+    void Upload<T>(ReadOnlySpan<T> data, ITensor destination) where T : unmanaged
+    {
+        OpChecks.Upload<T>(this, data.Length, destination);
+        using var t = Upload(data, destination.Shape);
+        Copy(t, destination);
+    }
 
     /// <summary>Copies a tensor's data to the host; <typeparamref name="T"/> must match its dtype.</summary>
     void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged;

@@ -453,6 +453,18 @@ public static class OpChecks
         return dtype;
     }
 
+    /// <summary>Validates an upload into <paramref name="destination"/>: this backend's, alive, of the data's dtype and length.</summary>
+    public static void Upload<T>(IBackend backend, int length, ITensor destination) where T : unmanaged
+    {
+        const string op = "Upload";
+        if (destination is null) throw new ArgumentNullException(nameof(destination), $"{op}: destination is null");
+        Destination(backend, op, "destination", destination, destination.Shape, DTypes.Of<T>());
+        if (length != destination.Shape.Count)
+        {
+            throw new ArgumentException($"{op}: destination {destination.Shape} holds {destination.Shape.Count} elements, the data has {length}", nameof(destination));
+        }
+    }
+
     public static void Download<T>(IBackend backend, ITensor tensor, int length) where T : unmanaged
     {
         if (tensor is null) throw new ArgumentNullException(nameof(tensor), "Download: tensor is null");

@@ -53,16 +53,31 @@ public static class Trainer
     /// </summary>
     public static (double Loss, int Correct) Step(Network network, LabelledImages data, int[] batch, SgdSettings sgd, string? where = null)
     {
+        using var buffers = new TrainingBatch();
+        return Step(network, data, batch, sgd, buffers, where);
+    }
+
+    /// <summary>
+    /// As <see cref="Step(Network, LabelledImages, int[], SgdSettings, string?)"/>, in <paramref name="buffers"/> kept from
+    /// step to step: on a backend whose destination ops are native (managed) a step then allocates nothing once warm.
+    /// </summary>
+    public static (double Loss, int Correct) Step(Network network, LabelledImages data, ReadOnlySpan<int> batch, SgdSettings sgd,
+        TrainingBatch buffers, string? where = null) => Step(network, data, batch, sgd, buffers, where, default);
+
+    private static (double Loss, int Correct) Step(Network network, LabelledImages data, ReadOnlySpan<int> batch, SgdSettings sgd,
+        TrainingBatch buffers, string? where, (int Epoch, int Step, int Steps) position)
+    {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(sgd);
-        var images = data.Select(batch);
-        using var x = network.Backend.Upload(images.Pixels, network.Definition.InputShape(batch.Length), network.DType);
+        ArgumentNullException.ThrowIfNull(buffers);
+        var x = buffers.Load(network, data, batch);
         var scores = network.Forward(x);
-        int correct = Correct(scores, images.Labels);
-        double loss = network.ComputeLoss(images.Labels);
+        int correct = buffers.Correct(scores);
+        double loss = network.ComputeLoss(buffers.Labels);
         if (!double.IsFinite(loss))
         {
+            where ??= position.Steps > 0 ? Position(position.Epoch, position.Step, position.Steps) : null;
             throw new TrainingDivergedException(
                 $"{network.Definition.Name} on {network.Backend.Name}, {where ?? "a step"}: the loss is {loss.ToString(CultureInfo.InvariantCulture)} — training diverged; " +
                 $"lower the learning rate (now {sgd.LearningRate}) or the momentum (now {sgd.Momentum})");
@@ -81,9 +96,13 @@ public static class Trainer
         double lossSum = 0;
         int correct = 0, done = 0;
         int steps = BatchCount(data.Count, sgd.Batch);
-        foreach (var batch in Batches(Order(data.Count, sgd.Seed, epoch), sgd.Batch))
+        var order = Order(data.Count, sgd.Seed, epoch);
+        // One set of batch buffers for the epoch; the batches are spans of the order, so a step allocates nothing.
+        using var buffers = new TrainingBatch();
+        for (int start = 0; start < order.Length; start += sgd.Batch)
         {
-            var (loss, right) = Step(network, data, batch, sgd, Position(epoch, done + 1, steps));
+            var batch = order.AsSpan(start, Math.Min(sgd.Batch, order.Length - start));
+            var (loss, right) = Step(network, data, batch, sgd, buffers, null, (epoch, done + 1, steps));
             lossSum += loss * batch.Length;
             correct += right;
             progress?.Invoke(++done);
