@@ -387,6 +387,14 @@ public abstract class BadInputConformance : IDisposable
     }
 
     [Fact]
+    public void Upload_ThrowsForDestinationLengthMismatch()
+    {
+        using var t = Tensor(2, 3);
+        var e = Assert.Throws<ArgumentException>(() => Backend.Upload<float>(new float[5], t));
+        Says(e, "Upload", "destination", "[2, 3]", "6", "5");
+    }
+
+    [Fact]
     public void Copy_ThrowsForShapeMismatch()
     {
         using var a = Tensor(2, 6);

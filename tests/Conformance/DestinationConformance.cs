@@ -186,6 +186,18 @@ public abstract class DestinationConformance(IBackend backend) : IDisposable
     }
 
     [Theory, MemberData(nameof(Dtypes))]
+    public void Upload_IntoDestination_MatchesAllocating(DType dtype)
+    {
+        var shape = new Shape(3, 7);
+        var data = HostData.Random(24, shape.Count);
+        using var expected = Backend.Upload(data, shape, dtype);
+        using var destination = Poisoned(shape, dtype);
+        if (dtype == DType.Float32) Backend.Upload<float>(Array.ConvertAll(data, v => (float)v), destination);
+        else Backend.Upload<double>(data, destination);
+        Same("Upload", expected, destination);
+    }
+
+    [Theory, MemberData(nameof(Dtypes))]
     public void Copy_CopiesBitForBit(DType dtype)
     {
         using var source = Random(23, new Shape(3, 5), dtype);
