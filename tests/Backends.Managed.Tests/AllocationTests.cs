@@ -69,20 +69,21 @@ public sealed class AllocationTests : IDisposable
     /// (C·F·F × H'·W' over 1M), Winograd (3×3, ≥ 32 channels both ways), pointwise (no columns).
     /// </summary>
     [Theory]
-    [InlineData(DType.Float32, 8, 16, 3, 16)]
-    [InlineData(DType.Float64, 8, 16, 3, 16)]
-    [InlineData(DType.Float32, 64, 16, 3, 16)]
-    [InlineData(DType.Float32, 64, 56, 3, 16)]
-    [InlineData(DType.Float32, 64, 56, 3, 64)]
-    [InlineData(DType.Float64, 64, 56, 3, 64)]
-    [InlineData(DType.Float32, 8, 16, 1, 16)]
-    public void Conv2d_IntoDestination_AllocatesNothing(DType dtype, int channels, int size, int kernel, int filters)
+    [InlineData(DType.Float32, 2, 8, 16, 3, 16)]
+    [InlineData(DType.Float64, 2, 8, 16, 3, 16)]
+    [InlineData(DType.Float32, 64, 3, 32, 5, 16)]   // the bdn cifar shape: direct forward and dw over a batch of 64
+    [InlineData(DType.Float32, 2, 64, 16, 3, 16)]
+    [InlineData(DType.Float32, 2, 64, 56, 3, 16)]
+    [InlineData(DType.Float32, 2, 64, 56, 3, 64)]
+    [InlineData(DType.Float64, 2, 64, 56, 3, 64)]
+    [InlineData(DType.Float32, 2, 8, 16, 1, 16)]
+    public void Conv2d_IntoDestination_AllocatesNothing(DType dtype, int n, int channels, int size, int kernel, int filters)
     {
         var spec = ConvSpec.Square(kernel, 1, (kernel - 1) / 2, name: "conv1");
-        using var x = Random(1, Shape.Nchw(2, channels, size, size), dtype);
+        using var x = Random(1, Shape.Nchw(n, channels, size, size), dtype);
         using var w = Random(2, new Shape(filters, channels, kernel, kernel), dtype);
         using var b = Random(3, new Shape(filters), dtype);
-        using var y = _backend.Zeros(Shape.Nchw(2, filters, size, size), dtype);
+        using var y = _backend.Zeros(Shape.Nchw(n, filters, size, size), dtype);
         using var dy = Random(4, y.Shape, dtype);
         using var g = new ConvGradients(_backend.Zeros(x.Shape, dtype), _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
         using var gw = new ConvGradients(null, _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
