@@ -57,6 +57,16 @@ public class NetworkTests
     }
 
     [Fact]
+    public void Forward_ThrowsForWrongInputDType()
+    {
+        using var backend = new NaiveBackend();
+        using var net = Tiny().Build(backend, DType.Float64, seed: 1);
+        using var x = backend.Zeros(net.Definition.InputShape(2), DType.Float32);
+        var e = Assert.Throws<ArgumentException>(() => net.Forward(x));
+        Assert.Contains("tiny: input: expected Float64, got Float32", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Backward_ThrowsBeforeForward()
     {
         using var backend = new NaiveBackend();

@@ -45,8 +45,8 @@ public sealed class Network : IDisposable
     {
         using var use = Enter("Forward");
         ArgumentNullException.ThrowIfNull(x);
-        if (x.Shape != _inputShape) Prepare(x.Shape);
         if (x.DType != DType) throw new ArgumentException($"{Definition.Name}: input: expected {DType}, got {x.DType}");
+        if (x.Shape != _inputShape) Prepare(x.Shape);
         _forwarded = _hasLoss = false;
         var h = x;
         for (int i = 0; i < Layers.Count; i++)
