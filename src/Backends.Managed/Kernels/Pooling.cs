@@ -237,8 +237,12 @@ internal static class Pooling
         int outH, int outW, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int plane = h * w, outPlane = outH * outW;
+        // Only where a row has 8 windows inside for the vector: on narrower planes (VGG16's pool5, 14 → 7) the scalar
+        // per-window writes measured 10× slower than the scatter.
         bool tiles = spec.KernelH == 2 && spec.KernelW == 2 && spec.StrideH == 2 && spec.StrideW == 2
-            && spec.DilationH == 1 && spec.DilationW == 1;
+            && spec.DilationH == 1 && spec.DilationW == 1 && Vector512.IsHardwareAccelerated
+            && (typeof(T) == typeof(float) || typeof(T) == typeof(double))
+            && Math.Min(outW, (w + spec.PadW - 2) / 2 + 1) - (spec.PadW + 1) / 2 >= 8;
         for (int p = 0; p < planes; p++)
         {
             var dyp = dy.Slice(p * outPlane, outPlane);
