@@ -79,6 +79,7 @@ internal static class Linear
             }
             // dw[o, :] = Σ_i dy[i, o]·x[i, :]: A(o, i) = dy[i·out + o]
             if (small && n <= SmallBatch) SmallKJob<T>.Run(workers, pdy, 1, outputs, px, outputs, inputs, n, pdw);
+            else if (OuterJob<T>.Applies(n, inputs, outputs)) OuterJob<T>.Run(workers, pdy, px, n, inputs, outputs, pdw);
             else gemm.Gemm(true, false, outputs, inputs, n, T.One, dy, outputs, x, inputs, T.Zero, dw, inputs);
         }
         db.Clear();
@@ -307,8 +308,80 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
         }
     }
 
-    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> addend) =>
+    internal static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> addend) =>
         typeof(T) == typeof(float)
             ? Vector512.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), addend.As<T, float>()).As<float, T>()
             : Vector512.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(), addend.As<T, double>()).As<double, T>();
+}
+
+/// <summary>
+/// dw [out × in] = dyᵀ · x for a small batch and a large dw (AlexNet's and VGG16's fc1: 151 and 411 MB at batch ≤ 16):
+/// the product has only N multiply-adds per element, so writing dw is the cost. Each row dw[o, :] = Σ_i dy[i, o]·x[i, :]
+/// is fused-multiply-added from i = 0 up (vector lanes and scalar ends alike, so the bits do not depend on the split) and
+/// written with non-temporal stores, which skip reading the lines they overwrite; the N rows of x stay in cache.
+/// Items are fixed ranges of rows.
+/// </summary>
+internal sealed unsafe class OuterJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Up to this batch; and dw of at least <see cref="MinElements"/> elements (smaller ones stay in cache anyway).</summary>
+    public const int MaxBatch = 16;
+
+    public const long MinElements = 1L << 20;
+
+    private T* _dy, _x, _dw;
+    private int _n, _inputs, _outputs, _items;
+
+    public static bool Applies(int n, int inputs, int outputs) =>
+        Vector512.IsHardwareAccelerated && n <= MaxBatch && (long)inputs * outputs >= MinElements && inputs >= 4 * Vector512<T>.Count;
+
+    public static void Run(WorkerPool workers, T* dy, T* x, int n, int inputs, int outputs, T* dw)
+    {
+        var job = Cache<OuterJob<T>>.Rent();
+        try
+        {
+            job._dy = dy;
+            job._x = x;
+            job._dw = dw;
+            (job._n, job._inputs, job._outputs) = (n, inputs, outputs);
+            job._items = Math.Min(outputs, 8 * workers.Threads);
+            workers.For(job._items, job);
+        }
+        finally
+        {
+            job._dy = job._x = job._dw = null;
+            Cache<OuterJob<T>>.Return(job);
+        }
+    }
+
+    public void Run(int index, int worker)
+    {
+        int o0 = (int)((long)index * _outputs / _items), o1 = (int)((long)(index + 1) * _outputs / _items);
+        int lanes = Vector512<T>.Count;
+        Span<T> c = stackalloc T[MaxBatch];
+        for (int o = o0; o < o1; o++)
+        {
+            for (int i = 0; i < _n; i++) c[i] = _dy[(long)i * _outputs + o];
+            T* row = _dw + (long)o * _inputs;
+            // Scalar up to the first 64-byte boundary, aligned non-temporal vectors, scalar tail.
+            int head = (int)(((64 - ((nuint)row & 63)) & 63) / (nuint)sizeof(T));
+            if (((nuint)row & (nuint)(sizeof(T) - 1)) != 0) head = _inputs;   // not even element-aligned: all scalar
+            head = Math.Min(head, _inputs);
+            int j = 0;
+            for (; j < head; j++) row[j] = Element(c, j);
+            for (; j <= _inputs - lanes; j += lanes)
+            {
+                var acc = Vector512<T>.Zero;
+                for (int i = 0; i < _n; i++) acc = SmallKJob<T>.Fma(Vector512.Create(c[i]), Vector512.Load(_x + (long)i * _inputs + j), acc);
+                acc.StoreAlignedNonTemporal(row + j);
+            }
+            for (; j < _inputs; j++) row[j] = Element(c, j);
+        }
+    }
+
+    private T Element(ReadOnlySpan<T> c, int j)
+    {
+        T acc = T.Zero;
+        for (int i = 0; i < _n; i++) acc = T.FusedMultiplyAdd(c[i], _x[(long)i * _inputs + j], acc);
+        return acc;
+    }
 }
