@@ -63,7 +63,7 @@ internal static class Winograd
         var u = pool.Rent<T>(16 * filters * channels, clear: false);
         try
         {
-            TransformWeights(weights, filters, channels, gradient: false, u);
+            WeightJob<T>.Run(workers, weights, filters, channels, gradient: false, u);
             Run(gemm, workers, pool, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y);
         }
         finally
@@ -80,7 +80,7 @@ internal static class Winograd
         var u = pool.Rent<T>(16 * filters * channels, clear: false);
         try
         {
-            TransformWeights(weights, filters, channels, gradient: true, u);
+            WeightJob<T>.Run(workers, weights, filters, channels, gradient: true, u);
             Run(gemm, workers, pool, dy, n, filters, outH, outW, u, channels, default, 2 - padTop, 2 - padLeft, h, w, dx);
         }
         finally
@@ -90,13 +90,14 @@ internal static class Winograd
     }
 
     // U_ξ = (G g Gᵀ)_ξ for every filter k and channel c, stored as 16 matrices [K × C] (forward), or for the input gradient
-    // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap). Each matrix is
-    // written row by row (the loop over its columns innermost), so the 16 outputs are 16 sequential streams.
-    private static void TransformWeights<T>(ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
+    // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap); rows [row0, row1) of
+    // each. Each matrix is written row by row (the loop over its columns innermost), so the 16 outputs are 16 sequential
+    // streams; rows are disjoint, so the workers can take ranges of them.
+    private static void TransformWeights<T>(ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int rows = gradient ? channels : filters, columns = gradient ? filters : channels, plane = filters * channels;
-        for (int row = 0; row < rows; row++)
+        int columns = gradient ? filters : channels, plane = filters * channels;
+        for (int row = row0; row < row1; row++)
         {
             for (int col = 0; col < columns; col++)
             {
@@ -347,6 +348,44 @@ internal static class Winograd
                 bottom[ow + 2 * i + 1] = lanes[3 * n + i];
             }
             if (pairs < count) bottom[ow + 2 * pairs] = lanes[2 * n + pairs];
+        }
+    }
+
+    /// <summary>The weight transform over the workers, each a fixed range of U's rows (on a loaded pool, inline).</summary>
+    private sealed unsafe class WeightJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private T* _weights, _u;
+        private int _weightsLength, _uLength, _filters, _channels, _rows, _items;
+        private bool _gradient;
+
+        public static void Run(WorkerPool workers, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
+        {
+            int rows = gradient ? channels : filters;
+            var job = Cache<WeightJob<T>>.Rent();
+            fixed (T* pw = weights, pu = u)
+            {
+                try
+                {
+                    job._weights = pw;
+                    job._u = pu;
+                    (job._weightsLength, job._uLength, job._filters, job._channels, job._gradient, job._rows) =
+                        (weights.Length, u.Length, filters, channels, gradient, rows);
+                    // Small transforms (under ~64K filters' worth) stay on the caller.
+                    job._items = (long)filters * channels < 1 << 16 ? 1 : Math.Min(rows, 4 * workers.Threads);
+                    workers.For(job._items, job);
+                }
+                finally
+                {
+                    job._weights = job._u = null;
+                    Cache<WeightJob<T>>.Return(job);
+                }
+            }
+        }
+
+        public void Run(int index, int worker)
+        {
+            int row0 = (int)((long)index * _rows / _items), row1 = (int)((long)(index + 1) * _rows / _items);
+            TransformWeights(new ReadOnlySpan<T>(_weights, _weightsLength), _filters, _channels, _gradient, row0, row1, new Span<T>(_u, _uLength));
         }
     }
 
