@@ -24,6 +24,8 @@ public static class BdnCommand
         backend (managed, torch) and shape, float32, at the configured threads, and each with "Into" (Conv2dInto, …):
         the destination overload writing into tensors made once. 'Allocated' is GC-heap bytes per op: each op disposes
         what it returns, so a warm managed backend reuses every buffer; the Into forms allocate no result objects either.
+        Control: a ~2.5 ms spin that allocates nothing — what the diagnoser reads in this process for no allocation (it
+        can count one event of a few KB per measured iteration whatever the op; read an op's cell against it).
         Results also go to BenchmarkDotNet.Artifacts/ (markdown, CSV).
         """;
 
