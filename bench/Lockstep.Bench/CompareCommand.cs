@@ -180,6 +180,16 @@ public static class CompareCommand
         return t;
     }
 
+    /// <summary>A 1-minute load average of this many per logical core at the start draws a warning in the header.</summary>
+    public const double BusyLoadPerCore = 1.5;
+
+    /// <summary>The header's warning when the run starts on a busy machine (load ≥ <see cref="BusyLoadPerCore"/> per core); null otherwise.</summary>
+    public static string? BusyWarning(double? loadAverage, int cores) =>
+        loadAverage is { } load && load >= BusyLoadPerCore * cores
+            ? FormattableString.Invariant($"the machine is busy (load {load:0.00} on {cores} logical cores): timings are unreliable, ") +
+              "libtorch's most (its OpenMP threads wait for each other at every barrier: 10–30× slower at such loads); compare on a quiet machine"
+            : null;
+
     private static void PrintHeader(IAnsiConsole console, MachineReport machine, ConfigReport config, LockstepOptions options)
     {
         var w = console.Profile.Out.Writer;
@@ -188,6 +198,7 @@ public static class CompareCommand
         w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
                     (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)") +
                     (machine.LoadAverageStart is { } load ? $"; load average {load:0.00} at start" : ""));
+        if (BusyWarning(machine.LoadAverageStart, machine.Cores) is { } warning) w.WriteLine($"  warning:  {warning}");
         foreach (var b in config.Backends)
         {
             w.WriteLine($"  {b.Name + ":",-9} {b.Description}");

@@ -53,6 +53,19 @@ public sealed class CliCommandTests : IDisposable
         Assert.Contains("16×16×16", result.Output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(3.0, 2, true)]
+    [InlineData(2.99, 2, false)]
+    [InlineData(6.5, 4, true)]
+    [InlineData(0.2, 1, false)]
+    public void Compare_BusyWarning_FromOneAndAHalfLoadPerCore(double load, int cores, bool warns)
+    {
+        string? warning = CompareCommand.BusyWarning(load, cores);
+        Assert.Equal(warns, warning is not null);
+        if (warns) Assert.Contains(FormattableString.Invariant($"load {load:0.00} on {cores} logical cores"), warning!, StringComparison.Ordinal);
+        Assert.Null(CompareCommand.BusyWarning(null, cores));
+    }
+
     [Fact]
     public void Compare_TinySpecOnNaiveAndManaged_WritesTheReportShape()
     {
