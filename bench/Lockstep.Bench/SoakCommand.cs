@@ -125,7 +125,7 @@ public static class SoakCommand
             // as RSS growth halfway through the run.
             for (int i = 0; i < 64; i++)
             {
-                _ = (ResidentBytes(), GC.GetTotalMemory(forceFullCollection: true), GC.GetGCMemoryInfo().TotalCommittedBytes,
+                _ = (ResidentBytes(), LiveHeapBytes(), GC.GetGCMemoryInfo().TotalCommittedBytes,
                     GC.GetTotalAllocatedBytes(precise: true), System.Runtime.JitInfo.GetCompiledMethodCount());
             }
             TakeSample(0);
