@@ -95,9 +95,7 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         try
         {
             using var gradMode = torch.enable_grad();
-            var xLeaf = Value(x).detach().requires_grad_(true);
-            var wLeaf = Value(w).detach().requires_grad_(true);
-            var recorded = Convolve(xLeaf, wLeaf, b is null ? null : Value(b), spec);
+            var (xLeaf, wLeaf, recorded) = ConvolveLeaves(x, w, b, spec, inputGradient: true);
             var y = Wrap(recorded.detach(), shape, spec.Name);
             ((TorchTensor)x).Record(new ConvTape((TorchTensor)x, (TorchTensor)w, spec, xLeaf, wLeaf, recorded));
             return y;
@@ -169,13 +167,19 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         return torch.autograd.grad([tape.Output], needDx ? [tape.Input, tape.WeightLeaf] : [tape.WeightLeaf], [Value(dy)], retain_graph: true);
     }
 
-    // Without a record: leaves that share the data but not the caller's autograd state, and the convolution again.
+    // Without a record: the convolution again.
     private static IList<torch.Tensor> Recompute(ITensor dy, ITensor x, ITensor w, ConvSpec spec, bool needDx)
     {
-        var xLeaf = Value(x).detach().requires_grad_(needDx);
-        var wLeaf = Value(w).detach().requires_grad_(true);
-        var y = Convolve(xLeaf, wLeaf, null, spec);
+        var (xLeaf, wLeaf, y) = ConvolveLeaves(x, w, null, spec, inputGradient: needDx);
         return torch.autograd.grad([y], needDx ? [xLeaf, wLeaf] : [wLeaf], [Value(dy)]);
+    }
+
+    // The convolution on leaves that share x's and w's storage but not the caller's autograd state (grad mode on).
+    private static (torch.Tensor X, torch.Tensor W, torch.Tensor Y) ConvolveLeaves(ITensor x, ITensor w, ITensor? b, ConvSpec spec, bool inputGradient)
+    {
+        var xLeaf = Value(x).detach().requires_grad_(inputGradient);
+        var wLeaf = Value(w).detach().requires_grad_(true);
+        return (xLeaf, wLeaf, Convolve(xLeaf, wLeaf, b is null ? null : Value(b), spec));
     }
 
     /// <summary>y = max (with switches h·W + w per plane), mean, or sqrt(Σ x²) over each window.</summary>
