@@ -78,12 +78,12 @@ public class FuzzTests
 
     [Fact]
     public void ConvSpec_RandomNumbers_ValidOrArgumentException() =>
-        RunBounded(() => Gen.Select(Sizes.Array[7], Gen.Enum<SizeRule>()).Sample((v, rule) =>
+        RunBounded(() => Gen.Select(Sizes.Array[9], Gen.Enum<SizeRule>()).Sample((v, rule) =>
         {
             ConvSpec spec;
             try
             {
-                spec = new ConvSpec(v[0], v[1], v[2], v[3], v[4], v[5], rule, "convF");
+                spec = new ConvSpec(v[0], v[1], v[2], v[3], Padding2d.Symmetric(v[4], v[5]), rule, "convF", v[7], v[8]);
             }
             catch (ArgumentException e)
             {
@@ -103,12 +103,12 @@ public class FuzzTests
 
     [Fact]
     public void PoolSpec_RandomNumbers_ValidOrArgumentException() =>
-        RunBounded(() => Gen.Select(Sizes.Array[7], Gen.Enum<SizeRule>(), Gen.Enum<PoolMode>(), Gen.Bool).Sample((v, rule, mode, includePad) =>
+        RunBounded(() => Gen.Select(Sizes.Array[9], Gen.Enum<SizeRule>(), Gen.Enum<PoolMode>(), Gen.Bool).Sample((v, rule, mode, includePad) =>
         {
             PoolSpec spec;
             try
             {
-                spec = new PoolSpec(mode, v[0], v[1], v[2], v[3], v[4], v[5], rule, includePad, "poolF");
+                spec = new PoolSpec(mode, v[0], v[1], v[2], v[3], v[4], v[5], rule, includePad, "poolF", v[7], v[8]);
             }
             catch (ArgumentException e)
             {

@@ -52,6 +52,41 @@ public class GeometryTests
     }
 
     [Fact]
+    public void OutputSize_PastTheLargestArray_ThrowsNamingTheLayer()
+    {
+        // The fuzz tests' find: W = int.MaxValue, F=6, S=1, P=3 gives W2 = 2^31, which wrapped to int.MinValue.
+        var e = Assert.Throws<ArgumentException>(() =>
+            new PoolSpec(PoolMode.Max, 1, 6, 1, 1, 0, 3, name: "pool9").OutputSize(1, int.MaxValue));
+        Assert.Contains("pool9", e.Message, StringComparison.Ordinal);
+        Assert.Contains("2,147,483,648 long along W", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OutputSize_LargeButFitting_IsExact()
+    {
+        Assert.Equal(Array.MaxLength, OutputSize.Compute("POOL", 'W', Array.MaxLength, 1, 1, 0, SizeRule.Exact));
+        Assert.Equal(int.MaxValue / 2 + 1, OutputSize.Compute("POOL", 'W', int.MaxValue, 1, 2, 0, SizeRule.Floor));
+    }
+
+    [Fact]
+    public void Spec_DilatedWindowPastInt_Throws()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ConvSpec(3, 3, 1, 1, Padding2d.Symmetric(0, 0), name: "conv7", dilationH: int.MaxValue));
+        Assert.Contains("conv7", e.Message, StringComparison.Ordinal);
+        Assert.Contains("spans more than", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new PoolSpec(PoolMode.Max, 3, 3, 1, 1, name: "pool7", dilationW: int.MaxValue));
+    }
+
+    [Fact]
+    public void PoolSpec_HugeDilatedPadding_ChecksInConstantTimePerWindow()
+    {
+        // F=2, D=2^30, P just under the window: the first window's taps are −P and −P + D, both before the input of 1.
+        var spec = new PoolSpec(PoolMode.Max, 1, 2, 1, 1, Padding2d.Symmetric(0, 1 << 30), name: "pool8", dilationW: 1 << 30);
+        var e = Assert.Throws<ArgumentException>(() => spec.OutputSize(1, 1));
+        Assert.Contains("only on padding", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void OutputSize_ThrowsForKernelLargerThanInput()
     {
         var e = Assert.Throws<ArgumentException>(() => ConvSpec.Square(5, name: "conv2").OutputSize(3, 3));

@@ -67,6 +67,7 @@ public sealed record ConvSpec
         var p = Padding;
         if (p.Top < 0 || p.Left < 0 || p.Bottom < 0 || p.Right < 0) throw new ArgumentException($"{Name}: padding must be non-negative, got {p}");
         // With dilation the window spans D·(F − 1) + 1 inputs, and padding up to that is still meaningful (atrous convolutions).
+        Lockstep.OutputSize.CheckWindow(Name, KernelH, KernelW, DilationH, DilationW);
         int fh = EffectiveKernelH, fw = EffectiveKernelW;
         if (Math.Max(p.Top, p.Bottom) >= fh || Math.Max(p.Left, p.Right) >= fw)
         {

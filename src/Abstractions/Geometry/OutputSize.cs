@@ -19,8 +19,10 @@ public static class OutputSize
     /// <summary>Output length along one axis with padding <paramref name="padBegin"/> before the input and <paramref name="padEnd"/> after it, and a window dilated by <paramref name="dilation"/>.</summary>
     public static int Compute(string layer, char axis, int input, int kernel, int stride, int padBegin, int padEnd, int dilation, SizeRule rule)
     {
-        int effective = EffectiveKernel(kernel, dilation);
-        int span = input - effective + padBegin + padEnd;
+        // In long throughout: the fuzz tests draw int.MaxValue for every number, and W + 2P, D·(F − 1) + 1 and
+        // W2 itself can each pass int.MaxValue.
+        long effective = (long)dilation * (kernel - 1) + 1;
+        long span = (long)input - effective + padBegin + padEnd;
         // The messages are built only on failure: a valid call allocates nothing.
         if (span < 0)
         {
@@ -31,25 +33,40 @@ public static class OutputSize
                 $"({input} + {padBegin + padEnd}) along {axis}; use a smaller kernel or more padding");
         }
 
-        int quotient = span / stride;
-        if (span % stride == 0) return quotient + 1;
+        long quotient = span / stride;
+        if (span % stride == 0) return Fits(layer, axis, quotient + 1);
         switch (rule)
         {
             case SizeRule.Floor:
-                return quotient + 1;
+                return Fits(layer, axis, quotient + 1);
             case SizeRule.Ceil:
                 // As libtorch's and ONNX's pooling: round up, but the last window must start inside the input or the
                 // padding before it.
-                // In long: a huge stride (the fuzz tests draw int.MaxValue) must not overflow the start of that window.
-                int size = quotient + 2;
-                if ((long)(size - 1) * stride >= (long)input + padBegin) size--;
-                return size;
+                long size = quotient + 2;
+                if ((size - 1) * stride >= (long)input + padBegin) size--;
+                return Fits(layer, axis, size);
             default:
                 string arithmetic = Arithmetic(axis, input, kernel, stride, padBegin, padEnd, dilation);
                 double exact = (double)span / stride + 1;
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                     $"{layer}: {arithmetic} = {exact:0.###} is not an integer; choose a stride that divides {span}, " +
                     $"change the padding, or opt in to SizeRule.Floor / SizeRule.Ceil"));
+        }
+    }
+
+    private static int Fits(string layer, char axis, long size) =>
+        size <= Array.MaxLength ? (int)size
+            : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{layer}: the output would be {size:N0} long along {axis}, more than the {Array.MaxLength:N0} elements an array holds"));
+
+    /// <summary>Refuses a window whose span D·(F − 1) + 1 does not fit an int (a huge dilation), before anything computes it.</summary>
+    public static void CheckWindow(string layer, int kernelH, int kernelW, int dilationH, int dilationW)
+    {
+        long h = (long)dilationH * (kernelH - 1) + 1, w = (long)dilationW * (kernelW - 1) + 1;
+        if (h > int.MaxValue || w > int.MaxValue)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{layer}: the dilated window D·(F - 1) + 1 = {h:N0}×{w:N0} spans more than {int.MaxValue:N0} inputs"));
         }
     }
 

@@ -89,16 +89,17 @@ public sealed record PoolSpec
 
     /// <summary>
     /// Without dilation, P &lt; F already puts an input element in every window; a dilated window can straddle the
-    /// input with its taps on padding only (an empty max, an average over nothing), which is rejected here.
+    /// input with its taps on padding only (an empty max, an average over nothing), which is rejected here. Only
+    /// windows that start in the padding before the input can miss it (the size rules keep every start below the
+    /// input's end); each is tested in O(1): its first tap at or after the input's start must still be inside it.
     /// </summary>
     private void EveryWindowSeesInput(char axis, int input, int kernel, int stride, int padBegin, int dilation, int outSize)
     {
-        for (int o = 0; o < outSize; o++)
+        for (long o = 0; o < outSize && o * stride < padBegin; o++)
         {
-            int start = o * stride - padBegin;
-            bool seen = false;
-            for (int i = 0; i < kernel && !seen; i++) seen = (uint)(start + i * dilation) < (uint)input;
-            if (!seen)
+            long start = o * stride - padBegin;
+            long first = (-start + dilation - 1) / dilation;
+            if (first >= kernel || start + first * dilation >= input)
             {
                 throw new ArgumentException(
                     $"{Name}: output {o} along {axis}: its window (F={kernel}, D={dilation}) starts at {start} and has taps " +
@@ -117,6 +118,7 @@ public sealed record PoolSpec
         if (p.Top < 0 || p.Left < 0 || p.Bottom < 0 || p.Right < 0) throw new ArgumentException($"{Name}: padding must be non-negative, got {p}");
         // P < F: the first window still holds an input element (ONNX allows P up to F − 1, e.g. F=3 P=2; libtorch's
         // own kernels stop at F/2, and the torch backend pads explicitly beyond that).
+        Lockstep.OutputSize.CheckWindow(Name, KernelH, KernelW, DilationH, DilationW);
         int fh = EffectiveKernelH, fw = EffectiveKernelW;
         if (Math.Max(p.Top, p.Bottom) >= fh || Math.Max(p.Left, p.Right) >= fw)
         {
