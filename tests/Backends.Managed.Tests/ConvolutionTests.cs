@@ -250,7 +250,7 @@ internal static class FiniteDifferences
     }
 }
 
-/// <summary>The Winograd F(2×2, 3×3) path of wide 3×3 stride-1 convolutions (Kernels/Winograd.cs).</summary>
+/// <summary>The Winograd F(2×2, 3×3) and F(2×2, 5×5) paths of wide 3×3 and 5×5 stride-1 convolutions (Kernels/Winograd.cs).</summary>
 public sealed class WinogradTests
 {
     [Fact]
@@ -266,18 +266,21 @@ public sealed class WinogradTests
     }
 
     /// <summary>
-    /// Several bands (the budget splits 200 tile rows into 4), uneven output, padding 1 and 2: the same bits on 1, 2
-    /// and 3 workers, and within float rounding of im2col + GEMM, forward and input gradient.
+    /// Several bands (the budget splits 3×3's 200 tile rows into 4; 5×5's small products take one row a band), uneven
+    /// output, padding 1, 2 and 4: the same bits on 1, 2 and 3 workers, and within float rounding of im2col + GEMM,
+    /// forward and input gradient.
     /// </summary>
     [Theory]
-    [InlineData(DType.Float32, 1)]
-    [InlineData(DType.Float64, 1)]
-    [InlineData(DType.Float64, 2)]
-    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad)
+    [InlineData(DType.Float32, 1, 3)]
+    [InlineData(DType.Float64, 1, 3)]
+    [InlineData(DType.Float64, 2, 3)]
+    [InlineData(DType.Float32, 2, 5)]
+    [InlineData(DType.Float64, 4, 5)]
+    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f)
     {
         var xs = Shape.Nchw(2, 32, 199, 127);
-        var ws = new Shape(32, 32, 3, 3);
-        var spec = ConvSpec.Square(3, 1, pad);
+        var ws = new Shape(32, 32, f, f);
+        var spec = ConvSpec.Square(f, 1, pad);
         var (outH, outW) = spec.OutputSize(xs.H, xs.W);
         var ys = Shape.Nchw(2, 32, outH, outW);
         Assert.True(Lockstep.Backends.Managed.Kernels.Winograd.Applies(spec, 2, 32, 32, outH, outW));

@@ -153,9 +153,16 @@ public sealed class DirectConvolutionTests
             DirectConvolution.BackwardWeights<float>(workers, pool, y, x, xs, 10, spec, 20, 24, dw, db);
         }
         Both();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 5; i++) Both();
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The least of up to 30 rounds: the job caches are shared, so a test on another thread that holds one of the
+        // cached jobs at that moment makes this thread build its own (the same rule as AllocationTests).
+        long least = long.MaxValue;
+        for (int round = 0; round < 30 && least > 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) Both();
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, least);
     }
 
     private static int Lanes(DType dtype) => dtype == DType.Float32 ? DirectConvolution.Lanes<float>() : DirectConvolution.Lanes<double>();

@@ -48,10 +48,11 @@ public sealed record ConvCase(int F, int S, int P, int H, int W, int C, int K, i
 public static class WideConvCases
 {
     /// <summary>
-    /// 3×3 stride-1 convolutions with many channels both ways (C, K ≥ 32 and hundreds of output pixels: VGG's and
-    /// AlexNet's deeper layers, scaled down), where a backend may switch to a fast algorithm such as Winograd's
-    /// F(2×2, 3×3): padding 0, 1 and 2, odd and even output sizes (a partial last tile), non-square inputs, rows several
-    /// vectors wide and a 1×1 input padded to 3×3; the last case stays below such thresholds.
+    /// 3×3 and 5×5 stride-1 convolutions with many channels both ways (C, K ≥ 32 and hundreds of output pixels: VGG's
+    /// and AlexNet's deeper layers, scaled down), where a backend may switch to a fast algorithm such as Winograd's
+    /// F(2×2, 3×3) and F(2×2, 5×5): every padding up to F − 1, odd and even output sizes (a partial last tile),
+    /// non-square inputs, rows several vectors wide and a 1×1 input padded to 3×3; the last case stays below such
+    /// thresholds.
     /// </summary>
     public static IEnumerable<ConvCase> Grid() =>
     [
@@ -62,6 +63,11 @@ public static class WideConvCases
         new(3, 1, 1, 3, 301, 32, 32, 1),
         new(3, 1, 0, 140, 5, 33, 35, 2),
         new(3, 1, 2, 1, 1, 32, 32, 128),
+        new(5, 1, 2, 27, 27, 48, 64, 2),
+        new(5, 1, 0, 20, 17, 32, 32, 6),
+        new(5, 1, 4, 3, 9, 32, 40, 10),
+        new(5, 1, 1, 12, 30, 40, 33, 4),
+        new(5, 1, 3, 1, 1, 32, 32, 64),
         new(3, 1, 1, 13, 13, 16, 24, 2),
     ];
 }

@@ -114,7 +114,7 @@ internal static class Convolution
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
-            Winograd.Forward(gemm, workers, pool, x, xShape.N, xShape.C, xShape.H, xShape.W, w, filters, b, spec.PadH, spec.PadW, outH, outW, y);
+            Winograd.Forward(gemm, workers, pool, spec.KernelH, x, xShape.N, xShape.C, xShape.H, xShape.W, w, filters, b, spec.PadH, spec.PadW, outH, outW, y);
         else if (specialized && DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>()))
             DirectConvolution.Forward(workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
         else
@@ -195,7 +195,7 @@ internal static class Convolution
         {
             // dw and db as without dx (no column gradient, no col2im), dx by Winograd.
             Backward(gemm, workers, pool, dy, x, xShape, w, filters, spec, outH, outW, default, dw, db, specialized);
-            Winograd.BackwardData(gemm, workers, pool, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW, xShape.H, xShape.W, dx);
+            Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW, xShape.H, xShape.W, dx);
             return;
         }
         bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());

@@ -21,10 +21,23 @@ namespace Lockstep.Backends.Managed.Kernels;
 // The same kernel computes the input gradient of such a convolution: dx = dy ⋆ w', a 3×3 stride-1 convolution of dy with
 // w'[c, k, i, j] = w[k, c, 2 − i, 2 − j] and top/left padding 2 − P, cut to the input's size.
 //
+// 5×5 convolutions (AlexNet's conv2) run F(2×2, 5×5) the same way: 6×6 input patches, 36 products of 36·K·C·T
+// multiply-adds in place of im2col's 100·K·C·T — 2.8× fewer — with the points 0, ±1, ±2, ∞ (Lavin & Gray's F(4, 3)
+// transforms of the input, the same points):
+//
+//     Bᵀ = | 4  0 −5  0  1  0 |     G = |  1/4    0     0     0     0   |     Aᵀ = | 1  1  1  1  1  0 |
+//          | 0 −4 −4  1  1  0 |         | −1/6  −1/6  −1/6  −1/6  −1/6  |          | 0  1 −1  2 −2  1 |
+//          | 0  4 −4 −1  1  0 |         | −1/6   1/6  −1/6   1/6  −1/6  |
+//          | 0 −2 −1  2  1  0 |         |  1/24  1/12  1/6   1/3   2/3  |
+//          | 0  2 −1 −2  1  0 |         |  1/24 −1/12  1/6  −1/3   2/3  |
+//          | 0  4  0 −5  0  1 |         |   0     0     0     0     1   |
+//
+// Its gradient is the 5×5 convolution of dy with w turned 180° and padding 4 − P.
+//
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
 
-/// <summary>CONV 3×3 / stride 1 by Winograd F(2×2, 3×3): forward and backward-data.</summary>
+/// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward and backward-data.</summary>
 internal static class Winograd
 {
     /// <summary>Below this many input channels or filters the products are too thin to repay the transforms.</summary>
@@ -37,34 +50,49 @@ internal static class Winograd
     public const int BandElements = 1 << 22;
 
     /// <summary>
-    /// A 3×3, stride-1, undilated, ungrouped convolution with top/left padding ≤ 2, at least <see cref="MinChannels"/>
-    /// channels both ways and at least two bands' worth of tiles (<see cref="MinBandTiles"/>) over the batch. Measured
-    /// (one thread, OpenBLAS, float32): VGG16's layers from 224×224×64 to 28×28×512 and AlexNet's 13×13 layers at batch 8
-    /// run 1.1–1.6× faster than im2col; 14×14×512 at batch 2 (98 tiles) and 16 channels ran slower.
+    /// Multiply-adds K·C·tiles under which a product of one tile row counts as small: OpenBLAS multiplies such matrices
+    /// without packing them, fast even a few columns wide, and one row a band keeps its V and M in the core's caches.
+    /// Taken where a row has at least <see cref="SmallProductTiles"/> tiles. Measured (2 threads, OpenBLAS 0.3.29,
+    /// float32, wall, interleaved): AlexNet's conv2 (8×96×27² → 256, 5×5) 25.5–25.7 ms forward and 29 backward-data
+    /// with one row a band, against 29–30 and 31–34 with 16 MiB bands. Smaller bands for the 3×3 layers measured no
+    /// better at 2 threads (VGG16's 28×28×512 and 56×56×256 at batch 2 up to 1.3× slower, AlexNet's 13×13 layers with
+    /// 7-tile rows 2× slower), so those keep the budget.
+    /// </summary>
+    public const long SmallProduct = 1 << 20;
+
+    /// <summary>Tiles a row needs for <see cref="SmallProduct"/>'s one-row bands: fewer ran 2× slower on two threads.</summary>
+    public const int SmallProductTiles = 14;
+
+    /// <summary>
+    /// A 3×3 or 5×5, stride-1, undilated, ungrouped convolution with top/left padding ≤ F − 1, at least
+    /// <see cref="MinChannels"/> channels both ways and at least two bands' worth of tiles (<see cref="MinBandTiles"/>)
+    /// over the batch. Measured (one thread, OpenBLAS, float32): VGG16's layers from 224×224×64 to 28×28×512 and AlexNet's
+    /// 13×13 layers at batch 8 run 1.1–1.6× faster than im2col; 14×14×512 at batch 2 (98 tiles) and 16 channels ran
+    /// slower.
     /// </summary>
     public static bool Applies(ConvSpec spec, int n, int channels, int filters, int outH, int outW) =>
-        spec is { KernelH: 3, KernelW: 3, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 }
-        && spec.Padding.Top <= 2 && spec.Padding.Left <= 2 && channels >= MinChannels && filters >= MinChannels
+        spec is { KernelH: 3 or 5, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 } && spec.KernelW == spec.KernelH
+        && spec.Padding.Top < spec.KernelH && spec.Padding.Left < spec.KernelW && channels >= MinChannels && filters >= MinChannels
         && (long)n * ((outH + 1) / 2) * ((outW + 1) / 2) >= 2 * MinBandTiles;
 
-    /// <summary>Elements of the working buffers a call rents for n images of outH × outW outputs (either direction).</summary>
-    public static long WorkspaceElements(int n, int channels, int filters, int outH, int outW, int threads)
+    /// <summary>Elements of the working buffers a call rents for n images of outH × outW outputs (either direction) with an r×r kernel.</summary>
+    public static long WorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
-        var plan = new Plan(n, channels, filters, outH, outW);
+        var plan = new Plan(r, n, channels, filters, outH, outW);
         int slots = plan.Bands > 1 ? Math.Min(threads, plan.Bands) : 1;
-        return 16L * channels * filters + slots * plan.SlotElements;
+        return (long)plan.Positions * channels * filters + slots * plan.SlotElements;
     }
 
-    /// <summary>y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for a 3×3 stride-1 convolution with top/left padding (padTop, padLeft).</summary>
-    public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, int n, int channels,
+    /// <summary>y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for an r×r stride-1 convolution with top/left padding (padTop, padLeft).</summary>
+    public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> x, int n, int channels,
         int h, int w, ReadOnlySpan<T> weights, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var u = pool.Rent<T>(16 * filters * channels, clear: false);
+        var u = pool.Rent<T>((r + 1) * (r + 1) * filters * channels, clear: false);
         try
         {
-            WeightJob<T>.Run(workers, weights, filters, channels, gradient: false, u);
-            Run(gemm, workers, pool, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y);
+            WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: false, u);
+            Run(gemm, workers, pool, r, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y);
         }
         finally
         {
@@ -72,16 +100,16 @@ internal static class Winograd
         }
     }
 
-    /// <summary>dx [N, C, H, W] of a 3×3 stride-1 convolution with top/left padding (padTop, padLeft), from dy [N, K, H', W'].</summary>
-    public static void BackwardData<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy, int n, int filters,
+    /// <summary>dx [N, C, H, W] of an r×r stride-1 convolution with top/left padding (padTop, padLeft), from dy [N, K, H', W'].</summary>
+    public static void BackwardData<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy, int n, int filters,
         int outH, int outW, ReadOnlySpan<T> weights, int channels, int padTop, int padLeft, int h, int w, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var u = pool.Rent<T>(16 * filters * channels, clear: false);
+        var u = pool.Rent<T>((r + 1) * (r + 1) * filters * channels, clear: false);
         try
         {
-            WeightJob<T>.Run(workers, weights, filters, channels, gradient: true, u);
-            Run(gemm, workers, pool, dy, n, filters, outH, outW, u, channels, default, 2 - padTop, 2 - padLeft, h, w, dx);
+            WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: true, u);
+            Run(gemm, workers, pool, r, dy, n, filters, outH, outW, u, channels, default, r - 1 - padTop, r - 1 - padLeft, h, w, dx);
         }
         finally
         {
@@ -93,17 +121,53 @@ internal static class Winograd
     // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap); rows [row0, row1) of
     // each. Each matrix is written row by row (the loop over its columns innermost), so the 16 outputs are 16 sequential
     // streams; rows are disjoint, so the workers can take ranges of them.
-    private static void TransformWeights<T>(ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
+    private static void TransformWeights<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int columns = gradient ? filters : channels, plane = filters * channels;
+        int columns = gradient ? filters : channels, plane = filters * channels, taps = r * r;
         for (int row = row0; row < row1; row++)
         {
             for (int col = 0; col < columns; col++)
             {
                 int k = gradient ? col : row, c = gradient ? row : col;
-                TransformFilter(weights.Slice((k * channels + c) * 9, 9), gradient, u[(row * columns + col)..], plane);
+                var g = weights.Slice((k * channels + c) * taps, taps);
+                if (r == 3) TransformFilter(g, gradient, u[(row * columns + col)..], plane);
+                else TransformFilter5(g, gradient, u[(row * columns + col)..], plane);
             }
+        }
+    }
+
+    // G g Gᵀ of one 5×5 filter (turned 180° when flip) into u[ξ·stride], ξ = 0 … 35: G down each column of g, then
+    // along each row of the result.
+    private static void TransformFilter5<T>(ReadOnlySpan<T> g, bool flip, Span<T> u, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Span<T> columns = stackalloc T[30];   // G g [6 × 5]
+        Span<T> taps = stackalloc T[25];
+        for (int i = 0; i < 25; i++) taps[i] = flip ? g[24 - i] : g[i];
+        for (int j = 0; j < 5; j++)
+        {
+            G5(taps[j], taps[5 + j], taps[10 + j], taps[15 + j], taps[20 + j], out columns[j], out columns[5 + j], out columns[10 + j],
+                out columns[15 + j], out columns[20 + j], out columns[25 + j]);
+        }
+        for (int i = 0; i < 6; i++)
+        {
+            var row = columns.Slice(5 * i, 5);
+            int at = 6 * i;
+            G5(row[0], row[1], row[2], row[3], row[4], out u[at * stride], out u[(at + 1) * stride], out u[(at + 2) * stride],
+                out u[(at + 3) * stride], out u[(at + 4) * stride], out u[(at + 5) * stride]);
+        }
+
+        static void G5(T a, T b, T c, T d, T e, out T t0, out T t1, out T t2, out T t3, out T t4, out T t5)
+        {
+            T sixth = T.One / T.CreateTruncating(6), twentyFourth = T.One / T.CreateTruncating(24), two = T.CreateTruncating(2);
+            t0 = a * T.CreateTruncating(0.25);
+            t1 = -(a + b + c + d + e) * sixth;
+            t2 = -(a - b + c - d + e) * sixth;
+            // (a + 2b + 4c + 8d + 16e)/24 and (a − 2b + 4c − 8d + 16e)/24, by Horner in powers of 2
+            T even = a + two * two * (c + two * two * e), odd = two * (b + two * two * d);
+            t3 = (even + odd) * twentyFourth;
+            t4 = (even - odd) * twentyFourth;
+            t5 = e;
         }
     }
 
@@ -134,13 +198,13 @@ internal static class Winograd
         }
     }
 
-    // The 16 products of every band: bands in parallel, one per worker with its own V and M and the BLAS at one thread;
-    // a single band instead splits its products over the workers.
-    private static unsafe void Run<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, int n, int channels,
+    // The 16 (36) products of every band: bands in parallel, one per worker with its own V and M and the BLAS at one
+    // thread; a single band instead splits its products over the workers.
+    private static unsafe void Run<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> x, int n, int channels,
         int h, int w, ReadOnlySpan<T> u, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var plan = new Plan(n, channels, filters, outH, outW);
+        var plan = new Plan(r, n, channels, filters, outH, outW);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
         bool parallel = workers.Threads > 1 && plan.Bands > 1;
         int slots = parallel ? Math.Min(workers.Threads, plan.Bands) : 1;
@@ -176,16 +240,16 @@ internal static class Winograd
     }
 
     // One band of tile rows [row0, row0 + rows) (rows counted over all images): transform its input patches into
-    // V [16 × C × tiles], multiply M_ξ = U_ξ · V_ξ, transform M back into the band's outputs.
+    // V [α² × C × tiles], multiply M_ξ = U_ξ · V_ξ, transform M back into the band's outputs.
     private static void Band<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, ReadOnlySpan<T> u,
         ReadOnlySpan<T> bias, Span<T> y, Span<T> slot, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
         // V_ξ [C × tiles] and M_ξ [K × tiles] with rows ld = tiles + a vector apart: a row's last vector may run past
         // its end (into the slack) and be stored or loaded whole.
-        int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count;
-        var v = slot[..(16 * s.Channels * ld)];
-        var m = slot.Slice(16 * s.Channels * ld, 16 * s.Filters * ld);
+        int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count, positions = plan.Positions;
+        var v = slot[..(positions * s.Channels * ld)];
+        var m = slot.Slice(positions * s.Channels * ld, positions * s.Filters * ld);
         var scratch = slot.Slice(slot.Length - plan.ScratchElements, plan.ScratchElements);
         for (int r = 0; r < rows; r++)
         {
@@ -193,10 +257,12 @@ internal static class Winograd
             var xn = x.Slice(img * s.Channels * s.H * s.W, s.Channels * s.H * s.W);
             for (int c = 0; c < s.Channels; c++)
             {
-                TransformInputRow(xn.Slice(c * s.H * s.W, s.H * s.W), s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
+                var plane = xn.Slice(c * s.H * s.W, s.H * s.W);
+                if (plan.R == 3) TransformInputRow(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
+                else TransformInputRow6(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
             }
         }
-        for (int xi = 0; xi < 16; xi++)
+        for (int xi = 0; xi < positions; xi++)
         {
             gemm.Gemm(false, false, s.Filters, tiles, s.Channels, T.One, u.Slice(xi * s.Filters * s.Channels, s.Filters * s.Channels), s.Channels,
                 v.Slice(xi * s.Channels * ld, s.Channels * ld), ld, T.Zero, m.Slice(xi * s.Filters * ld, s.Filters * ld), ld, oneThread);
@@ -208,8 +274,9 @@ internal static class Winograd
             for (int k = 0; k < s.Filters; k++)
             {
                 T b = bias.IsEmpty ? T.Zero : bias[k];
-                TransformOutputRow(m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty,
-                    yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW));
+                var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
+                if (plan.R == 3) TransformOutputRow(m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
+                else TransformOutputRow6(m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
             }
         }
     }
@@ -268,6 +335,79 @@ internal static class Winograd
         }
     }
 
+    // V_ξ[c, tile] = (Bᵀ d B)_ξ, ξ = 6i + j, for F(2×2, 5×5): as TransformInputRow, with the six input rows under the
+    // tiles split into even and odd columns, so that patch columns 2t … 2t + 5 are six contiguous vectors. Bᵀ is applied
+    // along each row first (d B, kept in rowsB), then down each column.
+    private static void TransformInputRow6<T>(ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch, Span<T> v,
+        int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int half = tilesW + 2 + Vector256<T>.Count;
+        for (int r = 0; r < 6; r++)
+        {
+            var even = scratch.Slice(2 * r * half, half);
+            var odd = scratch.Slice((2 * r + 1) * half, half);
+            int ih = 2 * th - s.PadTop + r;
+            if ((uint)ih >= (uint)s.H)
+            {
+                even.Clear();
+                odd.Clear();
+                continue;
+            }
+            Deinterleave(plane.Slice(ih * s.W, s.W), s.PadLeft, even, odd);
+        }
+        ref T sr = ref MemoryMarshal.GetReference(scratch);
+        ref T vr = ref MemoryMarshal.GetReference(v);
+        nuint h = (nuint)half, st = (nuint)stride;
+        Span<Vector256<T>> rowsB = stackalloc Vector256<T>[36];   // (d B)[r, j] at 6r + j
+        for (int t = 0; t < tilesW; t += Vector256<T>.Count)
+        {
+            nuint i = (nuint)t;
+            for (int r = 0; r < 6; r++)
+            {
+                nuint e = 2 * (nuint)r * h + i, o = e + h;
+                BtRow(Vector256.LoadUnsafe(ref sr, e), Vector256.LoadUnsafe(ref sr, o), Vector256.LoadUnsafe(ref sr, e + 1),
+                    Vector256.LoadUnsafe(ref sr, o + 1), Vector256.LoadUnsafe(ref sr, e + 2), Vector256.LoadUnsafe(ref sr, o + 2),
+                    rowsB.Slice(6 * r, 6), 1);
+            }
+            for (int j = 0; j < 6; j++)
+            {
+                BtColumn(rowsB[j], rowsB[6 + j], rowsB[12 + j], rowsB[18 + j], rowsB[24 + j], rowsB[30 + j], ref vr,
+                    (nuint)start + i + (nuint)j * st, 6 * st);
+            }
+        }
+
+        static void BtRow(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
+            Span<Vector256<T>> t, int step)
+        {
+            var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
+            t[0] = t0; t[step] = t1; t[2 * step] = t2; t[3 * step] = t3; t[4 * step] = t4; t[5 * step] = t5;
+        }
+
+        static void BtColumn(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
+            ref T v, nuint at, nuint step)
+        {
+            var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
+            t0.StoreUnsafe(ref v, at); t1.StoreUnsafe(ref v, at + step); t2.StoreUnsafe(ref v, at + 2 * step);
+            t3.StoreUnsafe(ref v, at + 3 * step); t4.StoreUnsafe(ref v, at + 4 * step); t5.StoreUnsafe(ref v, at + 5 * step);
+        }
+    }
+
+    // Bᵀ d for one column d of six: 4d0 − 5d2 + d4, −4(d1 + d2) + d3 + d4, 4(d1 − d2) − d3 + d4, 2(d3 − d1) − d2 + d4,
+    // 2(d1 − d3) − d2 + d4, 4d1 − 5d3 + d5.
+    private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Bt<T>(
+        Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var two = Vector256.Create(T.CreateTruncating(2));
+        var four = Vector256.Create(T.CreateTruncating(4));
+        var five = Vector256.Create(T.CreateTruncating(5));
+        var d34 = d3 + d4;
+        var d4m2 = d4 - d2;
+        var twice = two * (d1 - d3);
+        return (four * d0 - five * d2 + d4, d34 - four * (d1 + d2), four * (d1 - d2) - d3 + d4,
+            d4m2 - twice, d4m2 + twice, four * d1 - five * d3 + d5);
+    }
+
     // even[q] = line[2q − pad], odd[q] = line[2q + 1 − pad], zero outside the line.
     private static void Deinterleave<T>(ReadOnlySpan<T> line, int pad, Span<T> even, Span<T> odd) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -303,7 +443,6 @@ internal static class Winograd
         ref T mr = ref MemoryMarshal.GetReference(m);
         int n = Vector256<T>.Count;
         Span<T> lanes = stackalloc T[4 * Vector256<T>.Count];
-        ref T lr = ref MemoryMarshal.GetReference(lanes);
         var b = Vector256.Create(bias);
         int oh = 2 * th;
         var top = plane.Slice(oh * s.OutW, s.OutW);
@@ -330,35 +469,82 @@ internal static class Winograd
             {
                 y00 += b; y01 += b; y10 += b; y11 += b;
             }
-            y00.StoreUnsafe(ref lr, 0); y01.StoreUnsafe(ref lr, (nuint)n);
-            y10.StoreUnsafe(ref lr, (nuint)(2 * n)); y11.StoreUnsafe(ref lr, (nuint)(3 * n));
-            // Interleave into the two output rows: columns 2t, 2t + 1 of each tile (the last tile's second column only
-            // where the output width is even; the second row only where there is one).
-            int count = Math.Min(n, tilesW - t), ow = 2 * t, pairs = Math.Min(count, (s.OutW - ow) / 2);
-            for (int i = 0; i < pairs; i++)
-            {
-                top[ow + 2 * i] = lanes[i];
-                top[ow + 2 * i + 1] = lanes[n + i];
-            }
-            if (pairs < count) top[ow + 2 * pairs] = lanes[pairs];
-            if (bottom.IsEmpty) continue;
-            for (int i = 0; i < pairs; i++)
-            {
-                bottom[ow + 2 * i] = lanes[2 * n + i];
-                bottom[ow + 2 * i + 1] = lanes[3 * n + i];
-            }
-            if (pairs < count) bottom[ow + 2 * pairs] = lanes[2 * n + pairs];
+            StoreTiles(y00, y01, y10, y11, lanes, t, tilesW, s.OutW, top, bottom);
         }
+    }
+
+    // y[2th + i, 2t + j] = (Aᵀ m A)[i, j] + b for F(2×2, 5×5): m_ξ, ξ = 6i + j, as in TransformOutputRow.
+    private static void TransformOutputRow6<T>(ReadOnlySpan<T> m, int start, int stride, int tilesW, int th, in Sizes s, T bias,
+        bool hasBias, Span<T> plane) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ref T mr = ref MemoryMarshal.GetReference(m);
+        int n = Vector256<T>.Count;
+        Span<T> lanes = stackalloc T[4 * Vector256<T>.Count];
+        var b = Vector256.Create(bias);
+        var two = Vector256.Create(T.CreateTruncating(2));
+        int oh = 2 * th;
+        var top = plane.Slice(oh * s.OutW, s.OutW);
+        var bottom = oh + 1 < s.OutH ? plane.Slice((oh + 1) * s.OutW, s.OutW) : default;
+        nuint st = (nuint)stride;
+        Span<Vector256<T>> sums = stackalloc Vector256<T>[12];   // Aᵀ m: row 0 (sums[j]) and row 1 (sums[6 + j]) of each column j
+        for (int t = 0; t < tilesW; t += n)
+        {
+            nuint at = (nuint)(start + t);
+            for (int j = 0; j < 6; j++)
+            {
+                nuint col = at + (nuint)j * st;
+                var m0 = Vector256.LoadUnsafe(ref mr, col); var m1 = Vector256.LoadUnsafe(ref mr, col + 6 * st);
+                var m2 = Vector256.LoadUnsafe(ref mr, col + 12 * st); var m3 = Vector256.LoadUnsafe(ref mr, col + 18 * st);
+                var m4 = Vector256.LoadUnsafe(ref mr, col + 24 * st); var m5 = Vector256.LoadUnsafe(ref mr, col + 30 * st);
+                sums[j] = m0 + m1 + m2 + m3 + m4;
+                sums[6 + j] = m1 - m2 + two * (m3 - m4) + m5;
+            }
+            // (Aᵀ m) A: columns 0 + 1 + 2 + 3 + 4 and 1 − 2 + 2·(3 − 4) + 5 of each row
+            var y00 = sums[0] + sums[1] + sums[2] + sums[3] + sums[4];
+            var y01 = sums[1] - sums[2] + two * (sums[3] - sums[4]) + sums[5];
+            var y10 = sums[6] + sums[7] + sums[8] + sums[9] + sums[10];
+            var y11 = sums[7] - sums[8] + two * (sums[9] - sums[10]) + sums[11];
+            if (hasBias)
+            {
+                y00 += b; y01 += b; y10 += b; y11 += b;
+            }
+            StoreTiles(y00, y01, y10, y11, lanes, t, tilesW, s.OutW, top, bottom);
+        }
+    }
+
+    // Interleaves a vector of tiles' 2×2 outputs into the two output rows: columns 2t, 2t + 1 of each tile (the last
+    // tile's second column only where the output width is even; the second row only where there is one).
+    private static void StoreTiles<T>(Vector256<T> y00, Vector256<T> y01, Vector256<T> y10, Vector256<T> y11, Span<T> lanes,
+        int t, int tilesW, int outW, Span<T> top, Span<T> bottom) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = Vector256<T>.Count;
+        ref T lr = ref MemoryMarshal.GetReference(lanes);
+        y00.StoreUnsafe(ref lr, 0); y01.StoreUnsafe(ref lr, (nuint)n);
+        y10.StoreUnsafe(ref lr, (nuint)(2 * n)); y11.StoreUnsafe(ref lr, (nuint)(3 * n));
+        int count = Math.Min(n, tilesW - t), ow = 2 * t, pairs = Math.Min(count, (outW - ow) / 2);
+        for (int i = 0; i < pairs; i++)
+        {
+            top[ow + 2 * i] = lanes[i];
+            top[ow + 2 * i + 1] = lanes[n + i];
+        }
+        if (pairs < count) top[ow + 2 * pairs] = lanes[pairs];
+        if (bottom.IsEmpty) return;
+        for (int i = 0; i < pairs; i++)
+        {
+            bottom[ow + 2 * i] = lanes[2 * n + i];
+            bottom[ow + 2 * i + 1] = lanes[3 * n + i];
+        }
+        if (pairs < count) bottom[ow + 2 * pairs] = lanes[2 * n + pairs];
     }
 
     /// <summary>The weight transform over the workers, each a fixed range of U's rows (on a loaded pool, inline).</summary>
     private sealed unsafe class WeightJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
         private T* _weights, _u;
-        private int _weightsLength, _uLength, _filters, _channels, _rows, _items;
+        private int _r, _weightsLength, _uLength, _filters, _channels, _rows, _items;
         private bool _gradient;
 
-        public static void Run(WorkerPool workers, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
+        public static void Run(WorkerPool workers, int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
         {
             int rows = gradient ? channels : filters;
             var job = Cache<WeightJob<T>>.Rent();
@@ -368,8 +554,8 @@ internal static class Winograd
                 {
                     job._weights = pw;
                     job._u = pu;
-                    (job._weightsLength, job._uLength, job._filters, job._channels, job._gradient, job._rows) =
-                        (weights.Length, u.Length, filters, channels, gradient, rows);
+                    (job._r, job._weightsLength, job._uLength, job._filters, job._channels, job._gradient, job._rows) =
+                        (r, weights.Length, u.Length, filters, channels, gradient, rows);
                     // Small transforms (under ~64K filters' worth) stay on the caller.
                     job._items = (long)filters * channels < 1 << 16 ? 1 : Math.Min(rows, 4 * workers.Threads);
                     workers.For(job._items, job);
@@ -385,7 +571,7 @@ internal static class Winograd
         public void Run(int index, int worker)
         {
             int row0 = (int)((long)index * _rows / _items), row1 = (int)((long)(index + 1) * _rows / _items);
-            TransformWeights(new ReadOnlySpan<T>(_weights, _weightsLength), _filters, _channels, _gradient, row0, row1, new Span<T>(_u, _uLength));
+            TransformWeights(_r, new ReadOnlySpan<T>(_weights, _weightsLength), _filters, _channels, _gradient, row0, row1, new Span<T>(_u, _uLength));
         }
     }
 
@@ -435,17 +621,21 @@ internal static class Winograd
     /// <summary>How a call's tiles fall into bands: whole tile rows, counted over all images, fixed by the geometry.</summary>
     private readonly record struct Plan
     {
-        public Plan(int n, int channels, int filters, int outH, int outW)
+        public Plan(int r, int n, int channels, int filters, int outH, int outW)
         {
+            R = r;
+            Positions = (r + 1) * (r + 1);
             TilesH = (outH + 1) / 2;
             TilesW = (outW + 1) / 2;
             TileRows = n * TilesH;
-            long perRow = 16L * (channels + filters) * TilesW;
-            int byBudget = (int)Math.Clamp(BandElements / Math.Max(perRow, 1), 1, TileRows);
+            long perRow = (long)Positions * (channels + filters) * TilesW;
+            int rowsWanted = (int)Math.Clamp(BandElements / Math.Max(perRow, 1), 1, TileRows);
+            // One tile row a band where its products are small and still SmallProductTiles wide (AlexNet's conv2).
+            if ((long)channels * filters * TilesW <= SmallProduct && TilesW >= SmallProductTiles) rowsWanted = 1;
             // Two bands at least where each still gives the products MinBandTiles columns, and an even number where
             // there are several, so that two workers share the transforms evenly; a single band splits its products over
             // the workers instead. The count depends on the geometry only, never on the workers.
-            int bands = (TileRows + byBudget - 1) / byBudget;
+            int bands = (TileRows + rowsWanted - 1) / rowsWanted;
             if (bands == 1 && (long)TileRows * TilesW >= 2 * MinBandTiles) bands = 2;
             if (bands > 1 && bands % 2 == 1 && bands < TileRows) bands++;
             RowsPerBand = (TileRows + bands - 1) / bands;
@@ -454,6 +644,10 @@ internal static class Winograd
             Filters = filters;
         }
 
+        /// <summary>The kernel's side, 3 or 5.</summary>
+        public int R { get; }
+        /// <summary>Positions of the transformed tile, (R + 1)²: the number of products.</summary>
+        public int Positions { get; }
         public int TilesH { get; }
         public int TilesW { get; }
         public int TileRows { get; }
@@ -465,9 +659,9 @@ internal static class Winograd
         /// <summary>Tiles in a full band: the products' width.</summary>
         public int BandTiles => RowsPerBand * TilesW;
 
-        /// <summary>One slot: V [16 × C × band] and M [16 × K × band], each row with a vector of slack, and four input rows split into even and odd columns.</summary>
-        public long SlotElements => 16L * (Channels + Filters) * (BandTiles + 64) + ScratchElements;
+        /// <summary>One slot: V [α² × C × band] and M [α² × K × band], each row with a vector of slack, and α = R + 1 input rows split into even and odd columns.</summary>
+        public long SlotElements => (long)Positions * (Channels + Filters) * (BandTiles + 64) + ScratchElements;
 
-        public int ScratchElements => 8 * (TilesW + 1 + 64);   // ≥ 8 rows of TilesW + 1 + Vector256<T>.Count
+        public int ScratchElements => 2 * (R + 1) * (TilesW + 2 + 64);   // ≥ 2α rows of TilesW + α/2 − 1 + Vector256<T>.Count
     }
 }
