@@ -117,84 +117,114 @@ internal static class Winograd
         }
     }
 
-    // U_ξ = (G g Gᵀ)_ξ for every filter k and channel c, stored as 16 matrices [K × C] (forward), or for the input gradient
-    // from g = w[k, c] turned 180°, as 16 matrices [C × K] (the roles of filters and channels swap); rows [row0, row1) of
-    // each. Each matrix is written row by row (the loop over its columns innermost), so the 16 outputs are 16 sequential
-    // streams; rows are disjoint, so the workers can take ranges of them.
+    // U_ξ = (G g Gᵀ)_ξ for every filter k and channel c, stored as α² matrices [K × C] (forward), or for the input
+    // gradient from g = w[k, c] turned 180°, as α² matrices [C × K] (the roles of filters and channels swap); rows
+    // [row0, row1) of each. A row is done WeightBlock columns at a time: their taps gathered tap-major into a block, then
+    // transformed a vector of columns at once and stored as α² sequential streams; rows are disjoint, so the workers can
+    // take ranges of them.
     private static void TransformWeights<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int columns = gradient ? filters : channels, plane = filters * channels, taps = r * r;
+        int columns = gradient ? filters : channels, plane = filters * channels, count = r * r, lanes = Vector256<T>.Count;
+        Span<T> taps = stackalloc T[25 * WeightBlock];                 // tap t of the block's column j at t·WeightBlock + j
+        Span<T> partial = stackalloc T[36 * Vector256<T>.Count];       // a last, partial vector of columns: ξ at ξ·lanes
         for (int row = row0; row < row1; row++)
         {
-            for (int col = 0; col < columns; col++)
+            for (int col0 = 0; col0 < columns; col0 += WeightBlock)
             {
-                int k = gradient ? col : row, c = gradient ? row : col;
-                var g = weights.Slice((k * channels + c) * taps, taps);
-                if (r == 3) TransformFilter(g, gradient, u[(row * columns + col)..], plane);
-                else TransformFilter5(g, gradient, u[(row * columns + col)..], plane);
+                int width = Math.Min(WeightBlock, columns - col0);
+                for (int j = 0; j < WeightBlock; j++)
+                {
+                    if (j >= width)
+                    {
+                        for (int t = 0; t < count; t++) taps[t * WeightBlock + j] = T.Zero;
+                        continue;
+                    }
+                    int k = gradient ? col0 + j : row, c = gradient ? row : col0 + j;
+                    var g = weights.Slice((k * channels + c) * count, count);
+                    for (int t = 0; t < count; t++) taps[t * WeightBlock + j] = gradient ? g[count - 1 - t] : g[t];
+                }
+                for (int j = 0; j < width; j += lanes)
+                {
+                    int at = row * columns + col0 + j;
+                    bool whole = j + lanes <= width;
+                    var target = whole ? u[at..] : partial;
+                    int stride = whole ? plane : lanes;
+                    if (r == 3) TransformFilters3(taps, j, target, stride);
+                    else TransformFilters5(taps, j, target, stride);
+                    if (whole) continue;
+                    for (int xi = 0; xi < (r + 1) * (r + 1); xi++)
+                    {
+                        partial.Slice(xi * lanes, width - j).CopyTo(u[(at + xi * plane)..]);
+                    }
+                }
             }
         }
     }
 
-    // G g Gᵀ of one 5×5 filter (turned 180° when flip) into u[ξ·stride], ξ = 0 … 35: G down each column of g, then
-    // along each row of the result.
-    private static void TransformFilter5<T>(ReadOnlySpan<T> g, bool flip, Span<T> u, int stride) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Span<T> columns = stackalloc T[30];   // G g [6 × 5]
-        Span<T> taps = stackalloc T[25];
-        for (int i = 0; i < 25; i++) taps[i] = flip ? g[24 - i] : g[i];
-        for (int j = 0; j < 5; j++)
-        {
-            G5(taps[j], taps[5 + j], taps[10 + j], taps[15 + j], taps[20 + j], out columns[j], out columns[5 + j], out columns[10 + j],
-                out columns[15 + j], out columns[20 + j], out columns[25 + j]);
-        }
-        for (int i = 0; i < 6; i++)
-        {
-            var row = columns.Slice(5 * i, 5);
-            int at = 6 * i;
-            G5(row[0], row[1], row[2], row[3], row[4], out u[at * stride], out u[(at + 1) * stride], out u[(at + 2) * stride],
-                out u[(at + 3) * stride], out u[(at + 4) * stride], out u[(at + 5) * stride]);
-        }
+    /// <summary>Columns of U a weight transform gathers at once (a multiple of every vector's lane count).</summary>
+    private const int WeightBlock = 32;
 
-        static void G5(T a, T b, T c, T d, T e, out T t0, out T t1, out T t2, out T t3, out T t4, out T t5)
+    /// <summary>Tap t of the vector of columns from j of a gathered block.</summary>
+    private static Vector256<T> Tap<T>(ReadOnlySpan<T> taps, int t, int j) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(taps), (nuint)(t * WeightBlock + j));
+
+    // G g Gᵀ of a vector of 3×3 filters, tap t of lane i at taps[t·WeightBlock + j + i], into target[ξ·stride …], ξ = 0 … 15.
+    private static void TransformFilters3<T>(ReadOnlySpan<T> taps, int j, Span<T> target, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var half = Vector256.Create(T.CreateTruncating(0.5));
+        var (g0, g1, g2, g3, g4, g5, g6, g7, g8) = (Tap(taps, 0, j), Tap(taps, 1, j), Tap(taps, 2, j), Tap(taps, 3, j), Tap(taps, 4, j),
+            Tap(taps, 5, j), Tap(taps, 6, j), Tap(taps, 7, j), Tap(taps, 8, j));
+        // G g [4 × 3]: rows g_0, (g_0 + g_1 + g_2)/2, (g_0 − g_1 + g_2)/2, g_2 of the filter's rows g_i
+        var b0 = (g0 + g3 + g6) * half; var b1 = (g1 + g4 + g7) * half; var b2 = (g2 + g5 + g8) * half;
+        var c0 = (g0 - g3 + g6) * half; var c1 = (g1 - g4 + g7) * half; var c2 = (g2 - g5 + g8) * half;
+        // (G g) Gᵀ [4 × 4]: the same combination of each row's three columns
+        Row(target, 0, stride, g0, g1, g2, half);
+        Row(target, 4, stride, b0, b1, b2, half);
+        Row(target, 8, stride, c0, c1, c2, half);
+        Row(target, 12, stride, g6, g7, g8, half);
+
+        static void Row(Span<T> u, int xi, int stride, Vector256<T> x, Vector256<T> y, Vector256<T> z, Vector256<T> half)
         {
-            T sixth = T.One / T.CreateTruncating(6), twentyFourth = T.One / T.CreateTruncating(24), two = T.CreateTruncating(2);
-            t0 = a * T.CreateTruncating(0.25);
-            t1 = -(a + b + c + d + e) * sixth;
-            t2 = -(a - b + c - d + e) * sixth;
-            // (a + 2b + 4c + 8d + 16e)/24 and (a − 2b + 4c − 8d + 16e)/24, by Horner in powers of 2
-            T even = a + two * two * (c + two * two * e), odd = two * (b + two * two * d);
-            t3 = (even + odd) * twentyFourth;
-            t4 = (even - odd) * twentyFourth;
-            t5 = e;
+            ref T ur = ref MemoryMarshal.GetReference(u);
+            x.StoreUnsafe(ref ur, (nuint)(xi * stride));
+            ((x + y + z) * half).StoreUnsafe(ref ur, (nuint)((xi + 1) * stride));
+            ((x - y + z) * half).StoreUnsafe(ref ur, (nuint)((xi + 2) * stride));
+            z.StoreUnsafe(ref ur, (nuint)((xi + 3) * stride));
         }
     }
 
-    // G g Gᵀ of one 3×3 filter (turned 180° when flip) into u[ξ·stride], ξ = 0 … 15.
-    private static void TransformFilter<T>(ReadOnlySpan<T> g, bool flip, Span<T> u, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    // G g Gᵀ of a vector of 5×5 filters (taps as in TransformFilters3) into target[ξ·stride …], ξ = 0 … 35: G down each
+    // column of g, then along each row of the result.
+    private static void TransformFilters5<T>(ReadOnlySpan<T> taps, int j, Span<T> target, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T half = T.CreateTruncating(0.5);
-        T g0, g1, g2, g3, g4, g5, g6, g7, g8;
-        if (flip) (g0, g1, g2, g3, g4, g5, g6, g7, g8) = (g[8], g[7], g[6], g[5], g[4], g[3], g[2], g[1], g[0]);
-        else (g0, g1, g2, g3, g4, g5, g6, g7, g8) = (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]);
-        // G g [4 × 3]: rows g_0, (g_0 + g_1 + g_2)/2, (g_0 − g_1 + g_2)/2, g_2 of the filter's rows g_i
-        T a0 = g0, a1 = g1, a2 = g2;
-        T b0 = (g0 + g3 + g6) * half, b1 = (g1 + g4 + g7) * half, b2 = (g2 + g5 + g8) * half;
-        T c0 = (g0 - g3 + g6) * half, c1 = (g1 - g4 + g7) * half, c2 = (g2 - g5 + g8) * half;
-        T d0 = g6, d1 = g7, d2 = g8;
-        // (G g) Gᵀ [4 × 4]: the same combination of each row's three columns
-        Row(u, 0, stride, a0, a1, a2, half);
-        Row(u, 4, stride, b0, b1, b2, half);
-        Row(u, 8, stride, c0, c1, c2, half);
-        Row(u, 12, stride, d0, d1, d2, half);
-
-        static void Row(Span<T> u, int xi, int stride, T x, T y, T z, T half)
+        Span<Vector256<T>> columns = stackalloc Vector256<T>[30];   // G g [6 × 5] at 5i + m
+        for (int m = 0; m < 5; m++)
         {
-            u[xi * stride] = x;
-            u[(xi + 1) * stride] = (x + y + z) * half;
-            u[(xi + 2) * stride] = (x - y + z) * half;
-            u[(xi + 3) * stride] = z;
+            var (t0, t1, t2, t3, t4, t5) = G5(Tap(taps, m, j), Tap(taps, 5 + m, j), Tap(taps, 10 + m, j), Tap(taps, 15 + m, j), Tap(taps, 20 + m, j));
+            (columns[m], columns[5 + m], columns[10 + m], columns[15 + m], columns[20 + m], columns[25 + m]) = (t0, t1, t2, t3, t4, t5);
+        }
+        ref T ur = ref MemoryMarshal.GetReference(target);
+        for (int i = 0; i < 6; i++)
+        {
+            var (t0, t1, t2, t3, t4, t5) = G5(columns[5 * i], columns[5 * i + 1], columns[5 * i + 2], columns[5 * i + 3], columns[5 * i + 4]);
+            nuint at = (nuint)(6 * i * stride), st = (nuint)stride;
+            t0.StoreUnsafe(ref ur, at); t1.StoreUnsafe(ref ur, at + st); t2.StoreUnsafe(ref ur, at + 2 * st);
+            t3.StoreUnsafe(ref ur, at + 3 * st); t4.StoreUnsafe(ref ur, at + 4 * st); t5.StoreUnsafe(ref ur, at + 5 * st);
+        }
+
+        static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) G5(
+            Vector256<T> a, Vector256<T> b, Vector256<T> c, Vector256<T> d, Vector256<T> e)
+        {
+            var sixth = Vector256.Create(T.One / T.CreateTruncating(6));
+            var twentyFourth = Vector256.Create(T.One / T.CreateTruncating(24));
+            var four = Vector256.Create(T.CreateTruncating(4));
+            var two = Vector256.Create(T.CreateTruncating(2));
+            // (a + 2b + 4c + 8d + 16e)/24 and (a − 2b + 4c − 8d + 16e)/24, by Horner in powers of 4
+            var even = a + four * (c + four * e);
+            var odd = two * (b + four * d);
+            return (a * Vector256.Create(T.CreateTruncating(0.25)), -(a + b + c + d + e) * sixth, -(a - b + c - d + e) * sixth,
+                (even + odd) * twentyFourth, (even - odd) * twentyFourth, e);
         }
     }
 
