@@ -24,9 +24,9 @@ public sealed class ManagedOptions
     public int Threads { get; set; }
 
     /// <summary>
-    /// Convolution algorithm: auto (Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with at least 32 channels in and
-    /// out, a direct kernel for small ones, im2col + GEMM elsewhere) | im2col (im2col + GEMM everywhere: each output one
-    /// plain dot product).
+    /// Convolution algorithm: auto (Winograd F(2×2, 3×3) and F(2×2, 5×5) for 3×3 and 5×5 stride-1 convolutions with at
+    /// least 32 channels in and out, a direct kernel for small ones, im2col + GEMM elsewhere) | im2col (im2col + GEMM
+    /// everywhere: each output one plain dot product).
     /// </summary>
     public string Convolution { get; set; } = "auto";
 }
