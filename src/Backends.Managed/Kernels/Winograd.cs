@@ -305,8 +305,7 @@ internal static class Winograd
             {
                 T b = bias.IsEmpty ? T.Zero : bias[k];
                 var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
-                if (plan.R == 3) TransformOutputRow(m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
-                else TransformOutputRow6(m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
+                TransformOutputRow(plan.R, m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
             }
         }
     }
@@ -319,19 +318,7 @@ internal static class Winograd
         int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int half = tilesW + 1 + Vector256<T>.Count;   // even or odd columns of one row, with a vector of zeros to spare
-        for (int r = 0; r < 4; r++)
-        {
-            var even = scratch.Slice(2 * r * half, half);
-            var odd = scratch.Slice((2 * r + 1) * half, half);
-            int ih = 2 * th - s.PadTop + r;
-            if ((uint)ih >= (uint)s.H)
-            {
-                even.Clear();
-                odd.Clear();
-                continue;
-            }
-            Deinterleave(plane.Slice(ih * s.W, s.W), s.PadLeft, even, odd);
-        }
+        SplitRows(plane, s, th, 4, half, scratch);
         ref T sr = ref MemoryMarshal.GetReference(scratch);
         ref T vr = ref MemoryMarshal.GetReference(v);
         nuint h = (nuint)half, st = (nuint)stride;
@@ -372,19 +359,7 @@ internal static class Winograd
         int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int half = tilesW + 2 + Vector256<T>.Count;
-        for (int r = 0; r < 6; r++)
-        {
-            var even = scratch.Slice(2 * r * half, half);
-            var odd = scratch.Slice((2 * r + 1) * half, half);
-            int ih = 2 * th - s.PadTop + r;
-            if ((uint)ih >= (uint)s.H)
-            {
-                even.Clear();
-                odd.Clear();
-                continue;
-            }
-            Deinterleave(plane.Slice(ih * s.W, s.W), s.PadLeft, even, odd);
-        }
+        SplitRows(plane, s, th, 6, half, scratch);
         ref T sr = ref MemoryMarshal.GetReference(scratch);
         ref T vr = ref MemoryMarshal.GetReference(v);
         nuint h = (nuint)half, st = (nuint)stride;
@@ -438,6 +413,26 @@ internal static class Winograd
             d4m2 - twice, d4m2 + twice, four * d1 - five * d3 + d5);
     }
 
+    // The input rows 2·th − P_top + r, r < rows, under tile row th, each split into even and odd columns of half
+    // elements at scratch[2r·half] and scratch[(2r + 1)·half] (zeros for rows in the padding).
+    private static void SplitRows<T>(ReadOnlySpan<T> plane, in Sizes s, int th, int rows, int half, Span<T> scratch)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var even = scratch.Slice(2 * r * half, half);
+            var odd = scratch.Slice((2 * r + 1) * half, half);
+            int ih = 2 * th - s.PadTop + r;
+            if ((uint)ih >= (uint)s.H)
+            {
+                even.Clear();
+                odd.Clear();
+                continue;
+            }
+            Deinterleave(plane.Slice(ih * s.W, s.W), s.PadLeft, even, odd);
+        }
+    }
+
     // even[q] = line[2q − pad], odd[q] = line[2q + 1 − pad], zero outside the line.
     private static void Deinterleave<T>(ReadOnlySpan<T> line, int pad, Span<T> even, Span<T> odd) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -465,14 +460,15 @@ internal static class Winograd
         }
     }
 
-    // y[2th + i, 2t + j] = (Aᵀ m A)[i, j] + b for the tiles of tile row th of one filter; m_ξ of tile t at m[start + ξ·stride + t]
-    // (whole vectors are loaded: the lanes past the row are not stored).
-    private static void TransformOutputRow<T>(ReadOnlySpan<T> m, int start, int stride, int tilesW, int th, in Sizes s, T bias,
-        bool hasBias, Span<T> plane) where T : unmanaged, IFloatingPointIeee754<T>
+    // y[2th + i, 2t + j] = (Aᵀ m A)[i, j] + b for the tiles of tile row th of one filter of an r×r convolution; m_ξ of
+    // tile t at m[start + ξ·stride + t] (whole vectors are loaded: the lanes past the row are not stored).
+    private static void TransformOutputRow<T>(int r, ReadOnlySpan<T> m, int start, int stride, int tilesW, int th, in Sizes s,
+        T bias, bool hasBias, Span<T> plane) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ref T mr = ref MemoryMarshal.GetReference(m);
         int n = Vector256<T>.Count;
         Span<T> lanes = stackalloc T[4 * Vector256<T>.Count];
+        Span<Vector256<T>> sums = stackalloc Vector256<T>[12];
         var b = Vector256.Create(bias);
         int oh = 2 * th;
         var top = plane.Slice(oh * s.OutW, s.OutW);
@@ -481,20 +477,7 @@ internal static class Winograd
         for (int t = 0; t < tilesW; t += n)
         {
             nuint at = (nuint)(start + t);
-            var m0 = Vector256.LoadUnsafe(ref mr, at); var m1 = Vector256.LoadUnsafe(ref mr, at + st);
-            var m2 = Vector256.LoadUnsafe(ref mr, at + 2 * st); var m3 = Vector256.LoadUnsafe(ref mr, at + 3 * st);
-            var m4 = Vector256.LoadUnsafe(ref mr, at + 4 * st); var m5 = Vector256.LoadUnsafe(ref mr, at + 5 * st);
-            var m6 = Vector256.LoadUnsafe(ref mr, at + 6 * st); var m7 = Vector256.LoadUnsafe(ref mr, at + 7 * st);
-            var m8 = Vector256.LoadUnsafe(ref mr, at + 8 * st); var m9 = Vector256.LoadUnsafe(ref mr, at + 9 * st);
-            var m10 = Vector256.LoadUnsafe(ref mr, at + 10 * st); var m11 = Vector256.LoadUnsafe(ref mr, at + 11 * st);
-            var m12 = Vector256.LoadUnsafe(ref mr, at + 12 * st); var m13 = Vector256.LoadUnsafe(ref mr, at + 13 * st);
-            var m14 = Vector256.LoadUnsafe(ref mr, at + 14 * st); var m15 = Vector256.LoadUnsafe(ref mr, at + 15 * st);
-            // Aᵀ m: rows 0 + 1 + 2 and 1 − 2 − 3
-            var s0 = m0 + m4 + m8; var s1 = m1 + m5 + m9; var s2 = m2 + m6 + m10; var s3 = m3 + m7 + m11;
-            var r0 = m4 - m8 - m12; var r1 = m5 - m9 - m13; var r2 = m6 - m10 - m14; var r3 = m7 - m11 - m15;
-            // (Aᵀ m) A: columns 0 + 1 + 2 and 1 − 2 − 3
-            var y00 = s0 + s1 + s2; var y01 = s1 - s2 - s3;
-            var y10 = r0 + r1 + r2; var y11 = r1 - r2 - r3;
+            var (y00, y01, y10, y11) = r == 3 ? Output3(ref mr, at, st) : Output5(ref mr, at, st, sums);
             if (hasBias)
             {
                 y00 += b; y01 += b; y10 += b; y11 += b;
@@ -503,43 +486,43 @@ internal static class Winograd
         }
     }
 
-    // y[2th + i, 2t + j] = (Aᵀ m A)[i, j] + b for F(2×2, 5×5): m_ξ, ξ = 6i + j, as in TransformOutputRow.
-    private static void TransformOutputRow6<T>(ReadOnlySpan<T> m, int start, int stride, int tilesW, int th, in Sizes s, T bias,
-        bool hasBias, Span<T> plane) where T : unmanaged, IFloatingPointIeee754<T>
+    // Aᵀ m A of F(2×2, 3×3) for a vector of tiles, m_ξ at m[at + ξ·st].
+    private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Output3<T>(ref T mr, nuint at, nuint st)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ref T mr = ref MemoryMarshal.GetReference(m);
-        int n = Vector256<T>.Count;
-        Span<T> lanes = stackalloc T[4 * Vector256<T>.Count];
-        var b = Vector256.Create(bias);
+        var m0 = Vector256.LoadUnsafe(ref mr, at); var m1 = Vector256.LoadUnsafe(ref mr, at + st);
+        var m2 = Vector256.LoadUnsafe(ref mr, at + 2 * st); var m3 = Vector256.LoadUnsafe(ref mr, at + 3 * st);
+        var m4 = Vector256.LoadUnsafe(ref mr, at + 4 * st); var m5 = Vector256.LoadUnsafe(ref mr, at + 5 * st);
+        var m6 = Vector256.LoadUnsafe(ref mr, at + 6 * st); var m7 = Vector256.LoadUnsafe(ref mr, at + 7 * st);
+        var m8 = Vector256.LoadUnsafe(ref mr, at + 8 * st); var m9 = Vector256.LoadUnsafe(ref mr, at + 9 * st);
+        var m10 = Vector256.LoadUnsafe(ref mr, at + 10 * st); var m11 = Vector256.LoadUnsafe(ref mr, at + 11 * st);
+        var m12 = Vector256.LoadUnsafe(ref mr, at + 12 * st); var m13 = Vector256.LoadUnsafe(ref mr, at + 13 * st);
+        var m14 = Vector256.LoadUnsafe(ref mr, at + 14 * st); var m15 = Vector256.LoadUnsafe(ref mr, at + 15 * st);
+        // Aᵀ m: rows 0 + 1 + 2 and 1 − 2 − 3
+        var s0 = m0 + m4 + m8; var s1 = m1 + m5 + m9; var s2 = m2 + m6 + m10; var s3 = m3 + m7 + m11;
+        var r0 = m4 - m8 - m12; var r1 = m5 - m9 - m13; var r2 = m6 - m10 - m14; var r3 = m7 - m11 - m15;
+        // (Aᵀ m) A: columns 0 + 1 + 2 and 1 − 2 − 3
+        return (s0 + s1 + s2, s1 - s2 - s3, r0 + r1 + r2, r1 - r2 - r3);
+    }
+
+    // Aᵀ m A of F(2×2, 5×5) for a vector of tiles, m_ξ (ξ = 6i + j) at m[at + ξ·st]; sums holds Aᵀ m, row 0 at j and
+    // row 1 at 6 + j.
+    private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Output5<T>(ref T mr, nuint at, nuint st, Span<Vector256<T>> sums)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         var two = Vector256.Create(T.CreateTruncating(2));
-        int oh = 2 * th;
-        var top = plane.Slice(oh * s.OutW, s.OutW);
-        var bottom = oh + 1 < s.OutH ? plane.Slice((oh + 1) * s.OutW, s.OutW) : default;
-        nuint st = (nuint)stride;
-        Span<Vector256<T>> sums = stackalloc Vector256<T>[12];   // Aᵀ m: row 0 (sums[j]) and row 1 (sums[6 + j]) of each column j
-        for (int t = 0; t < tilesW; t += n)
+        for (int j = 0; j < 6; j++)
         {
-            nuint at = (nuint)(start + t);
-            for (int j = 0; j < 6; j++)
-            {
-                nuint col = at + (nuint)j * st;
-                var m0 = Vector256.LoadUnsafe(ref mr, col); var m1 = Vector256.LoadUnsafe(ref mr, col + 6 * st);
-                var m2 = Vector256.LoadUnsafe(ref mr, col + 12 * st); var m3 = Vector256.LoadUnsafe(ref mr, col + 18 * st);
-                var m4 = Vector256.LoadUnsafe(ref mr, col + 24 * st); var m5 = Vector256.LoadUnsafe(ref mr, col + 30 * st);
-                sums[j] = m0 + m1 + m2 + m3 + m4;
-                sums[6 + j] = m1 - m2 + two * (m3 - m4) + m5;
-            }
-            // (Aᵀ m) A: columns 0 + 1 + 2 + 3 + 4 and 1 − 2 + 2·(3 − 4) + 5 of each row
-            var y00 = sums[0] + sums[1] + sums[2] + sums[3] + sums[4];
-            var y01 = sums[1] - sums[2] + two * (sums[3] - sums[4]) + sums[5];
-            var y10 = sums[6] + sums[7] + sums[8] + sums[9] + sums[10];
-            var y11 = sums[7] - sums[8] + two * (sums[9] - sums[10]) + sums[11];
-            if (hasBias)
-            {
-                y00 += b; y01 += b; y10 += b; y11 += b;
-            }
-            StoreTiles(y00, y01, y10, y11, lanes, t, tilesW, s.OutW, top, bottom);
+            nuint col = at + (nuint)j * st;
+            var m0 = Vector256.LoadUnsafe(ref mr, col); var m1 = Vector256.LoadUnsafe(ref mr, col + 6 * st);
+            var m2 = Vector256.LoadUnsafe(ref mr, col + 12 * st); var m3 = Vector256.LoadUnsafe(ref mr, col + 18 * st);
+            var m4 = Vector256.LoadUnsafe(ref mr, col + 24 * st); var m5 = Vector256.LoadUnsafe(ref mr, col + 30 * st);
+            sums[j] = m0 + m1 + m2 + m3 + m4;
+            sums[6 + j] = m1 - m2 + two * (m3 - m4) + m5;
         }
+        // (Aᵀ m) A: columns 0 + 1 + 2 + 3 + 4 and 1 − 2 + 2·(3 − 4) + 5 of each row
+        return (sums[0] + sums[1] + sums[2] + sums[3] + sums[4], sums[1] - sums[2] + two * (sums[3] - sums[4]) + sums[5],
+            sums[6] + sums[7] + sums[8] + sums[9] + sums[10], sums[7] - sums[8] + two * (sums[9] - sums[10]) + sums[11]);
     }
 
     // Interleaves a vector of tiles' 2×2 outputs into the two output rows: columns 2t, 2t + 1 of each tile (the last
