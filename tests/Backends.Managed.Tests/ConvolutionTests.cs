@@ -250,6 +250,44 @@ internal static class FiniteDifferences
     }
 }
 
+/// <summary>The im2col matrix, including its phased form for column strides above 1, against its definition.</summary>
+public sealed class Im2ColTests
+{
+    /// <summary>
+    /// cols[(c·F_h + i)·F_w + j, (oh − oh0)·W' + ow] = x[c, oh·S_h − P_h + i·D_h, ow·S_w − P_w + j·D_w] (0 in the padding),
+    /// bit for bit, for strides 1–4, padding, dilation and a band of output rows that starts inside the plane.
+    /// </summary>
+    [Theory]
+    [InlineData(11, 4, 0, 1, 0)]    // AlexNet's conv1
+    [InlineData(11, 4, 2, 1, 3)]
+    [InlineData(3, 2, 1, 1, 0)]
+    [InlineData(5, 3, 2, 2, 2)]
+    [InlineData(3, 1, 1, 1, 1)]
+    [InlineData(7, 2, 3, 1, 4)]     // ZFNet's conv1
+    public void Im2Col_MatchesTheDefinition(int f, int stride, int pad, int dilation, int oh0)
+    {
+        int channels = 3, h = 29, w = 31;
+        var spec = new ConvSpec(f, f, stride, stride, Padding2d.Symmetric(pad, pad), SizeRule.Floor, "conv", dilation, dilation);
+        var (outH, outW) = spec.OutputSize(h, w);
+        int rows = outH - oh0;
+        var x = Array.ConvertAll(TestSupport.Random(channels * h * w, 7), v => (float)v);
+        var cols = new float[channels * f * f * rows * outW];
+        Lockstep.Backends.Managed.Kernels.Convolution.Im2Col<float>(x, channels, h, w, spec, oh0, rows, outW, cols);
+        for (int c = 0; c < channels; c++)
+        for (int i = 0; i < f; i++)
+        for (int j = 0; j < f; j++)
+        for (int oh = 0; oh < rows; oh++)
+        for (int ow = 0; ow < outW; ow++)
+        {
+            int ih = (oh0 + oh) * stride - pad + i * dilation, iw = ow * stride - pad + j * dilation;
+            float expected = (uint)ih < (uint)h && (uint)iw < (uint)w ? x[(c * h + ih) * w + iw] : 0f;
+            float actual = cols[((c * f + i) * f + j) * rows * outW + oh * outW + ow];
+            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual),
+                $"tap ({c}, {i}, {j}) at output ({oh0 + oh}, {ow}): {actual} where x gives {expected}");
+        }
+    }
+}
+
 /// <summary>The Winograd F(2×2, 3×3) and F(2×2, 5×5) paths of wide 3×3 and 5×5 stride-1 convolutions (Kernels/Winograd.cs).</summary>
 public sealed class WinogradTests
 {

@@ -22,6 +22,11 @@ internal static class Convolution
     public static void Im2Col<T>(ReadOnlySpan<T> x, int channels, int h, int w, ConvSpec spec, int oh0, int outH, int outW, Span<T> cols)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (spec.StrideW > 1 && PhasedRowElements(spec, outW) <= MaxPhasedRow)
+        {
+            Im2ColPhased(x, channels, h, w, spec, oh0, outH, outW, cols);
+            return;
+        }
         int row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -53,6 +58,52 @@ internal static class Convolution
                         {
                             for (int ow = owLo; ow < owHi; ow++, iw += spec.StrideW) line[ow] = src[iw];
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Elements of one input row split into its S_w column phases, as <see cref="Im2ColPhased{T}"/> keeps it.</summary>
+    private static int PhasedRowElements(ConvSpec spec, int outW) =>
+        spec.StrideW * (outW + (spec.KernelW - 1) * spec.DilationW / spec.StrideW);
+
+    /// <summary>Largest phased row <see cref="Im2ColPhased{T}"/> stacks (elements); wider rows take the plain gather.</summary>
+    private const int MaxPhasedRow = 4096;
+
+    // Im2Col for a column stride S_w > 1 (AlexNet's conv1: 11×11 / 4), where the plain form gathers every element S_w
+    // apart. Each input row under a band row is split once into its S_w column phases, phase φ holding
+    // x[…, m·S_w + φ − P_w] for m = 0, 1, … (0 in the padding); the F_w columns rows of that input row are then
+    // contiguous copies, tap j = q·S_w + φ (in units of D_w·j) being phase φ from m = q. The same values as Im2Col.
+    private static void Im2ColPhased<T>(ReadOnlySpan<T> x, int channels, int h, int w, ConvSpec spec, int oh0, int outH, int outW, Span<T> cols)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int stride = spec.StrideW, span = PhasedRowElements(spec, outW) / stride, plane = outH * outW;
+        Span<T> phases = stackalloc T[stride * span];
+        for (int c = 0; c < channels; c++)
+        {
+            var xc = x.Slice(c * h * w, h * w);
+            for (int i = 0; i < spec.KernelH; i++)
+            {
+                int row0 = (c * spec.KernelH + i) * spec.KernelW;
+                for (int oh = 0; oh < outH; oh++)
+                {
+                    int ih = (oh0 + oh) * spec.StrideH - spec.PadH + i * spec.DilationH;
+                    if ((uint)ih >= (uint)h)
+                    {
+                        for (int j = 0; j < spec.KernelW; j++) cols.Slice((row0 + j) * plane + oh * outW, outW).Clear();
+                        continue;
+                    }
+                    var src = xc.Slice(ih * w, w);
+                    for (int phase = 0; phase < stride; phase++)
+                    {
+                        var dst = phases.Slice(phase * span, span);
+                        for (int m = 0, iw = phase - spec.PadW; m < span; m++, iw += stride) dst[m] = (uint)iw < (uint)w ? src[iw] : T.Zero;
+                    }
+                    for (int j = 0; j < spec.KernelW; j++)
+                    {
+                        int offset = j * spec.DilationW;
+                        phases.Slice(offset % stride * span + offset / stride, outW).CopyTo(cols.Slice((row0 + j) * plane + oh * outW, outW));
                     }
                 }
             }
