@@ -124,7 +124,10 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
             if (specialized && DirectConvolution.Applies(x, filters, spec, w, lanes))
                 direct = Math.Max(direct, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, lanes));
         }
-        long winogradElements = specialized && Winograd.Applies(spec, x.N, x.C, filters, h, w) ? Winograd.WorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads) : 0;
+        long winogradElements = specialized && Winograd.Applies(spec, x.N, x.C, filters, h, w)
+            ? Math.Max(Winograd.WorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads),
+                Winograd.WeightsWorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads))
+            : 0;
         return Math.Max(im2col, Math.Max(direct, winogradElements));
     }
 

@@ -242,11 +242,16 @@ internal static class Convolution
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
         Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (specialized && !dx.IsEmpty && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
+        if (specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
         {
-            // dw and db as without dx (no column gradient, no col2im), dx by Winograd.
-            Backward(gemm, workers, pool, dy, x, xShape, w, filters, spec, outH, outW, default, dw, db, specialized);
-            Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW, xShape.H, xShape.W, dx);
+            // dw and db by the forward's dual F(r×r, 2×2), dx (when asked for) by Winograd as a convolution of dy.
+            Winograd.BackwardWeights(gemm, workers, pool, spec.KernelH, dy, x, xShape.N, xShape.C, xShape.H, xShape.W, filters,
+                spec.PadH, spec.PadW, outH, outW, dw, db);
+            if (!dx.IsEmpty)
+            {
+                Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW,
+                    xShape.H, xShape.W, dx);
+            }
             return;
         }
         bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());

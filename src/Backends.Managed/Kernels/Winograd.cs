@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Lockstep.Backends.Managed.Tensors;
@@ -33,6 +34,13 @@ namespace Lockstep.Backends.Managed.Kernels;
 //          | 0  4  0 −5  0  1 |         |   0     0     0     0     1   |
 //
 // Its gradient is the 5×5 convolution of dy with w turned 180° and padding 4 − P.
+//
+// The weight gradient is the forward's dual, F(r×r, 2×2): differentiating Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A by g gives, for
+// each 2×2 tile of dy and the same α×α input patch d the forward reads,
+//     dw_tile = Gᵀ [ (A dy_tile Aᵀ) ⊙ (Bᵀ d B) ] G,
+// so that over all tiles of the images M_ξ [K × C] = Σ_tiles (A dy Aᵀ)_ξ [K × tiles] · V_ξᵀ [tiles × C], V_ξ the
+// forward's transformed input, and dw[k, c] = Gᵀ M[k, c] G: per tile of four outputs and (k, c) pair α² multiply-adds
+// where im2col's dw does 4·r² — 16 against 36 (3×3), 36 against 100 (5×5).
 //
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
@@ -115,6 +123,244 @@ internal static class Winograd
         {
             pool.Return(u);
         }
+    }
+
+    /// <summary>
+    /// dw [K, C, r, r] and db [K] of an r×r stride-1 convolution with top/left padding (padTop, padLeft), from dy
+    /// [N, K, H', W'] and x [N, C, H, W], by F(r×r, 2×2). In parallel, slot s takes images s, s + slots, … in order and
+    /// sums their products into its own M (and db), whichever thread runs it; the slots' results are added in order
+    /// (the scheme of im2col's dw).
+    /// </summary>
+    public static unsafe void BackwardWeights<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy,
+        ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
+        Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int slots = workers.Threads > 1 && n > 1 ? Math.Min(workers.Threads, n) : 1;
+        long work = WeightsSlotElements(r, n, slots, channels, filters, outH, outW);
+        var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
+        var job = Cache<WeightsJob<T>>.Rent();
+        var buffers = job.Slots(slots);
+        long mElements = (long)(r + 1) * (r + 1) * filters * channels;
+        for (int i = 0; i < slots; i++) buffers[i] = pool.Rent<T>(checked((int)(work + mElements + dw.Length + db.Length)), clear: false);
+        try
+        {
+            fixed (T* px = x, pdy = dy)
+            {
+                job.Set(gemm, r, work, shape, buffers, n, slots, px, x.Length, pdy, dy.Length, dw.Length, db.Length);
+                workers.For(slots, job);
+            }
+            // Slot 0's partial, then the others' added in slot order.
+            var first = buffers[0].AsSpan(checked((int)(work + mElements)), dw.Length + db.Length);
+            first[..dw.Length].CopyTo(dw);
+            first.Slice(dw.Length, db.Length).CopyTo(db);
+            for (int i = 1; i < slots; i++)
+            {
+                var part = buffers[i].AsSpan(checked((int)(work + mElements)), dw.Length + db.Length);
+                TensorPrimitives.Add(dw, part[..dw.Length], dw);
+                TensorPrimitives.Add(db, part.Slice(dw.Length, db.Length), db);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < slots; i++)
+            {
+                pool.Return(buffers[i]);
+                buffers[i] = null!;
+            }
+            job.Clear();
+            Cache<WeightsJob<T>>.Return(job);
+        }
+    }
+
+    /// <summary>Elements of the working buffers <see cref="BackwardWeights{T}"/> rents.</summary>
+    public static long WeightsWorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
+    {
+        int slots = threads > 1 && n > 1 ? Math.Min(threads, n) : 1;
+        return slots * (WeightsSlotElements(r, n, slots, channels, filters, outH, outW) + (long)(r + 1) * (r + 1) * filters * channels
+            + (long)filters * channels * r * r + filters);
+    }
+
+    // The V, Udy and scratch elements a slot needs: the larger of the plans for its ⌈n/slots⌉ and ⌊n/slots⌋ images.
+    private static long WeightsSlotElements(int r, int n, int slots, int channels, int filters, int outH, int outW) =>
+        Math.Max(new Plan(r, (n + slots - 1) / slots, channels, filters, outH, outW).SlotElements,
+            new Plan(r, Math.Max(1, n / slots), channels, filters, outH, outW).SlotElements);
+
+    // One slot's images (slot, slot + slots, …) in order, their tile rows counted over those images and cut into bands
+    // as the forward's: per band, V from x (as the forward) and Udy_ξ [K × tiles] = (A dy Aᵀ)_ξ, then M_ξ += Udy_ξ · V_ξᵀ;
+    // at the end dw[k, c] = Gᵀ M[k, c] G into the slot's partial, and db summed image by image.
+    private static void SlotWeights<T>(ParallelGemm gemm, int kernel, long workElements, in Sizes s, int slot, int slots, int n,
+        ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> buffer, int dwLength, int dbLength, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int images = (n - slot + slots - 1) / slots;
+        var plan = new Plan(kernel, images, s.Channels, s.Filters, s.OutH, s.OutW);
+        int positions = plan.Positions, kc = s.Filters * s.Channels, inPlane = s.H * s.W, outPlane = s.OutH * s.OutW;
+        var work = buffer[..checked((int)plan.SlotElements)];
+        var m = buffer.Slice((int)workElements, positions * kc);
+        var partial = buffer.Slice((int)workElements + positions * kc, dwLength + dbLength);
+        var db = partial.Slice(dwLength, dbLength);
+        db.Clear();
+        var scratch = work.Slice(work.Length - plan.ScratchElements, plan.ScratchElements);
+        var dySizes = s with { H = s.OutH, W = s.OutW, PadTop = 0, PadLeft = 0 };
+        for (int img = slot; img < n; img += slots)
+        {
+            var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
+            for (int k = 0; k < s.Filters; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * outPlane, outPlane));
+        }
+        // Every slot has an image (slots ≤ n), so band 0 exists and sets M (β = 0) before the others add to it.
+        for (int band = 0; band < plan.Bands; band++)
+        {
+            int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
+            int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count;
+            var v = work[..(positions * s.Channels * ld)];
+            var u = work.Slice(positions * s.Channels * ld, positions * s.Filters * ld);
+            for (int r = 0; r < rows; r++)
+            {
+                int img = slot + (row0 + r) / plan.TilesH * slots, th = (row0 + r) % plan.TilesH;
+                var xn = x.Slice(img * s.Channels * inPlane, s.Channels * inPlane);
+                var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
+                for (int c = 0; c < s.Channels; c++)
+                {
+                    var plane = xn.Slice(c * inPlane, inPlane);
+                    if (plan.R == 3) TransformInputRow(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
+                    else TransformInputRow6(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
+                }
+                for (int k = 0; k < s.Filters; k++)
+                {
+                    TransformGradientRow(plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, plan.TilesW, scratch, u,
+                        k * ld + r * plan.TilesW, s.Filters * ld);
+                }
+            }
+            for (int xi = 0; xi < positions; xi++)
+            {
+                gemm.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, u.Slice(xi * s.Filters * ld, s.Filters * ld), ld,
+                    v.Slice(xi * s.Channels * ld, s.Channels * ld), ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, kc), s.Channels, oneThread);
+            }
+        }
+        TransformWeightGradients(plan.R, m, s.Filters, s.Channels, partial[..dwLength]);
+    }
+
+    // U_ξ[k, tile] = (A dy Aᵀ)_ξ for the tiles of tile row th of one filter's dy plane, A = (Aᵀ)ᵀ [α × 2]: along each
+    // row of the tile (a, b) → (a, a + b, a − b, −b) for r = 3, (a, a + b, a − b, a + 2b, a − 2b, b) for r = 5, then
+    // the same down each column; U_ξ of tile t at u[start + ξ·stride + t] (whole vectors, as TransformInputRow).
+    private static void TransformGradientRow<T>(int r, ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch,
+        Span<T> u, int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int half = tilesW + 2 + Vector256<T>.Count;
+        SplitRows(plane, s, th, 2, half, scratch);
+        ref T sr = ref MemoryMarshal.GetReference(scratch);
+        ref T ur = ref MemoryMarshal.GetReference(u);
+        nuint h = (nuint)half, st = (nuint)stride;
+        for (int t = 0; t < tilesW; t += Vector256<T>.Count)
+        {
+            nuint i = (nuint)t, at = (nuint)start + i;
+            var (a0, a1) = (Vector256.LoadUnsafe(ref sr, i), Vector256.LoadUnsafe(ref sr, h + i));            // tile row 0
+            var (b0, b1) = (Vector256.LoadUnsafe(ref sr, 2 * h + i), Vector256.LoadUnsafe(ref sr, 3 * h + i));   // tile row 1
+            if (r == 3)
+            {
+                Column3(ref ur, at, st, 0, a0, b0);
+                Column3(ref ur, at, st, 1, a0 + a1, b0 + b1);
+                Column3(ref ur, at, st, 2, a0 - a1, b0 - b1);
+                Column3(ref ur, at, st, 3, -a1, -b1);
+            }
+            else
+            {
+                var (a2, b2) = (a1 + a1, b1 + b1);
+                Column5(ref ur, at, st, 0, a0, b0);
+                Column5(ref ur, at, st, 1, a0 + a1, b0 + b1);
+                Column5(ref ur, at, st, 2, a0 - a1, b0 - b1);
+                Column5(ref ur, at, st, 3, a0 + a2, b0 + b2);
+                Column5(ref ur, at, st, 4, a0 - a2, b0 - b2);
+                Column5(ref ur, at, st, 5, a1, b1);
+            }
+        }
+
+        // Column j of A·(top, bottom): positions ξ = 4i + j (r = 3) or 6i + j (r = 5).
+        static void Column3(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
+        {
+            nuint c = at + (nuint)j * st;
+            top.StoreUnsafe(ref u, c);
+            (top + bottom).StoreUnsafe(ref u, c + 4 * st);
+            (top - bottom).StoreUnsafe(ref u, c + 8 * st);
+            (-bottom).StoreUnsafe(ref u, c + 12 * st);
+        }
+
+        static void Column5(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
+        {
+            nuint c = at + (nuint)j * st;
+            var twice = bottom + bottom;
+            top.StoreUnsafe(ref u, c);
+            (top + bottom).StoreUnsafe(ref u, c + 6 * st);
+            (top - bottom).StoreUnsafe(ref u, c + 12 * st);
+            (top + twice).StoreUnsafe(ref u, c + 18 * st);
+            (top - twice).StoreUnsafe(ref u, c + 24 * st);
+            bottom.StoreUnsafe(ref u, c + 30 * st);
+        }
+    }
+
+    // dw[k, c] = Gᵀ M[k, c] G for every filter and channel, M_ξ[k, c] at m[ξ·K·C + k·C + c]; a vector of channels at once:
+    // Gᵀ down each column of M, then along each row of the result.
+    private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int alpha = r + 1, kc = filters * channels, lanes = Vector256<T>.Count, taps = r * r;
+        Span<Vector256<T>> mv = stackalloc Vector256<T>[36], left = stackalloc Vector256<T>[30], result = stackalloc Vector256<T>[25];
+        Span<T> padded = stackalloc T[Vector256<T>.Count];
+        Span<T> lanesOut = stackalloc T[25 * Vector256<T>.Count];
+        for (int k = 0; k < filters; k++)
+        {
+            for (int c0 = 0; c0 < channels; c0 += lanes)
+            {
+                int width = Math.Min(lanes, channels - c0);
+                for (int xi = 0; xi < alpha * alpha; xi++)
+                {
+                    var row = m.Slice(xi * kc + k * channels + c0, width);
+                    if (width == lanes)
+                    {
+                        mv[xi] = Vector256.Create(row);
+                        continue;
+                    }
+                    padded.Clear();
+                    row.CopyTo(padded);
+                    mv[xi] = Vector256.Create((ReadOnlySpan<T>)padded);
+                }
+                for (int j = 0; j < alpha; j++) GTranspose(r, mv, j, alpha, left, j, alpha);    // left[p·α + j]
+                for (int p = 0; p < r; p++) GTranspose(r, left, p * alpha, 1, result, p * r, 1); // result[p·r + q]
+                // dw[k, c0 + l, p, q] from lane l of result[p·r + q]
+                for (int tap = 0; tap < taps; tap++) result[tap].CopyTo(lanesOut.Slice(tap * lanes, lanes));
+                for (int l = 0; l < width; l++)
+                {
+                    var target = dw.Slice((k * channels + c0 + l) * taps, taps);
+                    for (int tap = 0; tap < taps; tap++) target[tap] = lanesOut[tap * lanes + l];
+                }
+            }
+        }
+    }
+
+    // Gᵀ times the α vectors v[from + i·step], into the r vectors o[to + p·outStep]. Gᵀ of F(2×2, 3×3):
+    // (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3); of F(2×2, 5×5), with e = m1 + m2, o = m1 − m2, E = m3 + m4,
+    // O = m3 − m4: (m0/4 − e/6 + E/24, −o/6 + O/12, −e/6 + E/6, −o/6 + O/3, −e/6 + 2E/3 + m5).
+    private static void GTranspose<T>(int r, ReadOnlySpan<Vector256<T>> v, int from, int step, Span<Vector256<T>> o, int to, int outStep)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var m0 = v[from]; var m1 = v[from + step]; var m2 = v[from + 2 * step]; var m3 = v[from + 3 * step];
+        if (r == 3)
+        {
+            var half = Vector256.Create(T.CreateTruncating(0.5));
+            var sum = (m1 + m2) * half;
+            o[to] = m0 + sum;
+            o[to + outStep] = (m1 - m2) * half;
+            o[to + 2 * outStep] = sum + m3;
+            return;
+        }
+        var m4 = v[from + 4 * step]; var m5 = v[from + 5 * step];
+        var sixth = Vector256.Create(T.One / T.CreateTruncating(6));
+        var e = (m1 + m2) * sixth; var odd = (m1 - m2) * sixth;
+        var big = m3 + m4; var bigOdd = m3 - m4;
+        o[to] = m0 * Vector256.Create(T.CreateTruncating(0.25)) - e + big * Vector256.Create(T.One / T.CreateTruncating(24));
+        o[to + outStep] = bigOdd * Vector256.Create(T.One / T.CreateTruncating(12)) - odd;
+        o[to + 2 * outStep] = big * sixth - e;
+        o[to + 3 * outStep] = bigOdd * Vector256.Create(T.One / T.CreateTruncating(3)) - odd;
+        o[to + 4 * outStep] = big * Vector256.Create(T.CreateTruncating(2) / T.CreateTruncating(3)) - e + m5;
     }
 
     // U_ξ = (G g Gᵀ)_ξ for every filter k and channel c, stored as α² matrices [K × C] (forward), or for the input
@@ -586,6 +832,43 @@ internal static class Winograd
             int row0 = (int)((long)index * _rows / _items), row1 = (int)((long)(index + 1) * _rows / _items);
             TransformWeights(_r, new ReadOnlySpan<T>(_weights, _weightsLength), _filters, _channels, _gradient, row0, row1, new Span<T>(_u, _uLength));
         }
+    }
+
+    /// <summary>The slots of a weight-gradient call on the workers that take them; operands pinned by the caller.</summary>
+    private sealed unsafe class WeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private ParallelGemm? _gemm;
+        private int _kernel;
+        private long _work;
+        private Sizes _sizes;
+        private T[][] _slots = [];
+        private T* _x, _dy;
+        private int _n, _slotCount, _xLength, _dyLength, _dwLength, _dbLength;
+
+        /// <summary>An array of <paramref name="slots"/> entries for the slots' buffers, kept between calls.</summary>
+        public T[][] Slots(int slots)
+        {
+            if (_slots.Length != slots) _slots = new T[slots][];
+            return _slots;
+        }
+
+        public void Set(ParallelGemm gemm, int kernel, long work, in Sizes sizes, T[][] slots, int n, int slotCount, T* x, int xLength,
+            T* dy, int dyLength, int dwLength, int dbLength)
+        {
+            (_gemm, _kernel, _work, _sizes, _slots, _n, _slotCount) = (gemm, kernel, work, sizes, slots, n, slotCount);
+            _x = x; _dy = dy;
+            (_xLength, _dyLength, _dwLength, _dbLength) = (xLength, dyLength, dwLength, dbLength);
+        }
+
+        public void Clear()
+        {
+            _gemm = null;
+            _x = _dy = null;
+        }
+
+        public void Run(int index, int worker) =>
+            SlotWeights(_gemm!, _kernel, _work, _sizes, index, _slotCount, _n, new ReadOnlySpan<T>(_x, _xLength), new ReadOnlySpan<T>(_dy, _dyLength),
+                _slots[index], _dwLength, _dbLength, oneThread: _slotCount > 1);
     }
 
     /// <summary>The sizes of one direction: Channels in, Filters out, top/left padding, output OutH × OutW.</summary>
