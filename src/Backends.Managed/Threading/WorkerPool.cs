@@ -2,7 +2,11 @@ using System.Runtime.ExceptionServices;
 
 namespace Lockstep.Backends.Managed.Threading;
 
-/// <summary>One item of a parallel loop: <see cref="Run"/> is called once per index, on worker 0 … Threads − 1.</summary>
+/// <summary>
+/// One item of a parallel loop: <see cref="Run"/> is called once per index, with the index of the thread that runs it
+/// among those that run the loop's items: 0 … min(Threads, count) − 1, distinct for threads running at once, so that a
+/// loop of count items needs at most that many scratch buffers however many threads the pool has.
+/// </summary>
 internal interface IParallelWork
 {
     void Run(int index, int worker);
@@ -28,6 +32,8 @@ internal sealed class WorkerPool : IDisposable
     // so a helper that wakes late — after its loop has ended, on a loaded machine — can never claim an item of the
     // next loop with the previous loop's work; and the caller never waits for a helper that claimed nothing.
     private long _claim;
+    // How many threads have claimed an item of the current loop: each takes the next number as its index for the loop.
+    private int _joined;
     private int _pending;
     private ExceptionDispatchInfo? _error;
     private volatile bool _stopping;
@@ -40,7 +46,7 @@ internal sealed class WorkerPool : IDisposable
         for (int i = 0; i < _threads.Length; i++)
         {
             int worker = i + 1;
-            _threads[i] = new Thread(() => Loop(worker)) { IsBackground = true, Name = $"lockstep-managed-{worker}" };
+            _threads[i] = new Thread(Loop) { IsBackground = true, Name = $"lockstep-managed-{worker}" };
             _threads[i].Start();
         }
     }
@@ -67,11 +73,12 @@ internal sealed class WorkerPool : IDisposable
             _count = count;
             _error = null;
             _pending = count;
+            _joined = 0;
             _done.Reset();
             long generation = (Volatile.Read(ref _claim) >> 32) + 1;
             Volatile.Write(ref _claim, generation << 32);   // publishes the loop
             _start.Release(Math.Min(_threads.Length, count - 1));
-            Drain(0);
+            Drain();
             while (Volatile.Read(ref _pending) > 0)
             {
                 _done.Wait();
@@ -87,18 +94,23 @@ internal sealed class WorkerPool : IDisposable
         }
     }
 
-    private void Loop(int worker)
+    private void Loop()
     {
         while (true)
         {
             _start.Wait();
             if (_stopping) return;
-            Drain(worker);
+            Drain();
         }
     }
 
-    private void Drain(int worker)
+    // Claims and runs items until the loop has none left. A thread's index in a loop is taken at its first claim in
+    // that loop (the generation in the claim's high bits tells a later loop apart), so the threads that run a loop's
+    // items are numbered 0, 1, … in the order they joined it — whichever pool threads they are.
+    private void Drain()
     {
+        long joinedGeneration = -1;
+        int worker = 0;
         while (true)
         {
             long claim = Volatile.Read(ref _claim);
@@ -108,6 +120,12 @@ internal sealed class WorkerPool : IDisposable
             if (work is null || i >= count) return;
             // The CAS fails if the loop moved on since the reads above (then work and count may be another loop's).
             if (Interlocked.CompareExchange(ref _claim, claim + 1, claim) != claim) continue;
+            // _joined was reset before this generation was published, and is not reset again before this item is done.
+            if (claim >> 32 != joinedGeneration)
+            {
+                joinedGeneration = claim >> 32;
+                worker = Interlocked.Increment(ref _joined) - 1;
+            }
             if (_error is null)
             {
                 try
