@@ -7,8 +7,9 @@ namespace Lockstep.Backends.Torch.Tests;
 
 /// <summary>
 /// Runs this assembly's tests in process, for a machine without the .NET SDK (eng/gpu-check.sh publishes the project
-/// self-contained): <c>Lockstep.Backends.Torch.Tests [CLASS...]</c> runs the test classes whose name contains one of
-/// the words (all when none), prints one line per failed or skipped test and a last line
+/// self-contained): <c>Lockstep.Backends.Torch.Tests [CLASS...] [!CLASS...]</c> runs the test classes whose name
+/// contains one of the words (all when none) and none of the words after a '!', prints one line per failed or skipped
+/// test and a last line
 /// "total: N passed, N failed, N skipped"; exit 1 when a test failed or was skipped (torch tests never skip).
 /// <c>dotnet test</c> does not use this entry point.
 /// </summary>
@@ -28,7 +29,9 @@ public static class Program
             discoverer.Find(includeSourceInformation: false, found, new Options());
             found.Finished.WaitOne();
         }
-        var selected = cases.Where(c => args.Length == 0 || args.Any(a => c.TestMethod.TestClass.Class.Name.Contains(a, StringComparison.Ordinal))).ToList();
+        string[] include = [.. args.Where(a => !a.StartsWith('!'))], exclude = [.. args.Where(a => a.StartsWith('!')).Select(a => a[1..])];
+        bool Named(ITestCase c, string word) => c.TestMethod.TestClass.Class.Name.Contains(word, StringComparison.Ordinal);
+        var selected = cases.Where(c => (include.Length == 0 || include.Any(a => Named(c, a))) && !exclude.Any(a => Named(c, a))).ToList();
         Console.WriteLine($"running {selected.Count} of {cases.Count} tests{(args.Length == 0 ? "" : $" (classes matching {string.Join(", ", args)})")}");
         if (selected.Count == 0) return 1;
 
