@@ -237,7 +237,8 @@ internal static class Convolution
     // dw [K × CFF] = Σ_n dy_n [K × HW'] · cols_nᵀ;  db[k] = Σ_{n,h',w'} dy;  dx_n = col2im(Wᵀ · dy_n), when dx is asked for;
     // each product per group, on the blocks the forward used. In parallel, each worker sums its images' dw and db
     // into its own buffers (summed at the end); dx_n belongs to one image, so workers never write the same element.
-    // Where DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
+    // Where Winograd.Applies, all three go by Winograd (dw and db by the forward's dual); where
+    // DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
         Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>

@@ -45,7 +45,7 @@ namespace Lockstep.Backends.Managed.Kernels;
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
 
-/// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward and backward-data.</summary>
+/// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
 internal static class Winograd
 {
     /// <summary>Below this many input channels or filters the products are too thin to repay the transforms.</summary>
@@ -218,12 +218,7 @@ internal static class Winograd
                 int img = slot + (row0 + r) / plan.TilesH * slots, th = (row0 + r) % plan.TilesH;
                 var xn = x.Slice(img * s.Channels * inPlane, s.Channels * inPlane);
                 var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
-                for (int c = 0; c < s.Channels; c++)
-                {
-                    var plane = xn.Slice(c * inPlane, inPlane);
-                    if (plan.R == 3) TransformInputRow(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
-                    else TransformInputRow6(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
-                }
+                TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld);
                 for (int k = 0; k < s.Filters; k++)
                 {
                     TransformGradientRow(plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, plan.TilesW, scratch, u,
@@ -531,12 +526,7 @@ internal static class Winograd
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
             var xn = x.Slice(img * s.Channels * s.H * s.W, s.Channels * s.H * s.W);
-            for (int c = 0; c < s.Channels; c++)
-            {
-                var plane = xn.Slice(c * s.H * s.W, s.H * s.W);
-                if (plan.R == 3) TransformInputRow(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
-                else TransformInputRow6(plane, s, th, plan.TilesW, scratch, v, c * ld + r * plan.TilesW, s.Channels * ld);
-            }
+            TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld);
         }
         for (int xi = 0; xi < positions; xi++)
         {
@@ -553,6 +543,19 @@ internal static class Winograd
                 var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
                 TransformOutputRow(plan.R, m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
             }
+        }
+    }
+
+    // V_ξ[c, tile] for every channel c of one image xn and the tiles of its tile row th, at v[c·ld + column + ξ·C·ld + t]:
+    // the forward's input transform, and the weight gradient's.
+    private static void TransformInputRows<T>(in Plan plan, ReadOnlySpan<T> xn, in Sizes s, int th, Span<T> scratch, Span<T> v,
+        int column, int ld) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int plane = s.H * s.W;
+        for (int c = 0; c < s.Channels; c++)
+        {
+            if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
+            else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
         }
     }
 
