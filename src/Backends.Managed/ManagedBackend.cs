@@ -125,9 +125,9 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
                 direct = Math.Max(direct, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, lanes));
         }
         long winogradElements = specialized && Winograd.Applies(spec, x.N, x.C, filters, h, w)
-            ? Math.Max(Winograd.WorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads),
-                Winograd.WeightsWorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads))
-            : 0;
+            ? Winograd.WorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads) : 0;
+        if (specialized && Winograd.AppliesToWeights(spec, x.N, x.C, filters, h, w))
+            winogradElements = Math.Max(winogradElements, Winograd.WeightsWorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads));
         return Math.Max(im2col, Math.Max(direct, winogradElements));
     }
 

@@ -1,4 +1,5 @@
 using Lockstep.Backends.Managed;
+using Lockstep.Backends.Managed.Kernels;
 using Lockstep.Configuration;
 
 namespace Lockstep.Tests;
@@ -298,30 +299,52 @@ public sealed class WinogradTests
         foreach (var c in cases)
         {
             var (outH, outW) = c.Spec.OutputSize(c.H, c.W);
-            bool applies = Lockstep.Backends.Managed.Kernels.Winograd.Applies(c.Spec, c.N, c.C, c.K, outH, outW);
+            bool applies = Winograd.Applies(c.Spec, c.N, c.C, c.K, outH, outW);
             Assert.True(applies == (c != cases[^1]), $"{c}: Winograd applies = {applies}");
         }
     }
 
+    [Fact]
+    public void FewTiles_TakeWinogradForYAndDxButNotDw()
+    {
+        var spec = ConvSpec.Square(3, 1, 1);
+        // 14×14 outputs: 7 × 7 tiles an image.
+        Assert.True(Winograd.Applies(spec, 2, 64, 48, 14, 14));                  // 98 tiles
+        Assert.False(Winograd.AppliesToWeights(spec, 2, 64, 48, 14, 14));
+        Assert.False(Winograd.Applies(spec, 1, 64, 48, 14, 14));                 // 49
+        Assert.True(Winograd.AppliesToWeights(spec, 6, 64, 48, 14, 14));         // 294
+        // 5×5 keeps two bands' worth for all three.
+        Assert.False(Winograd.Applies(ConvSpec.Square(5, 1, 2), 2, 64, 48, 14, 14));
+        Assert.True(Winograd.Applies(ConvSpec.Square(5, 1, 2), 6, 64, 48, 14, 14));
+        foreach (var c in Lockstep.Conformance.WideConvCases.Grid())
+        {
+            var (outH, outW) = c.Spec.OutputSize(c.H, c.W);
+            if (Winograd.AppliesToWeights(c.Spec, c.N, c.C, c.K, outH, outW)) Assert.True(Winograd.Applies(c.Spec, c.N, c.C, c.K, outH, outW), $"{c}");
+        }
+    }
+
     /// <summary>
-    /// Several bands (the budget splits 3×3's 200 tile rows into 4; 5×5's small products take one row a band), uneven
-    /// output, padding 1, 2 and 4: the same bits on 1, 2 and 3 workers, and within float rounding of im2col + GEMM,
-    /// forward and input gradient.
+    /// Several bands (the budget splits 3×3's 200 tile rows into 4; 5×5's small products take one row a band), a single
+    /// band split by phase (14×14 and 15×17 outputs, 98 and 72 tiles: the input transform by channels, the products by
+    /// position, the output transform by filters), uneven output, padding 0, 1, 2 and 4: the same bits on 1, 2 and 3
+    /// workers, and within float rounding of im2col + GEMM, forward and input gradient.
     /// </summary>
     [Theory]
-    [InlineData(DType.Float32, 1, 3)]
-    [InlineData(DType.Float64, 1, 3)]
-    [InlineData(DType.Float64, 2, 3)]
-    [InlineData(DType.Float32, 2, 5)]
-    [InlineData(DType.Float64, 4, 5)]
-    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f)
+    [InlineData(DType.Float32, 1, 3, 199, 127, 32)]
+    [InlineData(DType.Float64, 1, 3, 199, 127, 32)]
+    [InlineData(DType.Float64, 2, 3, 199, 127, 32)]
+    [InlineData(DType.Float32, 2, 5, 199, 127, 32)]
+    [InlineData(DType.Float64, 4, 5, 199, 127, 32)]
+    [InlineData(DType.Float32, 1, 3, 14, 14, 40)]
+    [InlineData(DType.Float64, 0, 3, 17, 19, 40)]
+    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f, int h, int width, int channels)
     {
-        var xs = Shape.Nchw(2, 32, 199, 127);
-        var ws = new Shape(32, 32, f, f);
+        var xs = Shape.Nchw(2, channels, h, width);
+        var ws = new Shape(32, channels, f, f);
         var spec = ConvSpec.Square(f, 1, pad);
         var (outH, outW) = spec.OutputSize(xs.H, xs.W);
         var ys = Shape.Nchw(2, 32, outH, outW);
-        Assert.True(Lockstep.Backends.Managed.Kernels.Winograd.Applies(spec, 2, 32, 32, outH, outW));
+        Assert.True(Winograd.Applies(spec, 2, channels, 32, outH, outW));
         double[] x = TestSupport.Random((int)xs.Count, 91), w = TestSupport.Random((int)ws.Count, 92), b = TestSupport.Random(32, 93),
             dy = TestSupport.Random((int)ys.Count, 94);
 

@@ -51,8 +51,8 @@ public static class WideConvCases
     /// 3×3 and 5×5 stride-1 convolutions with many channels both ways (C, K ≥ 32 and hundreds of output pixels: VGG's
     /// and AlexNet's deeper layers, scaled down), where a backend may switch to a fast algorithm such as Winograd's
     /// F(2×2, 3×3) and F(2×2, 5×5): every padding up to F − 1, odd and even output sizes (a partial last tile),
-    /// non-square inputs, rows several vectors wide and a 1×1 input padded to 3×3; the last case stays below such
-    /// thresholds.
+    /// non-square inputs, rows several vectors wide, a 1×1 input padded to 3×3, and few tiles (98 and 72 of 2×2: a
+    /// backend may then take Winograd for y and dx but not dw); the last case stays below such thresholds.
     /// </summary>
     public static IEnumerable<ConvCase> Grid() =>
     [
@@ -68,6 +68,8 @@ public static class WideConvCases
         new(5, 1, 4, 3, 9, 32, 40, 10),
         new(5, 1, 1, 12, 30, 40, 33, 4),
         new(5, 1, 3, 1, 1, 32, 32, 64),
+        new(3, 1, 1, 14, 14, 64, 48, 2),
+        new(3, 1, 0, 17, 19, 40, 32, 1),
         new(3, 1, 1, 13, 13, 16, 24, 2),
     ];
 }

@@ -237,22 +237,24 @@ internal static class Convolution
     // dw [K × CFF] = Σ_n dy_n [K × HW'] · cols_nᵀ;  db[k] = Σ_{n,h',w'} dy;  dx_n = col2im(Wᵀ · dy_n), when dx is asked for;
     // each product per group, on the blocks the forward used. In parallel, each worker sums its images' dw and db
     // into its own buffers (summed at the end); dx_n belongs to one image, so workers never write the same element.
-    // Where Winograd.Applies, all three go by Winograd (dw and db by the forward's dual); where
-    // DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
+    // Where Winograd.Applies, dx goes by Winograd, and where Winograd.AppliesToWeights (more tiles) dw and db too, by the
+    // forward's dual; where DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
         Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
+        if (!dx.IsEmpty && specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
         {
-            // dw and db by the forward's dual F(r×r, 2×2), dx (when asked for) by Winograd as a convolution of dy.
+            // dx by Winograd as a convolution of dy; dw and db below.
+            Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW,
+                xShape.H, xShape.W, dx);
+            dx = default;
+        }
+        if (specialized && Winograd.AppliesToWeights(spec, xShape.N, xShape.C, filters, outH, outW))
+        {
+            // dw and db by the forward's dual F(r×r, 2×2); dx went by Winograd above (AppliesToWeights implies Applies).
             Winograd.BackwardWeights(gemm, workers, pool, spec.KernelH, dy, x, xShape.N, xShape.C, xShape.H, xShape.W, filters,
                 spec.PadH, spec.PadW, outH, outW, dw, db);
-            if (!dx.IsEmpty)
-            {
-                Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW,
-                    xShape.H, xShape.W, dx);
-            }
             return;
         }
         bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());

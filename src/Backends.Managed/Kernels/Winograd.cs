@@ -44,6 +44,9 @@ namespace Lockstep.Backends.Managed.Kernels;
 //
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
+// A call with a single band (few tiles) splits it by phase instead — the input transform by channels, the products by
+// position, each whole on one worker, the output transform by filters — which leaves every element's arithmetic as
+// one worker would do it.
 
 /// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
 internal static class Winograd
@@ -53,6 +56,9 @@ internal static class Winograd
 
     /// <summary>Tiles a band should keep at least, where it can: narrower products run well below the GEMM's speed.</summary>
     public const int MinBandTiles = 128;
+
+    /// <summary>Tiles over the batch below which a 3×3 convolution's forward and input gradient go by im2col.</summary>
+    public const int MinTiles = 64;
 
     /// <summary>Elements of the transformed input and products (V and M) one band may take: 16 MiB of floats.</summary>
     public const int BandElements = 1 << 22;
@@ -72,23 +78,39 @@ internal static class Winograd
     public const int SmallProductTiles = 14;
 
     /// <summary>
-    /// A 3×3 or 5×5, stride-1, undilated, ungrouped convolution with top/left padding ≤ F − 1, at least
-    /// <see cref="MinChannels"/> channels both ways and at least two bands' worth of tiles (<see cref="MinBandTiles"/>)
-    /// over the batch. Measured (one thread, OpenBLAS, float32): VGG16's layers from 224×224×64 to 28×28×512 and AlexNet's
-    /// 13×13 layers at batch 8 run 1.1–1.6× faster than im2col; 14×14×512 at batch 2 (98 tiles) and 16 channels ran
-    /// slower.
+    /// Forward and input gradient: a 3×3 or 5×5, stride-1, undilated, ungrouped convolution with top/left padding
+    /// ≤ F − 1, at least <see cref="MinChannels"/> channels both ways and, over the batch, at least
+    /// <see cref="MinTiles"/> tiles (3×3) or two bands' worth (5×5, <see cref="MinBandTiles"/>). Measured (one thread,
+    /// OpenBLAS, float32): VGG16's layers from 224×224×64 to 28×28×512 and AlexNet's 13×13 layers at batch 8 run
+    /// 1.1–1.6× faster than im2col; 16 channels ran slower. A single band on two threads (phase by phase; float32,
+    /// OpenBLAS, medians): 3×3 at 64–196 tiles forward 1.1–1.8× and input gradient 1.05–1.2× faster (VGG16's
+    /// 14×14×512 at batch 2: 7.8 against 10.2 ms forward), at 49 tiles the input gradient 1.1× slower; 5×5 at 98 tiles
+    /// (13×13, 96 → 256) 1.2× slower.
     /// </summary>
     public static bool Applies(ConvSpec spec, int n, int channels, int filters, int outH, int outW) =>
+        Transforms(spec, channels, filters) && Tiles(n, outH, outW) >= (spec.KernelH == 3 ? MinTiles : 2 * MinBandTiles);
+
+    /// <summary>
+    /// The weight gradient: where <see cref="Applies"/> and with at least two bands' worth of tiles
+    /// (<see cref="MinBandTiles"/>): its products sum over the tiles, and fewer make them too thin (14×14×512 at batch 2,
+    /// 98 tiles: 12.0 ms against im2col's 11.1, two threads).
+    /// </summary>
+    public static bool AppliesToWeights(ConvSpec spec, int n, int channels, int filters, int outH, int outW) =>
+        Transforms(spec, channels, filters) && Tiles(n, outH, outW) >= 2 * MinBandTiles;
+
+    private static bool Transforms(ConvSpec spec, int channels, int filters) =>
         spec is { KernelH: 3 or 5, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 } && spec.KernelW == spec.KernelH
-        && spec.Padding.Top < spec.KernelH && spec.Padding.Left < spec.KernelW && channels >= MinChannels && filters >= MinChannels
-        && (long)n * ((outH + 1) / 2) * ((outW + 1) / 2) >= 2 * MinBandTiles;
+        && spec.Padding.Top < spec.KernelH && spec.Padding.Left < spec.KernelW && channels >= MinChannels && filters >= MinChannels;
+
+    private static long Tiles(int n, int outH, int outW) => (long)n * ((outH + 1) / 2) * ((outW + 1) / 2);
 
     /// <summary>Elements of the working buffers a call rents for n images of outH × outW outputs (either direction) with an r×r kernel.</summary>
     public static long WorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
         var plan = new Plan(r, n, channels, filters, outH, outW);
         int slots = plan.Bands > 1 ? Math.Min(threads, plan.Bands) : 1;
-        return (long)plan.Positions * channels * filters + slots * plan.SlotElements;
+        long phasedScratch = plan.Bands == 1 ? (long)(threads - 1) * plan.ScratchElements : 0;
+        return (long)plan.Positions * channels * filters + slots * plan.SlotElements + phasedScratch;
     }
 
     /// <summary>y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for an r×r stride-1 convolution with top/left padding (padTop, padLeft).</summary>
@@ -218,7 +240,7 @@ internal static class Winograd
                 int img = slot + (row0 + r) / plan.TilesH * slots, th = (row0 + r) % plan.TilesH;
                 var xn = x.Slice(img * s.Channels * inPlane, s.Channels * inPlane);
                 var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
-                TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld);
+                TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld, 0, s.Channels);
                 for (int k = 0; k < s.Filters; k++)
                 {
                     TransformGradientRow(plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, plan.TilesW, scratch, u,
@@ -470,18 +492,21 @@ internal static class Winograd
     }
 
     // The 16 (36) products of every band: bands in parallel, one per worker with its own V and M and the BLAS at one
-    // thread; a single band instead splits its products over the workers.
+    // thread. A single band on several workers goes phase by phase instead, each phase over all of them: the input
+    // transform by channels, the products by position (each whole on one worker), the output transform by filters.
     private static unsafe void Run<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> x, int n, int channels,
         int h, int w, ReadOnlySpan<T> u, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var plan = new Plan(r, n, channels, filters, outH, outW);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
-        bool parallel = workers.Threads > 1 && plan.Bands > 1;
+        bool parallel = workers.Threads > 1 && plan.Bands > 1, phased = workers.Threads > 1 && plan.Bands == 1;
         int slots = parallel ? Math.Min(workers.Threads, plan.Bands) : 1;
         var job = Cache<BandJob<T>>.Rent();
         var buffers = job.Slots(slots);
-        for (int i = 0; i < slots; i++) buffers[i] = pool.Rent<T>(checked((int)plan.SlotElements), clear: false);
+        // A phased band's slot holds a scratch area per worker after the first's.
+        long slotElements = plan.SlotElements + (phased ? (long)(workers.Threads - 1) * plan.ScratchElements : 0);
+        for (int i = 0; i < slots; i++) buffers[i] = pool.Rent<T>(checked((int)slotElements), clear: false);
         try
         {
             fixed (T* px = x, pu = u, pb = bias, py = y)
@@ -491,6 +516,14 @@ internal static class Winograd
                 if (parallel)
                 {
                     workers.For(plan.Bands, job);
+                }
+                else if (phased)
+                {
+                    foreach (var phase in (ReadOnlySpan<BandPhase>)[BandPhase.Input, BandPhase.Products, BandPhase.Output])
+                    {
+                        job.Phase = phase;
+                        workers.For(job.Items(phase), job);
+                    }
                 }
                 else
                 {
@@ -515,29 +548,58 @@ internal static class Winograd
     private static void Band<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, ReadOnlySpan<T> u,
         ReadOnlySpan<T> bias, Span<T> y, Span<T> slot, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int ld = BandBuffers(plan, s, band, slot, out var v, out var m);
+        BandInput(plan, s, band, x, v, ld, slot.Slice(slot.Length - plan.ScratchElements, plan.ScratchElements), 0, s.Channels);
+        BandProducts(gemm, plan, s, band, u, v, m, ld, 0, plan.Positions, oneThread);
+        BandOutput(plan, s, band, m, ld, bias, y, 0, s.Filters);
+    }
+
+    // V_ξ [C × tiles] and M_ξ [K × tiles] of a band, with rows ld = tiles + a vector apart: a row's last vector may run
+    // past its end (into the slack) and be stored or loaded whole.
+    private static int BandBuffers<T>(in Plan plan, in Sizes s, int band, Span<T> slot, out Span<T> v, out Span<T> m) where T : unmanaged
+    {
+        int rows = Math.Min(plan.RowsPerBand, plan.TileRows - band * plan.RowsPerBand);
+        int ld = rows * plan.TilesW + Vector256<T>.Count;
+        v = slot[..(plan.Positions * s.Channels * ld)];
+        m = slot.Slice(v.Length, plan.Positions * s.Filters * ld);
+        return ld;
+    }
+
+    // The input transform of the band's tile rows, channels [c0, c1).
+    private static void BandInput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, Span<T> v, int ld, Span<T> scratch, int c0, int c1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
-        // V_ξ [C × tiles] and M_ξ [K × tiles] with rows ld = tiles + a vector apart: a row's last vector may run past
-        // its end (into the slack) and be stored or loaded whole.
-        int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count, positions = plan.Positions;
-        var v = slot[..(positions * s.Channels * ld)];
-        var m = slot.Slice(positions * s.Channels * ld, positions * s.Filters * ld);
-        var scratch = slot.Slice(slot.Length - plan.ScratchElements, plan.ScratchElements);
         for (int r = 0; r < rows; r++)
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
             var xn = x.Slice(img * s.Channels * s.H * s.W, s.Channels * s.H * s.W);
-            TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld);
+            TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld, c0, c1);
         }
-        for (int xi = 0; xi < positions; xi++)
+    }
+
+    // M_ξ = U_ξ · V_ξ for positions [xi0, xi1).
+    private static void BandProducts<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> u, Span<T> v, Span<T> m, int ld,
+        int xi0, int xi1, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int tiles = Math.Min(plan.RowsPerBand, plan.TileRows - band * plan.RowsPerBand) * plan.TilesW;
+        for (int xi = xi0; xi < xi1; xi++)
         {
             gemm.Gemm(false, false, s.Filters, tiles, s.Channels, T.One, u.Slice(xi * s.Filters * s.Channels, s.Filters * s.Channels), s.Channels,
                 v.Slice(xi * s.Channels * ld, s.Channels * ld), ld, T.Zero, m.Slice(xi * s.Filters * ld, s.Filters * ld), ld, oneThread);
         }
+    }
+
+    // The output transform of the band's tile rows, filters [k0, k1).
+    private static void BandOutput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> m, int ld, ReadOnlySpan<T> bias, Span<T> y, int k0, int k1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
         for (int r = 0; r < rows; r++)
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
             var yn = y.Slice(img * s.Filters * s.OutH * s.OutW, s.Filters * s.OutH * s.OutW);
-            for (int k = 0; k < s.Filters; k++)
+            for (int k = k0; k < k1; k++)
             {
                 T b = bias.IsEmpty ? T.Zero : bias[k];
                 var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
@@ -549,10 +611,10 @@ internal static class Winograd
     // V_ξ[c, tile] for every channel c of one image xn and the tiles of its tile row th, at v[c·ld + column + ξ·C·ld + t]:
     // the forward's input transform, and the weight gradient's.
     private static void TransformInputRows<T>(in Plan plan, ReadOnlySpan<T> xn, in Sizes s, int th, Span<T> scratch, Span<T> v,
-        int column, int ld) where T : unmanaged, IFloatingPointIeee754<T>
+        int column, int ld, int c0, int c1) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int plane = s.H * s.W;
-        for (int c = 0; c < s.Channels; c++)
+        for (int c = c0; c < c1; c++)
         {
             if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
             else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
@@ -877,9 +939,18 @@ internal static class Winograd
     /// <summary>The sizes of one direction: Channels in, Filters out, top/left padding, output OutH × OutW.</summary>
     private readonly record struct Sizes(int Channels, int H, int W, int Filters, int PadTop, int PadLeft, int OutH, int OutW);
 
-    /// <summary>The bands of one call on the worker that takes each; operands pinned by the caller.</summary>
+    /// <summary>A band's work in turn (a single band on several workers): <see cref="All"/> runs a whole band per item.</summary>
+    private enum BandPhase { All, Input, Products, Output }
+
+    /// <summary>
+    /// The bands of one call on the worker that takes each, or one phase of a single band over all workers; operands
+    /// pinned by the caller.
+    /// </summary>
     private sealed unsafe class BandJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
+        /// <summary>Channels (input transform) or filters (output transform) per item of a phase.</summary>
+        private const int PhaseChunk = 16;
+
         private ParallelGemm? _gemm;
         private Plan _plan;
         private Sizes _sizes;
@@ -906,15 +977,53 @@ internal static class Winograd
             (_xLength, _uLength, _bLength, _yLength) = (xLength, uLength, bLength, yLength);
         }
 
+        public BandPhase Phase { get; set; }
+
+        /// <summary>Items of a phase of band 0: chunks of channels, positions, chunks of filters.</summary>
+        public int Items(BandPhase phase) => phase switch
+        {
+            BandPhase.Input => (_sizes.Channels + PhaseChunk - 1) / PhaseChunk,
+            BandPhase.Products => _plan.Positions,
+            BandPhase.Output => (_sizes.Filters + PhaseChunk - 1) / PhaseChunk,
+            _ => _plan.Bands,
+        };
+
         public void Clear()
         {
             _gemm = null;
             _x = _u = _b = _y = null;
+            Phase = BandPhase.All;
         }
 
-        public void Run(int index, int worker) =>
-            Band(_gemm!, _plan, _sizes, index, new ReadOnlySpan<T>(_x, _xLength), new ReadOnlySpan<T>(_u, _uLength),
-                new ReadOnlySpan<T>(_b, _bLength), new Span<T>(_y, _yLength), _slots[worker], _oneThread);
+        public void Run(int index, int worker)
+        {
+            var x = new ReadOnlySpan<T>(_x, _xLength);
+            var u = new ReadOnlySpan<T>(_u, _uLength);
+            var bias = new ReadOnlySpan<T>(_b, _bLength);
+            var y = new Span<T>(_y, _yLength);
+            if (Phase == BandPhase.All)
+            {
+                Band(_gemm!, _plan, _sizes, index, x, u, bias, y, _slots[worker], _oneThread);
+                return;
+            }
+            // Band 0 in one slot; worker w's scratch is the w-th from the slot's end.
+            var slot = _slots[0];
+            int ld = BandBuffers(_plan, _sizes, 0, slot.AsSpan(), out var v, out var m);
+            int lo = index * PhaseChunk;
+            switch (Phase)
+            {
+                case BandPhase.Input:
+                    var scratch = slot.AsSpan(slot.Length - (worker + 1) * _plan.ScratchElements, _plan.ScratchElements);
+                    BandInput(_plan, _sizes, 0, x, v, ld, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
+                    break;
+                case BandPhase.Products:
+                    BandProducts(_gemm!, _plan, _sizes, 0, u, v, m, ld, index, index + 1, oneThread: true);
+                    break;
+                default:
+                    BandOutput(_plan, _sizes, 0, m, ld, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
+                    break;
+            }
+        }
     }
 
     /// <summary>How a call's tiles fall into bands: whole tile rows, counted over all images, fixed by the geometry.</summary>
@@ -932,8 +1041,8 @@ internal static class Winograd
             // One tile row a band where its products are small and still SmallProductTiles wide (AlexNet's conv2).
             if ((long)channels * filters * TilesW <= SmallProduct && TilesW >= SmallProductTiles) rowsWanted = 1;
             // Two bands at least where each still gives the products MinBandTiles columns, and an even number where
-            // there are several, so that two workers share the transforms evenly; a single band splits its products over
-            // the workers instead. The count depends on the geometry only, never on the workers.
+            // there are several, so that two workers share the transforms evenly; a single band goes phase by phase over
+            // the workers instead (Run). The count depends on the geometry only, never on the workers.
             int bands = (TileRows + rowsWanted - 1) / rowsWanted;
             if (bands == 1 && (long)TileRows * TilesW >= 2 * MinBandTiles) bands = 2;
             if (bands > 1 && bands % 2 == 1 && bands < TileRows) bands++;
