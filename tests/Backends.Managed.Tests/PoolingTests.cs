@@ -52,6 +52,36 @@ public sealed class PoolingTests : IDisposable
         Assert.Equal([4L, 2], result.Switches!.ToArray<long>());
     }
 
+    public static IEnumerable<object[]> NarrowCases() =>
+        from w in new[] { 8, 14, 17, 23, 31 }
+        from fs in new[] { (2, 2), (3, 2), (3, 1), (2, 1) }
+        from p in new[] { 0, 1 }
+        from dtype in new[] { DType.Float32, DType.Float64 }
+        where 2 * p <= fs.Item1
+        select new object[] { w, fs.Item1, fs.Item2, p, dtype };
+
+    /// <summary>
+    /// Rows of fewer outputs than a vector holds (VGG16's pool5: 14 → 7) fill a vector partly, its other lanes reading
+    /// on into the next row; the last rows of the last plane, where such a read would pass the end, go window by window.
+    /// Outputs and switches equal the naive loops' bit for bit, with ties and NaNs.
+    /// </summary>
+    [Theory, MemberData(nameof(NarrowCases))]
+    public void MaxPool_NarrowRowsMatchNaiveLoops(int w, int f, int s, int p, DType dtype)
+    {
+        using var naive = new Lockstep.Conformance.Reference.NaiveBackend();
+        var shape = Shape.Nchw(2, 3, 9, w);
+        double[] x = TestSupport.Random((int)shape.Count, 3 * w + f + s + p)
+            .Select((v, i) => i % 29 == 4 ? double.NaN : Math.Round(v * 3)).ToArray();
+        var spec = new PoolSpec(PoolMode.Max, f, f, s, s, Padding2d.Symmetric(p, p), SizeRule.Floor);
+        using var tx = _backend.Upload(x, shape, dtype);
+        using var nx = naive.Upload(x, shape, dtype);
+        using var actual = _backend.Pool2d(tx, spec);
+        using var expected = naive.Pool2d(nx, spec);
+        string what = $"W{w} F{f} S{s} P{p} {dtype}";
+        Assert.True(expected.Y.ToDoubles().AsSpan().SequenceEqual(actual.Y.ToDoubles()), $"{what}: y differs");
+        Assert.True(expected.Switches!.ToArray<long>().AsSpan().SequenceEqual(actual.Switches!.ToArray<long>()), $"{what}: switches differ");
+    }
+
     public static IEnumerable<object[]> WideCases() =>
         from f in new[] { 2, 3 }
         from s in new[] { 1, 2, 3 }

@@ -41,7 +41,7 @@ internal static class Pooling
     public static void MaxForward<T>(ReadOnlySpan<T> x, int planes, int h, int w, PoolSpec spec, int outH, int outW,
         Span<T> y, Span<long> switches) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (vLo, vHi) = VectorColumns<T>(spec, w, outW);
+        var (vLo, vHi) = VectorColumns<T>(spec, w, outW, partial: true);
         Span<int> offsets = stackalloc int[Math.Min(spec.KernelH * spec.KernelW, 256)];
         for (int p = 0; p < planes; p++)
         {
@@ -105,23 +105,26 @@ internal static class Pooling
     /// The outputs [lo, hi) of a row whose window columns all lie inside the input, when a vector path exists (stride
     /// 1 or 2, at least one full vector of such outputs); else (0, 0).
     /// </summary>
-    private static (int Lo, int Hi) VectorColumns<T>(PoolSpec spec, int w, int outW) where T : unmanaged
+    // partial: rows of a quarter of a vector's outputs or more qualify too (MaxRow fills a vector partly).
+    private static (int Lo, int Hi) VectorColumns<T>(PoolSpec spec, int w, int outW, bool partial = false) where T : unmanaged
     {
         int lanes = Lanes<T>();
         if (lanes == 0 || spec.StrideW > 2) return (0, 0);
         int lo = spec.PadW <= 0 ? 0 : (spec.PadW + spec.StrideW - 1) / spec.StrideW;
         int last = w - 1 + spec.PadW - (spec.KernelW - 1) * spec.DilationW;   // ow·S ≤ last
         int hi = last < 0 ? 0 : Math.Min(outW, last / spec.StrideW + 1);
-        return hi - lo >= lanes ? (lo, hi) : (0, 0);
+        return hi - lo >= (partial ? lanes / 4 : lanes) ? (lo, hi) : (0, 0);
     }
 
     private static int Lanes<T>() where T : unmanaged =>
         Vector512.IsHardwareAccelerated ? Vector512<T>.Count : Vector256.IsHardwareAccelerated ? Vector256<T>.Count : 0;
 
     // Outputs [lo, hi) of one row, a vector of them at a time (the last vector overlaps the one before, rewriting
-    // identical values). Tap t = r·F_w + q is carried in the lanes as a number of type T (exact: t < 256).
+    // identical values); a row narrower than a vector (VGG16's pool5, 7 outputs) fills one partly, its other lanes
+    // reading on into the plane's next row and thrown away. Tap t = r·F_w + q is carried in the lanes as a number of
+    // type T (exact: t < 256).
     private static void MaxRow<T>(ReadOnlySpan<T> xp, int w, PoolSpec spec, int r0, int rows, int lo, int hi,
-        Span<T> y, Span<long> switches, Span<int> offsets) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> yRow, Span<long> switches, Span<int> offsets) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int cols = spec.KernelW, s = spec.StrideW, dw = spec.DilationW, dh = spec.DilationH;
         for (int r = 0; r < rows; r++)
@@ -130,15 +133,21 @@ internal static class Pooling
         }
         int lanes = Lanes<T>();
         Span<T> taps = stackalloc T[64];
+        Span<T> narrow = stackalloc T[64];
+        // A narrow row's vector goes to `narrow` at lane 0 and its first hi − lo lanes are copied out.
+        bool partial = hi - lo < lanes;
+        var y = partial ? narrow : yRow;
+        int shift = partial ? lo : 0;
         ref T px = ref MemoryMarshal.GetReference(xp);
         for (int ow = lo; ; ow += lanes)
         {
-            if (ow > hi - lanes) ow = hi - lanes;
+            if (!partial && ow > hi - lanes) ow = hi - lanes;
             int origin = r0 * w + ow * s - spec.PadW;   // tap 0 of output ow
             // A stride-2 vector reads 2·lanes elements from each tap; the odd ones past the row may lie past the plane.
-            if (s == 2 && origin + offsets[rows * cols - 1] + 2 * lanes > xp.Length)
+            int reach = origin + offsets[rows * cols - 1] + (s == 2 ? 2 * lanes : lanes);
+            if ((s == 2 || partial) && reach > xp.Length)
             {
-                for (int k = ow; k < hi; k++) MaxWindowInside(xp, w, spec, r0, rows, k, out y[k], out switches[k]);
+                for (int k = ow; k < hi; k++) MaxWindowInside(xp, w, spec, r0, rows, k, out yRow[k], out switches[k]);
                 return;
             }
             if (Vector512.IsHardwareAccelerated)
@@ -153,7 +162,7 @@ internal static class Pooling
                     max = Vector512.ConditionalSelect(take, v, max);
                     arg = Vector512.ConditionalSelect(take, Vector512.Create(T.CreateTruncating(t)), arg);
                 }
-                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)ow);
+                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)(ow - shift));
                 arg.StoreUnsafe(ref MemoryMarshal.GetReference(taps));
             }
             else
@@ -168,10 +177,12 @@ internal static class Pooling
                     max = Vector256.ConditionalSelect(take, v, max);
                     arg = Vector256.ConditionalSelect(take, Vector256.Create(T.CreateTruncating(t)), arg);
                 }
-                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)ow);
+                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)(ow - shift));
                 arg.StoreUnsafe(ref MemoryMarshal.GetReference(taps));
             }
-            for (int k = 0; k < lanes; k++) switches[ow + k] = origin + k * s + offsets[int.CreateTruncating(taps[k])];
+            int count = Math.Min(lanes, hi - ow);
+            for (int k = 0; k < count; k++) switches[ow + k] = origin + k * s + offsets[int.CreateTruncating(taps[k])];
+            if (partial) narrow[..count].CopyTo(yRow[ow..]);
             if (ow + lanes >= hi) return;
         }
     }
