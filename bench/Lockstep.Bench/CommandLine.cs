@@ -82,6 +82,18 @@ public sealed class CommandLine
 
     public string GetString(string option, string fallback) => Get(option) ?? fallback;
 
+    /// <summary>A finite number (invariant culture).</summary>
+    public double GetDouble(string option, double fallback)
+    {
+        string? text = Get(option);
+        if (text is null) return fallback;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value))
+        {
+            throw new UsageException($"{option} must be a number, got {text}");
+        }
+        return value;
+    }
+
     /// <summary>An integer option that must be at least <paramref name="minimum"/>.</summary>
     public int GetInt(string option, int fallback, int minimum = 1)
     {

@@ -13,7 +13,8 @@ namespace Lockstep.Bench;
 public static class SoakCommand
 {
     public const string Help = """
-        usage: lockstep soak [--steps N] [--every K] [--warmup W] [--backends a,b] [--net NAME|SPEC] [--batch N] [--json FILE]
+        usage: lockstep soak [--steps N] [--every K] [--warmup W] [--backends a,b] [--net NAME|SPEC] [--batch N] [--lr LR]
+                             [--json FILE]
 
           --steps N         training steps per backend (default 10000)
           --every K         a memory sample every K steps (default 500)
@@ -22,6 +23,8 @@ public static class SoakCommand
           --backends a,b    backends to soak, one after the other (default managed,torch)
           --net NAME|SPEC   the network (default "INPUT 16x16x3 -> CONV3-8 -> RELU -> POOL2 -> FC-10")
           --batch N         images per step (default 16)
+          --lr LR           SGD's learning rate (momentum 0.9; default 0.01); the steps train one batch over and over,
+                            and a deep network without normalisation (vgg16) needs a smaller one, e.g. 0.0005
           --json FILE       the samples and verdicts as JSON
 
         Samples: RSS (VmRSS of the process), managed heap (live objects after a full collection; and the memory the GC has
@@ -39,7 +42,7 @@ public static class SoakCommand
 
     /// <summary>Growth below this many bytes never fails: on torch's 0.3 MB heap, 1% is 3 KB, less than the objects one sample may catch alive.</summary>
     private const long MinLeakBytes = 64 * 1024;
-    private static readonly string[] Options = ["--steps", "--every", "--warmup", "--backends", "--net", "--batch", "--json", "--seed"];
+    private static readonly string[] Options = ["--steps", "--every", "--warmup", "--backends", "--net", "--batch", "--lr", "--json", "--seed"];
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -67,6 +70,8 @@ public static class SoakCommand
         int warmup = line.GetInt("--warmup", Math.Max(1000, steps / 5), minimum: 0);
         int batch = line.GetInt("--batch", 16);
         int seed = line.GetInt("--seed", 1, minimum: 0);
+        double lr = line.GetDouble("--lr", 0.01);
+        if (!(lr > 0)) throw new UsageException($"--lr must be positive, got {lr.ToString(CultureInfo.InvariantCulture)}");
         if (warmup + every > steps) throw new UsageException($"--steps ({steps}) must leave at least one sample (--every {every}) after --warmup ({warmup})");
         var def = NamedNetworks.Get(line.GetString("--net", DefaultNet));
         string[] names = line.GetString("--backends", "managed,torch").ToLowerInvariant()
@@ -79,19 +84,19 @@ public static class SoakCommand
 
         w.WriteLine($"lockstep soak: {def.Name} ({def.Spec ?? NetworkSpec.Format(def)}), batch {batch}, {options.DType}, " +
                     $"{steps:N0} steps per backend, a sample every {every}, baseline after {warmup} steps");
-        var verdicts = names.Select(name => Soak(console, registry, options, name, def, batch, steps, every, warmup, seed)).ToList();
+        var verdicts = names.Select(name => Soak(console, registry, options, name, def, batch, steps, every, warmup, seed, lr)).ToList();
 
         string? json = line.Get("--json");
         if (json is not null)
         {
             File.WriteAllText(json, JsonSerializer.Serialize(
-                new { steps, every, warmup, batch, net = def.Spec ?? NetworkSpec.Format(def), limit = Limit, backends = verdicts }, JsonOptions));
+                new { steps, every, warmup, batch, lr, net = def.Spec ?? NetworkSpec.Format(def), limit = Limit, backends = verdicts }, JsonOptions));
         }
         return verdicts.All(v => v.Passed) ? Cli.Success : Cli.Failure;
     }
 
     private static Verdict Soak(IAnsiConsole console, BackendRegistry registry, LockstepOptions options, string name,
-        NetworkDefinition def, int batch, int steps, int every, int warmup, int seed)
+        NetworkDefinition def, int batch, int steps, int every, int warmup, int seed, double lr)
     {
         using var backend = Backends.Create(registry, options, name);
         using var net = def.Build(backend, options.DType, seed);
@@ -131,8 +136,12 @@ public static class SoakCommand
             TakeSample(0);
             for (int step = 1; step <= steps; step++)
             {
-                double loss = net.TrainStep(x, labels, learningRate: 0.01, momentum: 0.9);
-                if (!double.IsFinite(loss)) throw new InvalidOperationException($"soak: {name}: the loss became {loss} at step {step}");
+                double loss = net.TrainStep(x, labels, learningRate: lr, momentum: 0.9);
+                if (!double.IsFinite(loss))
+                {
+                    throw new InvalidOperationException(
+                        $"soak: {name}: the loss became {loss} at step {step} at --lr {lr.ToString(CultureInfo.InvariantCulture)}; a smaller --lr keeps it finite");
+                }
                 if (step % every == 0) TakeSample(step);
                 task?.Increment(1);
             }

@@ -65,11 +65,11 @@ public static class TrainCommand
         }
         int epochs = line.GetInt("--epochs", 5);
         int seed = line.GetInt("--seed", 1, minimum: 0);
-        double decay = Number(line, "--lr-decay", DefaultLrDecay);
+        double decay = line.GetDouble("--lr-decay", DefaultLrDecay);
         if (!(decay > 0 && decay <= 1)) throw new UsageException($"--lr-decay must be in (0, 1], got {decay}");
         var defaults = new SgdSettings();
-        var sgd = new SgdSettings(Number(line, "--lr", defaults.LearningRate), Number(line, "--momentum", defaults.Momentum),
-            Number(line, "--weight-decay", defaults.WeightDecay), line.GetInt("--batch", defaults.Batch), seed);
+        var sgd = new SgdSettings(line.GetDouble("--lr", defaults.LearningRate), line.GetDouble("--momentum", defaults.Momentum),
+            line.GetDouble("--weight-decay", defaults.WeightDecay), line.GetInt("--batch", defaults.Batch), seed);
         try
         {
             sgd.Validate();
@@ -222,17 +222,6 @@ public static class TrainCommand
                 var task = ctx.AddTask(description, maxValue: steps);
                 work(done => task.Value = done);
             });
-    }
-
-    private static double Number(CommandLine line, string option, double fallback)
-    {
-        string? text = line.Get(option);
-        if (text is null) return fallback;
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value))
-        {
-            throw new UsageException($"{option} must be a number, got {text}");
-        }
-        return value;
     }
 
     private static string[] Names(string text, BackendRegistry registry)

@@ -20,6 +20,8 @@ public sealed class CliBadInputTests
     [InlineData("--epochs must be a positive integer, got 0", "train", "--epochs", "0")]
     [InlineData("train: the learning rate must be a positive number, got -1", "train", "--lr", "-1")]
     [InlineData("--lr must be a number, got fast", "train", "--lr", "fast")]
+    [InlineData("--lr must be positive, got 0", "soak", "--lr", "0")]
+    [InlineData("--lr must be a number, got fast", "soak", "--lr", "fast")]
     [InlineData("unknown backend 'nosuch'; known backends: managed, naive, torch", "train", "--backend", "nosuch")]
     [InlineData("train: the digits are 28×28×1 with 10 classes; spec takes 8×8×1", "train", "--net", TinySpec)]
     public void Cli_ExitsTwoWithOneLineNamingTheProblem(string expected, params string[] args)

@@ -106,4 +106,26 @@ public sealed class CliCommandTests : IDisposable
             Assert.True(totals.GetProperty(backend).GetProperty("step_ms").GetDouble() > 0, $"totals.{backend}.step_ms");
         }
     }
+
+    [Fact]
+    public void Soak_TinyNetOnManaged_PassesAndNamesItsLearningRate()
+    {
+        string json = Path.Combine(_dir, "soak.json");
+        var result = CliRunner.Run("soak", "--net", "INPUT 8x8x1 -> CONV3-2 -> RELU -> POOL2 -> FC-3", "--backends", "managed",
+            "--batch", "2", "--steps", "40", "--every", "10", "--warmup", "10", "--lr", "0.005", "--json", json);
+        Assert.True(result.ExitCode == Cli.Success, result.ToString());
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(0.005, report.RootElement.GetProperty("lr").GetDouble());
+        Assert.True(report.RootElement.GetProperty("backends")[0].GetProperty("passed").GetBoolean());
+    }
+
+    [Fact]
+    public void Soak_LossThatDiverges_FailsNamingStepAndLearningRate()
+    {
+        var result = CliRunner.Run("soak", "--net", "INPUT 8x8x1 -> CONV3-2 -> RELU -> POOL2 -> FC-3", "--backends", "managed",
+            "--batch", "2", "--steps", "40", "--every", "10", "--warmup", "10", "--lr", "1e30");
+        Assert.True(result.ExitCode == Cli.Failure, result.ToString());
+        Assert.Contains("soak: managed: the loss became", result.Error, StringComparison.Ordinal);
+        Assert.Contains("at --lr 1E+30; a smaller --lr keeps it finite", result.Error, StringComparison.Ordinal);
+    }
 }
