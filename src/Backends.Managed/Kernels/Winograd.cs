@@ -398,14 +398,8 @@ internal static class Winograd
         int columns = gradient ? filters : channels, plane = filters * channels, count = r * r, lanes = Vector256<T>.Count;
         Span<T> taps = stackalloc T[25 * WeightBlock];                 // tap t of the block's column j at t·WeightBlock + j
         Span<T> partial = stackalloc T[36 * Vector256<T>.Count];       // a last, partial vector of columns: ξ at ξ·lanes
-        // The forward's block is one run of weights (filter k, channels col0 …). The gradient's gathers WeightBlock
-        // filters C·r² apart: it takes GradientRows rows at a time, block by block, so that a block's filters serve
-        // several rows' taps (adjacent in memory) while their lines are at hand (3×3, 512 × 512, two threads: 3.0 ms
-        // against 3.5 row by row).
-        int group = gradient ? GradientRows : 1;
-        for (int g0 = row0; g0 < row1; g0 += group)
+        for (int row = row0; row < row1; row++)
         for (int col0 = 0; col0 < columns; col0 += WeightBlock)
-        for (int row = g0; row < Math.Min(row1, g0 + group); row++)
         {
             int width = Math.Min(WeightBlock, columns - col0);
             for (int j = 0; j < WeightBlock; j++)
@@ -438,9 +432,6 @@ internal static class Winograd
 
     /// <summary>Columns of U a weight transform gathers at once (a multiple of every vector's lane count).</summary>
     private const int WeightBlock = 32;
-
-    /// <summary>Rows of the gradient's U a weight transform does block by block (see TransformWeights).</summary>
-    private const int GradientRows = 8;
 
     /// <summary>Tap t of the vector of columns from j of a gathered block.</summary>
     private static Vector256<T> Tap<T>(ReadOnlySpan<T> taps, int t, int j) where T : unmanaged, IFloatingPointIeee754<T> =>
