@@ -44,7 +44,10 @@ public sealed class DirectConvolutionTests
         TestSupport.Close(y, expected, TestSupport.Tolerance(dtype), $"{name}: y for {spec} on {xs} {dtype}");
     }
 
-    /// <summary>dw and db directly where the image is one band (dx still by col2im), against the loops on the same geometries.</summary>
+    /// <summary>
+    /// dw and db directly where the image is one band or the taps are few (dx still by col2im), against the loops on the
+    /// same geometries (AlexNet-like's 363 taps over several bands take im2col's dw).
+    /// </summary>
     [Theory, MemberData(nameof(Geometries))]
     public void Conv2dBackward_DirectPathMatchesNaiveLoops(string name, Shape xs, int k, ConvSpec spec, DType dtype)
     {
@@ -64,13 +67,17 @@ public sealed class DirectConvolutionTests
         TestSupport.Close(dx, grads.Dx!.ToDoubles(), tolerance, "dx " + what);
     }
 
-    /// <summary>Each output is summed in one fixed order whoever computes it: 1, 2 and 3 workers give the same bits.</summary>
+    /// <summary>
+    /// Each output is summed in one fixed order whoever computes it: 1, 2 and 3 workers give the same bits — on images
+    /// of one band and of several (dw then sums the bands in order within each image's partial).
+    /// </summary>
     [Theory]
-    [InlineData(DType.Float32)]
-    [InlineData(DType.Float64)]
-    public void Conv2dAndBackward_DirectPathIsBitIdenticalOnAnyThreadCount(DType dtype)
+    [InlineData(DType.Float32, 23, 70)]
+    [InlineData(DType.Float64, 23, 70)]
+    [InlineData(DType.Float32, 61, 300)]
+    public void Conv2dAndBackward_DirectPathIsBitIdenticalOnAnyThreadCount(DType dtype, int h, int w)
     {
-        var xs = Shape.Nchw(3, 3, 23, 70);
+        var xs = Shape.Nchw(3, 3, h, w);
         var spec = new ConvSpec(5, 5, 2, 2, 2, 2, SizeRule.Floor);
         var ws = new Shape(10, 3, 5, 5);
         var (outH, outW) = spec.OutputSize(xs.H, xs.W);

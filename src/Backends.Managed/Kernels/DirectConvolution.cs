@@ -41,13 +41,19 @@ internal static class DirectConvolution
     }
 
     /// <summary>
-    /// Whether dw and db are computed directly too: where the forward is, and the image's padded copy is one band
-    /// (cifar's and LeNet's conv1: 6× faster than im2col + GEMM at one thread). On larger images (AlexNet's and VGG16's
-    /// first layers, several bands) the direct dw measured 0.9× im2col's: its 4 × 4 blocks stream the band from L2 once
-    /// per block, and they stay on im2col.
+    /// Whether dw and db are computed directly too: where the forward is, and either the image's padded copy is one
+    /// band (cifar's and LeNet's conv1: 6× faster than im2col + GEMM at one thread) or the taps are few,
+    /// C·F·F ≤ <see cref="MaxWeightTapsInBands"/> (2 threads, float32, against im2col's dw in the same process:
+    /// VGG16's conv1_1 at batch 2, 27 taps, 3.4 against 4.8 ms; 5×5×3 at 224×224 6.8 against 8.6; 3×3×3 at 112×112,
+    /// batch 8, 3.3 against 4.2). With many taps over several bands its 4 × 4 blocks stream the band from L2 once per
+    /// block and lose: AlexNet's conv1 (363 taps) 15.0 against 11.5 ms, which stays on im2col.
     /// </summary>
     public static bool AppliesToWeights(Shape x, int filters, ConvSpec spec, int outH, int outW, int lanes) =>
-        Applies(x, filters, spec, outW, lanes) && new Band(x, spec, outH, outW, lanes).Count == 1;
+        Applies(x, filters, spec, outW, lanes)
+        && (x.C * spec.KernelH * spec.KernelW <= MaxWeightTapsInBands || new Band(x, spec, outH, outW, lanes).Count == 1);
+
+    /// <summary>Taps C·F·F up to which dw goes directly whatever the number of bands.</summary>
+    public const int MaxWeightTapsInBands = 128;
 
     /// <summary>Elements of the buffers a forward call rents (a padded band per worker and the repacked weights), or
     /// a backward-weights call (a padded band and dy band per worker, a dw and db partial per image), the larger.</summary>
