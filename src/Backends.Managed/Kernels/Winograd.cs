@@ -45,8 +45,8 @@ namespace Lockstep.Backends.Managed.Kernels;
 // forward's transformed input, and dw[k, c] = Gᵀ M[k, c] G: per tile of four outputs and (k, c) pair α² multiply-adds
 // where im2col's dw does 4·r² — 16 against 36 (3×3), 36 against 100 (5×5).
 //
-// The transforms are compiled fully optimised at their first call (AggressiveOptimization): under tiered compilation a
-// single band's phases call them from many small items, and VGG16's 14×14×512 layers then ran 10–11 ms instead of 8 for
+// The transforms and the loops around them are compiled fully optimised at their first call (AggressiveOptimization):
+// under tiered compilation a single band's phases call them from many small items, and VGG16's 14×14×512 layers then ran 10–11 ms instead of 8 for
 // whole measurements in about half the runs (never with DOTNET_TieredCompilation=0: 7.7–8.0 ms in three runs of three).
 //
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
@@ -271,6 +271,7 @@ internal static class Winograd
     // U_ξ[k, tile] = (A dy Aᵀ)_ξ for the tiles of tile row th of one filter's dy plane, A = (Aᵀ)ᵀ [α × 2]: along each
     // row of the tile (a, b) → (a, a + b, a − b, −b) for r = 3, (a, a + b, a − b, a + 2b, a − 2b, b) for r = 5, then
     // the same down each column; U_ξ of tile t at u[start + ξ·stride + t] (whole vectors, as TransformInputRow).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformGradientRow<T>(int r, ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch,
         Span<T> u, int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -328,6 +329,7 @@ internal static class Winograd
 
     // dw[k, c] = Gᵀ M[k, c] G for every filter and channel, M_ξ[k, c] at m[ξ·K·C + k·C + c]; a vector of channels at once:
     // Gᵀ down each column of M, then along each row of the result.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -368,6 +370,7 @@ internal static class Winograd
     // Gᵀ times the α vectors v[from + i·step], into the r vectors o[to + p·outStep]. Gᵀ of F(2×2, 3×3):
     // (m0 + (m1 + m2)/2, (m1 − m2)/2, (m1 + m2)/2 + m3); of F(2×2, 5×5), with e = m1 + m2, o = m1 − m2, E = m3 + m4,
     // O = m3 − m4: (m0/4 − e/6 + E/24, −o/6 + O/12, −e/6 + E/6, −o/6 + O/3, −e/6 + 2E/3 + m5).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GTranspose<T>(int r, ReadOnlySpan<Vector256<T>> v, int from, int step, Span<Vector256<T>> o, int to, int outStep)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -579,6 +582,7 @@ internal static class Winograd
     }
 
     // The input transform of the band's tile rows, channels [c0, c1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BandInput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, Span<T> v, int ld, Span<T> scratch, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -607,6 +611,7 @@ internal static class Winograd
     }
 
     // The output transform of the band's tile rows, filters [k0, k1).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BandOutput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> m, int ld, ReadOnlySpan<T> bias, Span<T> y, int k0, int k1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -626,6 +631,7 @@ internal static class Winograd
 
     // V_ξ[c, tile] for every channel c of one image xn and the tiles of its tile row th, at v[c·ld + column + ξ·C·ld + t]:
     // the forward's input transform, and the weight gradient's.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformInputRows<T>(in Plan plan, ReadOnlySpan<T> xn, in Sizes s, int th, Span<T> scratch, Span<T> v,
         int column, int ld, int c0, int c1) where T : unmanaged, IFloatingPointIeee754<T>
     {
