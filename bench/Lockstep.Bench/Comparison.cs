@@ -63,6 +63,7 @@ public sealed class Comparison
                 var outcomes = new List<LayerOutcome>(s.Backends.Count);
                 foreach (var network in networks)
                 {
+                    Settle();
                     outcomes.Add(MeasureLayer(network.Layers[i], x, xShape, dy, shapes[i], progress));
                 }
                 layers.Add(Report(net.LayerNames[i], network: networks[0], i, xShape, shapes[i], outcomes));
@@ -74,6 +75,7 @@ public sealed class Comparison
             foreach (var network in networks)
             {
                 progress?.Invoke($"{network.Backend.Name}: training step");
+                Settle();
                 totals[network.Backend.Name] = MeasureStep(network, input, inputShape, labels);
             }
             double firstMs = totals[networks[0].Backend.Name].StepMs;
@@ -87,6 +89,16 @@ public sealed class Comparison
         {
             foreach (var network in networks) network.Dispose();
         }
+    }
+
+    // A full, blocking collection before each measurement: the host copies of the layers before (tens of MB of doubles
+    // each on VGG16) are garbage by then, and a background collection of them on a 2-core machine takes a core from
+    // whichever layer is being timed (AlexNet's conv5 forward read 13.6–13.9 ms in about half the runs, 10.1–10.5
+    // alone).
+    private static void Settle()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
     }
 
     /// <summary>One backend's timings of a layer and its results on the host: "y", "dx", and each parameter's gradient.</summary>
