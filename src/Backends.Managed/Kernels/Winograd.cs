@@ -233,7 +233,7 @@ internal static class Winograd
         var partial = buffer.Slice((int)workElements + positions * kc, dwLength + dbLength);
         var db = partial.Slice(dwLength, dbLength);
         db.Clear();
-        var scratch = work.Slice(work.Length - plan.ScratchElements, plan.ScratchElements);
+        var scratch = plan.Scratch(work);
         var dySizes = s with { H = s.OutH, W = s.OutW, PadTop = 0, PadLeft = 0 };
         for (int img = slot; img < n; img += slots)
         {
@@ -243,7 +243,7 @@ internal static class Winograd
         // Every slot has an image (slots ≤ n), so band 0 exists and sets M (β = 0) before the others add to it.
         for (int band = 0; band < plan.Bands; band++)
         {
-            int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
+            int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
             int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count;
             var v = work[..(positions * s.Channels * ld)];
             var u = work.Slice(positions * s.Channels * ld, positions * s.Filters * ld);
@@ -565,7 +565,7 @@ internal static class Winograd
         ReadOnlySpan<T> bias, Span<T> y, Span<T> slot, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int ld = BandBuffers(plan, s, band, slot, out var v, out var m);
-        BandInput(plan, s, band, x, v, ld, slot.Slice(slot.Length - plan.ScratchElements, plan.ScratchElements), 0, s.Channels);
+        BandInput(plan, s, band, x, v, ld, plan.Scratch(slot), 0, s.Channels);
         BandProducts(gemm, plan, s, band, u, v, m, ld, 0, plan.Positions, oneThread);
         BandOutput(plan, s, band, m, ld, bias, y, 0, s.Filters);
     }
@@ -574,8 +574,7 @@ internal static class Winograd
     // past its end (into the slack) and be stored or loaded whole.
     private static int BandBuffers<T>(in Plan plan, in Sizes s, int band, Span<T> slot, out Span<T> v, out Span<T> m) where T : unmanaged
     {
-        int rows = Math.Min(plan.RowsPerBand, plan.TileRows - band * plan.RowsPerBand);
-        int ld = rows * plan.TilesW + Vector256<T>.Count;
+        int ld = plan.Rows(band) * plan.TilesW + Vector256<T>.Count;
         v = slot[..(plan.Positions * s.Channels * ld)];
         m = slot.Slice(v.Length, plan.Positions * s.Filters * ld);
         return ld;
@@ -586,7 +585,7 @@ internal static class Winograd
     private static void BandInput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, Span<T> v, int ld, Span<T> scratch, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
+        int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
         for (int r = 0; r < rows; r++)
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
@@ -599,7 +598,7 @@ internal static class Winograd
     private static void BandProducts<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> u, Span<T> v, Span<T> m, int ld,
         int xi0, int xi1, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int tiles = Math.Min(plan.RowsPerBand, plan.TileRows - band * plan.RowsPerBand) * plan.TilesW;
+        int tiles = plan.Rows(band) * plan.TilesW;
         for (int xi = xi0; xi < xi1; xi++)
         {
             // Mirrored: U'_ξ [Filters × Channels] = (U_π(ξ) stored [Channels × Filters])ᵀ.
@@ -615,7 +614,7 @@ internal static class Winograd
     private static void BandOutput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> m, int ld, ReadOnlySpan<T> bias, Span<T> y, int k0, int k1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row0 = band * plan.RowsPerBand, rows = Math.Min(plan.RowsPerBand, plan.TileRows - row0);
+        int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
         for (int r = 0; r < rows; r++)
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
@@ -1047,14 +1046,14 @@ internal static class Winograd
                 Band(_gemm!, _plan, _sizes, index, x, u, bias, y, _slots[worker], _oneThread);
                 return;
             }
-            // Band 0 in one slot; worker w's scratch is the w-th from the slot's end.
+            // Band 0 in one slot, each worker with its own scratch in it.
             var slot = _slots[0];
             int ld = BandBuffers(_plan, _sizes, 0, slot.AsSpan(), out var v, out var m);
             int lo = index * PhaseChunk;
             switch (Phase)
             {
                 case BandPhase.Input:
-                    var scratch = slot.AsSpan(slot.Length - (worker + 1) * _plan.ScratchElements, _plan.ScratchElements);
+                    var scratch = _plan.Scratch(slot.AsSpan(), worker);
                     BandInput(_plan, _sizes, 0, x, v, ld, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
                     break;
                 case BandPhase.Products:
@@ -1104,6 +1103,12 @@ internal static class Winograd
         public int Bands { get; }
         public int Channels { get; }
         public int Filters { get; }
+
+        /// <summary>Tile rows of band <paramref name="band"/> (the last may have fewer).</summary>
+        public int Rows(int band) => Math.Min(RowsPerBand, TileRows - band * RowsPerBand);
+
+        /// <summary>The scratch of worker <paramref name="worker"/> in a slot: the worker-th from the slot's end.</summary>
+        public Span<T> Scratch<T>(Span<T> slot, int worker = 0) => slot.Slice(slot.Length - (worker + 1) * ScratchElements, ScratchElements);
 
         /// <summary>Tiles in a full band: the products' width.</summary>
         public int BandTiles => RowsPerBand * TilesW;
