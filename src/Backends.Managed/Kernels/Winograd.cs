@@ -74,6 +74,17 @@ internal static class Winograd
     public const int BandElements = 1 << 22;
 
     /// <summary>
+    /// The same for the weight gradient's bands (V and the transformed dy), 2 MiB of floats: its products sum over the
+    /// tiles, so narrower bands cost them little, and the transforms then write into the core's caches. Measured (two
+    /// threads, OpenBLAS 0.3.29, float32, budgets interleaved call by call, medians of 21): AlexNet's 13×13 layers at
+    /// batch 8 7.5 against 9.6 ms (256 → 256), 17.3 against 19.6 (384 → 384), 11.9 against 13.5 (384 → 256) with 2^21
+    /// elements; VGG16's 56×56×256 at batch 2 26.1 against 29.7, 112×112×128 and AlexNet's 5×5 conv2 level, 28×28×512
+    /// 32.4 against 31.3. The forward and input gradient keep the larger budget: their products are as wide as the band
+    /// (28×28×512 at 2^20: 31.6–32.5 against 24.1–24.9 ms).
+    /// </summary>
+    public const int WeightsBandElements = 1 << 19;
+
+    /// <summary>
     /// Multiply-adds K·C·tiles under which a product of one tile row counts as small: OpenBLAS multiplies such matrices
     /// without packing them, fast even a few columns wide, and one row a band keeps its V and M in the core's caches.
     /// Taken where a row has at least <see cref="SmallProductTiles"/> tiles. Measured (2 threads, OpenBLAS 0.3.29,
@@ -216,8 +227,8 @@ internal static class Winograd
 
     // The V, Udy and scratch elements a slot needs: the larger of the plans for its ⌈n/slots⌉ and ⌊n/slots⌋ images.
     private static long WeightsSlotElements(int r, int n, int slots, int channels, int filters, int outH, int outW) =>
-        Math.Max(new Plan(r, (n + slots - 1) / slots, channels, filters, outH, outW).SlotElements,
-            new Plan(r, Math.Max(1, n / slots), channels, filters, outH, outW).SlotElements);
+        Math.Max(new Plan(r, (n + slots - 1) / slots, channels, filters, outH, outW, WeightsBandElements).SlotElements,
+            new Plan(r, Math.Max(1, n / slots), channels, filters, outH, outW, WeightsBandElements).SlotElements);
 
     // One slot's images (slot, slot + slots, …) in order, their tile rows counted over those images and cut into bands
     // as the forward's: per band, V from x (as the forward) and Udy_ξ [K × tiles] = (A dy Aᵀ)_ξ, then M_ξ += Udy_ξ · V_ξᵀ;
@@ -226,7 +237,7 @@ internal static class Winograd
         ReadOnlySpan<T> x, ReadOnlySpan<T> dy, Span<T> buffer, int dwLength, int dbLength, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int images = (n - slot + slots - 1) / slots;
-        var plan = new Plan(kernel, images, s.Channels, s.Filters, s.OutH, s.OutW);
+        var plan = new Plan(kernel, images, s.Channels, s.Filters, s.OutH, s.OutW, WeightsBandElements);
         int positions = plan.Positions, kc = s.Filters * s.Channels, inPlane = s.H * s.W, outPlane = s.OutH * s.OutW;
         var work = buffer[..checked((int)plan.SlotElements)];
         var m = buffer.Slice((int)workElements, positions * kc);
@@ -275,7 +286,7 @@ internal static class Winograd
     private static void TransformGradientRow<T>(int r, ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch,
         Span<T> u, int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int half = tilesW + 2 + Vector256<T>.Count;
+        int half = Half<T>(tilesW + 2 + Vector256<T>.Count);
         SplitRows(plane, s, th, 2, half, scratch);
         ref T sr = ref MemoryMarshal.GetReference(scratch);
         ref T ur = ref MemoryMarshal.GetReference(u);
@@ -650,7 +661,7 @@ internal static class Winograd
     private static void TransformInputRow<T>(ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch, Span<T> v,
         int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int half = tilesW + 1 + Vector256<T>.Count;   // even or odd columns of one row, with a vector of zeros to spare
+        int half = Half<T>(tilesW + 1 + Vector256<T>.Count);   // even or odd columns of one row, with a vector of zeros to spare
         SplitRows(plane, s, th, 4, half, scratch);
         ref T sr = ref MemoryMarshal.GetReference(scratch);
         ref T vr = ref MemoryMarshal.GetReference(v);
@@ -692,7 +703,7 @@ internal static class Winograd
     private static void TransformInputRow6<T>(ReadOnlySpan<T> plane, in Sizes s, int th, int tilesW, Span<T> scratch, Span<T> v,
         int start, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int half = tilesW + 2 + Vector256<T>.Count;
+        int half = Half<T>(tilesW + 2 + Vector256<T>.Count);
         SplitRows(plane, s, th, 6, half, scratch);
         ref T sr = ref MemoryMarshal.GetReference(scratch);
         ref T vr = ref MemoryMarshal.GetReference(v);
@@ -748,11 +759,17 @@ internal static class Winograd
     }
 
     // The input rows 2·th − P_top + r, r < rows, under tile row th, each split into even and odd columns of half
-    // elements at scratch[2r·half] and scratch[(2r + 1)·half] (zeros for rows in the padding).
+    // elements at scratch[2r·half] and scratch[(2r + 1)·half] (zeros for rows in the padding). Where Vector512 is
+    // accelerated, a row is copied into a zero-bordered line after the halves (line[2q] = even[q], line[2q + 1] =
+    // odd[q]) and unzipped a vector pair at a time: AlexNet's 13×13 planes spent about a third of the weight
+    // gradient's time in the scalar split.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SplitRows<T>(ReadOnlySpan<T> plane, in Sizes s, int th, int rows, int half, Span<T> scratch)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        bool vector = Vector512.IsHardwareAccelerated && s.PadLeft + s.W <= 2 * half;
+        var line = vector ? scratch.Slice(2 * rows * half, 2 * half) : default;
+        line.Clear();
         for (int r = 0; r < rows; r++)
         {
             var even = scratch.Slice(2 * r * half, half);
@@ -764,8 +781,52 @@ internal static class Winograd
                 odd.Clear();
                 continue;
             }
-            Deinterleave(plane.Slice(ih * s.W, s.W), s.PadLeft, even, odd);
+            var row = plane.Slice(ih * s.W, s.W);
+            if (!vector)
+            {
+                Deinterleave(row, s.PadLeft, even, odd);
+                continue;
+            }
+            row.CopyTo(line[s.PadLeft..]);
+            ref T lr = ref MemoryMarshal.GetReference(line);
+            ref T er = ref MemoryMarshal.GetReference(even);
+            ref T or = ref MemoryMarshal.GetReference(odd);
+            for (int q = 0; q < half; q += Vector256<T>.Count)
+            {
+                var (e, o) = Unzip(Vector512.LoadUnsafe(ref lr, (nuint)(2 * q)));
+                e.StoreUnsafe(ref er, (nuint)q);
+                o.StoreUnsafe(ref or, (nuint)q);
+            }
         }
+    }
+
+    /// <summary>Elements of a split row's even or odd half: at least <paramref name="needed"/>, a whole number of vectors.</summary>
+    private static int Half<T>(int needed) where T : unmanaged =>
+        (needed + Vector256<T>.Count - 1) / Vector256<T>.Count * Vector256<T>.Count;
+
+    // (v[0], v[2], …) and (v[1], v[3], …) of a vector pair.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<T> Even, Vector256<T> Odd) Unzip<T>(Vector512<T> v) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+        {
+            var f = Vector512.Shuffle(v.AsSingle(), Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)).As<float, T>();
+            return (f.GetLower(), f.GetUpper());
+        }
+        var d = Vector512.Shuffle(v.AsDouble(), Vector512.Create(0L, 2, 4, 6, 1, 3, 5, 7)).As<double, T>();
+        return (d.GetLower(), d.GetUpper());
+    }
+
+    // (even[0], odd[0], even[1], odd[1], …): Unzip's inverse.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Zip<T>(Vector256<T> even, Vector256<T> odd) where T : unmanaged
+    {
+        var v = Vector512.Create(even, odd);
+        if (typeof(T) == typeof(float))
+        {
+            return Vector512.Shuffle(v.AsSingle(), Vector512.Create(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)).As<float, T>();
+        }
+        return Vector512.Shuffle(v.AsDouble(), Vector512.Create(0L, 4, 1, 5, 2, 6, 3, 7)).As<double, T>();
     }
 
     // even[q] = line[2q − pad], odd[q] = line[2q + 1 − pad], zero outside the line.
@@ -870,9 +931,20 @@ internal static class Winograd
     {
         int n = Vector256<T>.Count;
         ref T lr = ref MemoryMarshal.GetReference(lanes);
+        int count = Math.Min(n, tilesW - t), ow = 2 * t, pairs = Math.Min(count, (outW - ow) / 2);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Each row's tiles interleaved in registers, then copied whole: the row's 2·count outputs, or one fewer
+            // where the width is odd (2·count ≤ outW − ow + 1, tilesW being ⌈outW / 2⌉).
+            Zip(y00, y01).StoreUnsafe(ref lr, 0);
+            Zip(y10, y11).StoreUnsafe(ref lr, (nuint)(2 * n));
+            int width = Math.Min(2 * count, outW - ow);
+            lanes[..width].CopyTo(top[ow..]);
+            if (!bottom.IsEmpty) lanes.Slice(2 * n, width).CopyTo(bottom[ow..]);
+            return;
+        }
         y00.StoreUnsafe(ref lr, 0); y01.StoreUnsafe(ref lr, (nuint)n);
         y10.StoreUnsafe(ref lr, (nuint)(2 * n)); y11.StoreUnsafe(ref lr, (nuint)(3 * n));
-        int count = Math.Min(n, tilesW - t), ow = 2 * t, pairs = Math.Min(count, (outW - ow) / 2);
         for (int i = 0; i < pairs; i++)
         {
             top[ow + 2 * i] = lanes[i];
@@ -1069,7 +1141,7 @@ internal static class Winograd
     /// <summary>How a call's tiles fall into bands: whole tile rows, counted over all images, fixed by the geometry.</summary>
     private readonly record struct Plan
     {
-        public Plan(int r, int n, int channels, int filters, int outH, int outW)
+        public Plan(int r, int n, int channels, int filters, int outH, int outW, int bandElements = BandElements)
         {
             R = r;
             Positions = (r + 1) * (r + 1);
@@ -1077,7 +1149,7 @@ internal static class Winograd
             TilesW = (outW + 1) / 2;
             TileRows = n * TilesH;
             long perRow = (long)Positions * (channels + filters) * TilesW;
-            int rowsWanted = (int)Math.Clamp(BandElements / Math.Max(perRow, 1), 1, TileRows);
+            int rowsWanted = (int)Math.Clamp(bandElements / Math.Max(perRow, 1), 1, TileRows);
             // One tile row a band where its products are small and still SmallProductTiles wide (AlexNet's conv2).
             if ((long)channels * filters * TilesW <= SmallProduct && TilesW >= SmallProductTiles) rowsWanted = 1;
             // An even number of bands where there are several, so that two workers share the transforms evenly; a
@@ -1116,6 +1188,8 @@ internal static class Winograd
         /// <summary>One slot: V [α² × C × band] and M [α² × K × band], each row with a vector of slack, and α = R + 1 input rows split into even and odd columns.</summary>
         public long SlotElements => (long)Positions * (Channels + Filters) * (BandTiles + 64) + ScratchElements;
 
-        public int ScratchElements => 2 * (R + 1) * (TilesW + 2 + 64);   // ≥ 2α rows of TilesW + α/2 − 1 + Vector256<T>.Count
+        // 2α halves of split rows and a line of two (SplitRows), each half ≥ TilesW + α/2 − 1 + Vector256<T>.Count
+        // rounded up to whole vectors
+        public int ScratchElements => 2 * (R + 2) * (TilesW + 2 + 64);
     }
 }
