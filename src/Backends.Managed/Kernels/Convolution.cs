@@ -238,7 +238,8 @@ internal static class Convolution
     // each product per group, on the blocks the forward used. In parallel, each worker sums its images' dw and db
     // into its own buffers (summed at the end); dx_n belongs to one image, so workers never write the same element.
     // Where Winograd.Applies, dx goes by Winograd, and where Winograd.AppliesToWeights (more tiles) dw and db too, by the
-    // forward's dual; where DirectConvolution.AppliesToWeights, dw and db are computed directly and only dx goes this way.
+    // forward's dual; where DirectConvolution.AppliesToWeights (or AppliesToWeightsByFilters), dw and db are computed
+    // directly and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
         Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>
@@ -257,10 +258,17 @@ internal static class Convolution
                 spec.PadH, spec.PadW, outH, outW, dw, db);
             return;
         }
-        bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, DirectConvolution.Lanes<T>());
+        int lanes = DirectConvolution.Lanes<T>();
+        bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, lanes);
         if (!weights)
         {
             DirectConvolution.BackwardWeights(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
+            if (dx.IsEmpty) return;
+        }
+        else if (specialized && DirectConvolution.AppliesToWeightsByFilters(xShape, filters, spec, outH, outW, lanes))
+        {
+            DirectConvolution.BackwardWeightsByFilters(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
+            weights = false;
             if (dx.IsEmpty) return;
         }
         var g = new Geometry(xShape, filters, spec, outH, outW);

@@ -19,7 +19,7 @@ namespace Lockstep.Backends.Managed.Kernels;
 /// same row or of the next, so that a narrow row wastes at most one vector's tail) per pass over the taps. For the small first layers (few taps C·F·F, few filters) where im2col's expansion
 /// and the BLAS's packing cost more than the products themselves.
 /// </summary>
-internal static class DirectConvolution
+internal static partial class DirectConvolution
 {
     /// <summary>Filters computed together: each input load feeds this many accumulators per vector of outputs.</summary>
     public const int FilterBlock = 8;
@@ -56,14 +56,17 @@ internal static class DirectConvolution
     public const int MaxWeightTapsInBands = 128;
 
     /// <summary>Elements of the buffers a forward call rents (a padded band per worker and the repacked weights), or
-    /// a backward-weights call (a padded band and dy band per worker, a dw and db partial per image), the larger.</summary>
+    /// a backward-weights call (a padded band and dy band per worker, a dw and db partial per image; by filters, see
+    /// <see cref="WeightsByFiltersWorkspaceElements"/>), the largest.</summary>
     public static long WorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes)
     {
         var b = new Band(x, spec, outH, outW, lanes);
         int cff = x.C * spec.KernelH * spec.KernelW;
         long forward = (long)threads * b.Elements + PackedWeights(cff, filters);
         long weights = (long)threads * (b.Elements + (long)filters * b.Rows * b.PaddedOutW) + (long)x.N * (filters * cff + filters);
-        return Math.Max(forward, weights);
+        long byFilters = AppliesToWeightsByFilters(x, filters, spec, outH, outW, lanes)
+            ? WeightsByFiltersWorkspaceElements(x, filters, spec, outH, outW, threads, lanes) : 0;
+        return Math.Max(Math.Max(forward, weights), byFilters);
     }
 
     /// <summary>Elements a forward call rents (see <see cref="WorkspaceElements"/>).</summary>
