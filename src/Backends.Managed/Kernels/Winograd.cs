@@ -744,6 +744,7 @@ internal static class Winograd
 
     // Bᵀ d for one column d of six: 4d0 − 5d2 + d4, −4(d1 + d2) + d3 + d4, 4(d1 − d2) − d3 + d4, 2(d3 − d1) − d2 + d4,
     // 2(d1 − d3) − d2 + d4, 4d1 − 5d3 + d5.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Bt<T>(
         Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -885,6 +886,7 @@ internal static class Winograd
     }
 
     // Aᵀ m A of F(2×2, 3×3) for a vector of tiles, m_ξ at m[at + ξ·st].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Output3<T>(ref T mr, nuint at, nuint st)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -905,6 +907,7 @@ internal static class Winograd
 
     // Aᵀ m A of F(2×2, 5×5) for a vector of tiles, m_ξ (ξ = 6i + j) at m[at + ξ·st]; sums holds Aᵀ m, row 0 at j and
     // row 1 at 6 + j.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) Output5<T>(ref T mr, nuint at, nuint st, Span<Vector256<T>> sums)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
