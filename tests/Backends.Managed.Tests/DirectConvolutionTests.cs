@@ -27,8 +27,8 @@ public sealed class DirectConvolutionTests
             ("the narrowest rows it takes: W' = 12", Shape.Nchw(2, 2, 6, 14), 4, ConvSpec.Square(3)),
             ("bands of rows (uneven), W' = 300", Shape.Nchw(1, 4, 41, 300), 9, ConvSpec.Square(3, 1, 1)),
             ("512 taps and 128 filters: the limits", Shape.Nchw(1, 32, 7, 17), 128, ConvSpec.Square(4, 1, 1, SizeRule.Floor)),
-            ("AlexNet-like 363 taps over two bands, K = 92: dw by filters (a partial filter block, a partial tap block)",
-                Shape.Nchw(2, 3, 227, 67), 92, ConvSpec.Square(11, 4, 0, SizeRule.Floor)),
+            ("AlexNet-like 363 taps over two bands, K = 92, W' = 13: forward and dw by filters (a partial filter block, a partial tap block)",
+                Shape.Nchw(2, 3, 227, 59), 92, ConvSpec.Square(11, 4, 0, SizeRule.Floor)),
             ("7×7 / 2, P = 3, 147 taps over two bands, K = 48: dw by filters", Shape.Nchw(1, 3, 200, 40), 48,
                 ConvSpec.Square(7, 2, 3, SizeRule.Floor)),
         };
@@ -102,22 +102,32 @@ public sealed class DirectConvolutionTests
 
     /// <summary>
     /// dw by filters (many taps over several bands, at least two vectors of filters) on the geometries above that take
-    /// it: each image into its own partial dwᵀ, the partials added in image order — 1, 2 and 3 workers give the same bits.
+    /// it: each image into its own partial dwᵀ, the partials added in image order — 1, 2 and 3 workers give the same bits;
+    /// and the forward by filters (the AlexNet-like one: rows of 13 in vectors of 16).
     /// </summary>
     [Theory]
     [InlineData(DType.Float32)]
     [InlineData(DType.Float64)]
-    public void Conv2dBackward_WeightsByFiltersAreBitIdenticalOnAnyThreadCount(DType dtype)
+    public void Conv2dAndBackward_ByFiltersAreBitIdenticalOnAnyThreadCount(DType dtype)
     {
         var taking = Geometries().Where(g => (DType)g[4] == dtype).Select(g => ((Shape)g[1], (int)g[2], (ConvSpec)g[3]))
             .Where(g => DirectConvolution.AppliesToWeightsByFilters(g.Item1, g.Item2, g.Item3, g.Item3.OutputSize(g.Item1.H, g.Item1.W).H,
                 g.Item3.OutputSize(g.Item1.H, g.Item1.W).W, Lanes(dtype)))
             .ToList();
-        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) Assert.Equal(2, taking.Count);
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+        {
+            Assert.Equal(2, taking.Count);
+            var (first, filters, firstSpec) = taking[0];
+            Assert.True(DirectConvolution.AppliesToForwardByFilters(first, filters, firstSpec, firstSpec.OutputSize(first.H, first.W).W, Lanes(dtype)));
+        }
         foreach (var (xs0, k, spec) in taking)
         {
             var xs = Shape.Nchw(3, xs0.C, xs0.H, xs0.W);
             var ws = new Shape(k, xs.C, spec.KernelH, spec.KernelW);
+            // The forward too, where it goes by filters (the first of them).
+            double[] y1 = Forward(1, xs, ws, spec, dtype, seed: 7);
+            Assert.Equal(y1, Forward(2, xs, ws, spec, dtype, seed: 7));
+            Assert.Equal(y1, Forward(3, xs, ws, spec, dtype, seed: 7));
             var (_, dw1, db1) = Backward(1, xs, ws, spec, dtype, seed: 8);
             foreach (int threads in new[] { 2, 3 })
             {
@@ -187,15 +197,18 @@ public sealed class DirectConvolutionTests
         float[] x = new float[xs.Count], w = new float[10 * 75], b = new float[10], y = new float[2 * 10 * 20 * 24], dw = new float[750], db = new float[10];
         Assert.True(DirectConvolution.AppliesToWeights(xs, 10, spec, 20, 24, DirectConvolution.Lanes<float>()));
         // And dw by filters: 363 taps over two bands.
-        var xs2 = Shape.Nchw(2, 3, 227, 67);
+        var xs2 = Shape.Nchw(2, 3, 227, 59);
         var spec2 = ConvSpec.Square(11, 4, 0, SizeRule.Floor);
-        float[] x2 = new float[xs2.Count], dy2 = new float[2 * 92 * 55 * 15], dw2 = new float[92 * 363], db2 = new float[92];
-        bool byFilters = DirectConvolution.AppliesToWeightsByFilters(xs2, 92, spec2, 55, 15, DirectConvolution.Lanes<float>());
+        float[] x2 = new float[xs2.Count], dy2 = new float[2 * 92 * 55 * 13], dw2 = new float[92 * 363], db2 = new float[92];
+        bool byFilters = DirectConvolution.AppliesToWeightsByFilters(xs2, 92, spec2, 55, 13, DirectConvolution.Lanes<float>())
+            && DirectConvolution.AppliesToForwardByFilters(xs2, 92, spec2, 13, DirectConvolution.Lanes<float>());
         void Both()
         {
             DirectConvolution.Forward<float>(workers, pool, x, xs, w, 10, b, spec, 20, 24, y);
             DirectConvolution.BackwardWeights<float>(workers, pool, y, x, xs, 10, spec, 20, 24, dw, db);
-            if (byFilters) DirectConvolution.BackwardWeightsByFilters<float>(workers, pool, dy2, x2, xs2, 92, spec2, 55, 15, dw2, db2);
+            if (!byFilters) return;
+            DirectConvolution.Forward<float>(workers, pool, x2, xs2, dw2, 92, db2, spec2, 55, 13, dy2);
+            DirectConvolution.BackwardWeightsByFilters<float>(workers, pool, dy2, x2, xs2, 92, spec2, 55, 13, dw2, db2);
         }
         Both();
         // The least of up to 30 rounds: the job caches are shared, so a test on another thread that holds one of the

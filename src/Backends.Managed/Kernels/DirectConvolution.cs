@@ -62,7 +62,7 @@ internal static partial class DirectConvolution
     {
         var b = new Band(x, spec, outH, outW, lanes);
         int cff = x.C * spec.KernelH * spec.KernelW;
-        long forward = (long)threads * b.Elements + PackedWeights(cff, filters);
+        long forward = ForwardWorkspaceElements(x, filters, spec, outH, outW, threads, lanes);
         long weights = (long)threads * (b.Elements + (long)filters * b.Rows * b.PaddedOutW) + (long)x.N * (filters * cff + filters);
         long byFilters = AppliesToWeightsByFilters(x, filters, spec, outH, outW, lanes)
             ? WeightsByFiltersWorkspaceElements(x, filters, spec, outH, outW, threads, lanes) : 0;
@@ -70,8 +70,12 @@ internal static partial class DirectConvolution
     }
 
     /// <summary>Elements a forward call rents (see <see cref="WorkspaceElements"/>).</summary>
-    public static long ForwardWorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes) =>
-        (long)threads * new Band(x, spec, outH, outW, lanes).Elements + PackedWeights(x.C * spec.KernelH * spec.KernelW, filters);
+    public static long ForwardWorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes)
+    {
+        int cff = x.C * spec.KernelH * spec.KernelW;
+        long packed = AppliesToForwardByFilters(x, filters, spec, outW, lanes) ? (long)PaddedFilters(filters, lanes) * cff : PackedWeights(cff, filters);
+        return (long)threads * new Band(x, spec, outH, outW, lanes).Elements + packed;
+    }
 
     private static int PackedWeights(int cff, int filters) => (filters + FilterBlock - 1) / FilterBlock * FilterBlock * cff;
 
@@ -88,17 +92,19 @@ internal static partial class DirectConvolution
         var band = new Band(xShape, spec, outH, outW, lanes);
         int cff = xShape.C * spec.KernelH * spec.KernelW;
         var job = Cache<ForwardJob<T>>.Rent();
-        var packed = pool.Rent<T>(PackedWeights(cff, filters), clear: false);
+        bool byFilters = AppliesToForwardByFilters(xShape, filters, spec, outW, lanes);
+        var packed = pool.Rent<T>(byFilters ? PaddedFilters(filters, lanes) * cff : PackedWeights(cff, filters), clear: false);
         var taps = job.Taps(cff);
         var slots = job.Slots(workers.Threads);
         try
         {
-            Pack(w, filters, cff, packed);
+            if (byFilters) PackByFilters(w, filters, cff, PaddedFilters(filters, lanes), packed);
+            else Pack(w, filters, cff, packed);
             band.TapOffsets(xShape.C, spec, taps);
             for (int i = 0; i < slots.Length; i++) slots[i] = pool.Rent<T>(band.Elements, clear: false);
             fixed (T* px = x, pb = b, py = y)
             {
-                job.Set(band, xShape, filters, spec, outH, outW, packed, px, pb, b.Length, py);
+                job.Set(band, xShape, filters, spec, outH, outW, packed, px, pb, b.Length, py, byFilters);
                 workers.For(xShape.N * band.Count, job);
             }
         }
@@ -274,6 +280,7 @@ internal static partial class DirectConvolution
         private int _cff, _filters, _outH, _outW, _bLength;
         private ConvSpec? _spec;
         private T[] _packed = [];
+        private bool _byFilters;
         private T* _px, _pb, _py;
 
         // Both grow only, so that layers of different sizes taking turns with this job allocate nothing once warm.
@@ -290,9 +297,10 @@ internal static partial class DirectConvolution
             return _slots.AsSpan(0, threads);
         }
 
-        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] packed, T* px, T* pb, int bLength, T* py)
+        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] packed, T* px, T* pb, int bLength, T* py,
+            bool byFilters)
         {
-            (_band, _x, _filters, _spec, _outH, _outW, _packed) = (band, x, filters, spec, outH, outW, packed);
+            (_band, _x, _filters, _spec, _outH, _outW, _packed, _byFilters) = (band, x, filters, spec, outH, outW, packed, byFilters);
             _px = px; _pb = pb; _py = py;
             _bLength = bLength;
         }
@@ -317,6 +325,11 @@ internal static partial class DirectConvolution
             var taps = _taps.AsSpan(0, _cff);
             int cff = _cff, blocks = (_filters + FilterBlock - 1) / FilterBlock;
             int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
+            if (_byFilters)
+            {
+                ForwardByFilters(xp, taps, rowStride, rows, _outW, _packed, _filters, yn, bias, hw, oh0);
+                return;
+            }
             for (int blk = 0; blk < blocks; blk++)
             {
                 var wBlock = _packed.AsSpan(blk * cff * FilterBlock, cff * FilterBlock);
