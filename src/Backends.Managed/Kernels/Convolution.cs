@@ -259,16 +259,16 @@ internal static class Convolution
             return;
         }
         int lanes = DirectConvolution.Lanes<T>();
-        bool weights = !specialized || !DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, lanes);
-        if (!weights)
-        {
-            DirectConvolution.BackwardWeights(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
-            if (dx.IsEmpty) return;
-        }
-        else if (specialized && DirectConvolution.AppliesToWeightsByFilters(xShape, filters, spec, outH, outW, lanes))
+        bool byFilters = specialized && DirectConvolution.AppliesToWeightsByFilters(xShape, filters, spec, outH, outW, lanes);
+        bool weights = !specialized || !(byFilters || DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, lanes));
+        if (byFilters)
         {
             DirectConvolution.BackwardWeightsByFilters(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
-            weights = false;
+            if (dx.IsEmpty) return;
+        }
+        else if (!weights)
+        {
+            DirectConvolution.BackwardWeights(workers, pool, dy, x, xShape, filters, spec, outH, outW, dw, db);
             if (dx.IsEmpty) return;
         }
         var g = new Geometry(xShape, filters, spec, outH, outW);

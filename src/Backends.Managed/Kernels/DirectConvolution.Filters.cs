@@ -20,23 +20,25 @@ namespace Lockstep.Backends.Managed.Kernels;
 
 internal static partial class DirectConvolution
 {
-    /// <summary>Taps per pass of <see cref="BackwardWeightsByFilters{T}"/>.</summary>
-    public const int WeightTapBlock = 8;
+    /// <summary>Taps per pass of <see cref="BackwardWeightsByFilters{T}"/>: 8 with 3 vectors of filters, 24 with one.</summary>
+    public const int WeightTapBlock = 8, WideTapBlock = 24;
 
     /// <summary>Vectors of filters per pass.</summary>
     private const int FilterVectors = 3;
 
     /// <summary>
-    /// Whether dw and db go by filters (<see cref="BackwardWeightsByFilters{T}"/>): where the forward is direct but dw is
-    /// not (<see cref="AppliesToWeights"/>: more than <see cref="MaxWeightTapsInBands"/> taps over several bands),
-    /// Vector512 is accelerated, and whole blocks of 3 vectors of filters leave at most an eighth of them as padding
-    /// (AlexNet's and ZFNet's conv1: 96 filters, 2 blocks in float32). Measured (2 threads, float32, batch 8, against
-    /// im2col + OpenBLAS interleaved call by call, medians of 41): AlexNet's conv1 9.2 against 12.5 ms, a ZFNet-like
-    /// 7×7 / 2 conv1 on 225 × 225 16.0 against 21.8.
+    /// Whether dw and db go by filters (<see cref="BackwardWeightsByFilters{T}"/>), where the forward is direct and
+    /// Vector512 is accelerated: with 3 vectors of filters a pass where whole blocks of 3 pad at most an eighth of them
+    /// and dw is not direct already (<see cref="AppliesToWeights"/>: more than <see cref="MaxWeightTapsInBands"/> taps
+    /// over several bands; AlexNet's and ZFNet's conv1: 96 filters, 2 blocks in float32), with one vector (24 taps a
+    /// pass) where the filters fill half a vector to a whole one (cifar's conv1: 16), in place of the direct 4 × 4
+    /// blocks. Measured (2 threads, float32, interleaved call by call, medians of 41): AlexNet's conv1 at batch 8 9.2
+    /// against im2col + OpenBLAS's 12.5 ms, a ZFNet-like 7×7 / 2 conv1 on 225 × 225 16.0 against 21.8; 5×5×3 → 16 at
+    /// 64 × 64, batch 16, 2.6 against the 4 × 4 blocks' 5.7–7.0, cifar's conv1 at batch 64 2.26 against 2.32.
     /// </summary>
     public static bool AppliesToWeightsByFilters(Shape x, int filters, ConvSpec spec, int outH, int outW, int lanes) =>
-        Vector512.IsHardwareAccelerated && 8L * PaddedFilters(filters, lanes) <= 9L * filters
-        && Applies(x, filters, spec, outW, lanes) && !AppliesToWeights(x, filters, spec, outH, outW, lanes);
+        Vector512.IsHardwareAccelerated && WeightVectors(filters, lanes) is int v && v > 0 && Applies(x, filters, spec, outW, lanes)
+        && (v == 1 || !AppliesToWeights(x, filters, spec, outH, outW, lanes));
 
     /// <summary>
     /// Whether the forward goes by filters (<see cref="ForwardByFilters{T}"/>): where it is direct, Vector512 is
@@ -154,12 +156,18 @@ internal static partial class DirectConvolution
     public static long WeightsByFiltersWorkspaceElements(Shape x, int filters, ConvSpec spec, int outH, int outW, int threads, int lanes)
     {
         var b = new Band(x, spec, outH, outW, lanes);
-        int padded = PaddedFilters(filters, lanes), cff = x.C * spec.KernelH * spec.KernelW;
+        int padded = PaddedFilters(filters, lanes, Math.Max(1, WeightVectors(filters, lanes))), cff = x.C * spec.KernelH * spec.KernelW;
         return (long)threads * (b.Elements + (long)padded * b.Rows * outW) + (long)x.N * ((long)cff * padded + filters);
     }
 
-    // Filters rounded up to whole blocks of FilterVectors vectors: dy's copy is zero past K, so the extra columns add nothing.
-    private static int PaddedFilters(int filters, int lanes) => (filters + FilterVectors * lanes - 1) / (FilterVectors * lanes) * (FilterVectors * lanes);
+    // Filters rounded up to whole blocks of `vectors` vectors: dy's copy is zero past K, so the extra columns add nothing.
+    private static int PaddedFilters(int filters, int lanes, int vectors = FilterVectors) => (filters + vectors * lanes - 1) / (vectors * lanes) * (vectors * lanes);
+
+    // Vectors of filters a weight-gradient pass takes: 3 where whole blocks of 3 pad at most an eighth of the filters,
+    // 1 where the filters fill half a vector to a whole one (cifar's conv1: 16), else 0 (none).
+    private static int WeightVectors(int filters, int lanes) =>
+        8L * PaddedFilters(filters, lanes) <= 9L * filters ? FilterVectors : filters <= lanes && 2 * filters >= lanes ? 1 : 0;
+
 
     // dw[k, t] = Σ_n Σ_p dy[n, k, p] · X_n[t, p];  db[k] = Σ_n Σ_p dy[n, k, p]. Each image sums into its own partial
     // dwᵀ (its bands in order, each band's outputs in row order, then added to the partial), and the partials are
@@ -169,7 +177,8 @@ internal static partial class DirectConvolution
     {
         int lanes = Vector512<T>.Count;
         var band = new Band(xShape, spec, outH, outW, lanes);
-        int cff = xShape.C * spec.KernelH * spec.KernelW, padded = PaddedFilters(filters, lanes);
+        int vectors = WeightVectors(filters, lanes);
+        int cff = xShape.C * spec.KernelH * spec.KernelW, padded = PaddedFilters(filters, lanes, vectors);
         int perImage = cff * padded + filters;
         var job = Cache<FiltersWeightsJob<T>>.Rent();
         var partials = pool.Rent<T>(xShape.N * perImage, clear: false);
@@ -181,7 +190,7 @@ internal static partial class DirectConvolution
             for (int i = 0; i < slots.Length; i++) slots[i] = pool.Rent<T>(band.Elements + padded * band.Rows * outW, clear: false);
             fixed (T* px = x, pdy = dy)
             {
-                job.Set(band, xShape, filters, padded, spec, outH, outW, partials, px, pdy);
+                job.Set(band, xShape, filters, padded, vectors, spec, outH, outW, partials, px, pdy);
                 workers.For(xShape.N, job);
             }
             var sum = partials.AsSpan(0, cff * padded);
@@ -215,7 +224,7 @@ internal static partial class DirectConvolution
         private T[][] _slots = [];
         private Band _band;
         private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _cff, _filters, _padded, _outH, _outW;
+        private int _cff, _filters, _padded, _vectors, _outH, _outW;
         private ConvSpec? _spec;
         private T[] _partials = [];
         private T* _px, _pdy;
@@ -233,9 +242,9 @@ internal static partial class DirectConvolution
             return _slots.AsSpan(0, threads);
         }
 
-        public void Set(in Band band, Shape x, int filters, int padded, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
+        public void Set(in Band band, Shape x, int filters, int padded, int vectors, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
         {
-            (_band, _x, _filters, _padded, _spec, _outH, _outW, _partials) = (band, x, filters, padded, spec, outH, outW, partials);
+            (_band, _x, _filters, _padded, _vectors, _spec, _outH, _outW, _partials) = (band, x, filters, padded, vectors, spec, outH, outW, partials);
             _px = px;
             _pdy = pdy;
         }
@@ -249,7 +258,7 @@ internal static partial class DirectConvolution
 
         public void Run(int img, int worker)
         {
-            int lanes = Vector512<T>.Count, block = FilterVectors * lanes;
+            int lanes = Vector512<T>.Count, block = _vectors * lanes, tapBlock = _vectors == 1 ? WideTapBlock : WeightTapBlock;
             int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = _cff, padded = _padded;
             var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
             var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
@@ -271,9 +280,10 @@ internal static partial class DirectConvolution
                 {
                     var dst = dyt.Slice(kb * outputs * block, outputs * block);
                     Transpose(_pdy + (long)img * _filters * hw, hw, _filters, kb * block, block, oh0 * _outW, outputs, dst);
-                    for (int t0 = 0; t0 < cff; t0 += WeightTapBlock)
+                    for (int t0 = 0; t0 < cff; t0 += tapBlock)
                     {
-                        TapBlock(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded, kb * block);
+                        if (_vectors == 1) WideTapBlock1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
+                        else TapBlock(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded, kb * block);
                     }
                 }
             }
@@ -379,6 +389,72 @@ internal static partial class DirectConvolution
             (Vector512.LoadUnsafe(ref w, at) + a0).StoreUnsafe(ref w, at);
             (Vector512.LoadUnsafe(ref w, at + (nuint)lanes) + a1).StoreUnsafe(ref w, at + (nuint)lanes);
             (Vector512.LoadUnsafe(ref w, at + (nuint)(2 * lanes)) + a2).StoreUnsafe(ref w, at + (nuint)(2 * lanes));
+        }
+    }
+
+    // dwᵀ[t0 + i, j] += Σ_p xp[taps[t0 + i] + Input(p)] · dyt[p, j] for one vector of filters and 24 taps (a block past
+    // CFF repeats the last tap and stores it once): 24 broadcasts and one load of dy for 24 FMAs an output.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WideTapBlock1<T>(ReadOnlySpan<T> xp, ReadOnlySpan<int> taps, int t0, int rowStride, int rows, int outW,
+        ReadOnlySpan<T> dyt, Span<T> dwt, int padded) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector512<T>.Count, cff = taps.Length;
+        Span<int> o = stackalloc int[WideTapBlock];
+        for (int i = 0; i < WideTapBlock; i++) o[i] = taps[Math.Min(t0 + i, cff - 1)];
+        ref int ro = ref MemoryMarshal.GetReference(o);
+        Vector512<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<T> a8 = default, a9 = default, a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default;
+        Vector512<T> a16 = default, a17 = default, a18 = default, a19 = default, a20 = default, a21 = default, a22 = default, a23 = default;
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
+        ref T d = ref MemoryMarshal.GetReference(dyt);
+        for (int r = 0; r < rows; r++)
+        {
+            ref T xr = ref Unsafe.Add(ref xRef, r * rowStride);
+            for (int ow = 0; ow < outW; ow++, d = ref Unsafe.Add(ref d, lanes))
+            {
+                ref T xq = ref Unsafe.Add(ref xr, ow);
+                var g = Vector512.LoadUnsafe(ref d);
+                a0 = Fma(Vector512.Create(Unsafe.Add(ref xq, ro)), g, a0);
+                a1 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 1))), g, a1);
+                a2 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 2))), g, a2);
+                a3 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 3))), g, a3);
+                a4 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 4))), g, a4);
+                a5 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 5))), g, a5);
+                a6 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 6))), g, a6);
+                a7 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 7))), g, a7);
+                a8 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 8))), g, a8);
+                a9 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 9))), g, a9);
+                a10 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 10))), g, a10);
+                a11 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 11))), g, a11);
+                a12 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 12))), g, a12);
+                a13 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 13))), g, a13);
+                a14 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 14))), g, a14);
+                a15 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 15))), g, a15);
+                a16 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 16))), g, a16);
+                a17 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 17))), g, a17);
+                a18 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 18))), g, a18);
+                a19 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 19))), g, a19);
+                a20 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 20))), g, a20);
+                a21 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 21))), g, a21);
+                a22 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 22))), g, a22);
+                a23 = Fma(Vector512.Create(Unsafe.Add(ref xq, Unsafe.Add(ref ro, 23))), g, a23);
+            }
+        }
+        ref T w = ref MemoryMarshal.GetReference(dwt);
+        Add(ref w, t0, cff, padded, a0); Add(ref w, t0 + 1, cff, padded, a1); Add(ref w, t0 + 2, cff, padded, a2);
+        Add(ref w, t0 + 3, cff, padded, a3); Add(ref w, t0 + 4, cff, padded, a4); Add(ref w, t0 + 5, cff, padded, a5);
+        Add(ref w, t0 + 6, cff, padded, a6); Add(ref w, t0 + 7, cff, padded, a7); Add(ref w, t0 + 8, cff, padded, a8);
+        Add(ref w, t0 + 9, cff, padded, a9); Add(ref w, t0 + 10, cff, padded, a10); Add(ref w, t0 + 11, cff, padded, a11);
+        Add(ref w, t0 + 12, cff, padded, a12); Add(ref w, t0 + 13, cff, padded, a13); Add(ref w, t0 + 14, cff, padded, a14);
+        Add(ref w, t0 + 15, cff, padded, a15); Add(ref w, t0 + 16, cff, padded, a16); Add(ref w, t0 + 17, cff, padded, a17);
+        Add(ref w, t0 + 18, cff, padded, a18); Add(ref w, t0 + 19, cff, padded, a19); Add(ref w, t0 + 20, cff, padded, a20);
+        Add(ref w, t0 + 21, cff, padded, a21); Add(ref w, t0 + 22, cff, padded, a22); Add(ref w, t0 + 23, cff, padded, a23);
+
+        static void Add(ref T w, int t, int cff, int padded, Vector512<T> a)
+        {
+            if (t >= cff) return;
+            nuint at = (nuint)(t * padded);
+            (Vector512.LoadUnsafe(ref w, at) + a).StoreUnsafe(ref w, at);
         }
     }
 }
