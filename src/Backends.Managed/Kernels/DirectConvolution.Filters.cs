@@ -282,8 +282,15 @@ internal static partial class DirectConvolution
                     Transpose(_pdy + (long)img * _filters * hw, hw, _filters, kb * block, block, oh0 * _outW, outputs, dst);
                     for (int t0 = 0; t0 < cff; t0 += tapBlock)
                     {
-                        if (_vectors == 1) WideTapBlock1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
-                        else TapBlock(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded, kb * block);
+                        if (_vectors != 1)
+                        {
+                            TapBlock(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded, kb * block);
+                            continue;
+                        }
+                        // One vector: 24 taps a pass while 24 remain, then 8 (cifar's 75 taps: 24, 24, 24, 3 of 8 — against
+                        // a fourth pass of 24, 8–14% faster over the call, interleaved).
+                        if (t0 + WideTapBlock <= cff) WideTapBlock1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
+                        else for (; t0 < cff; t0 += 8) TapBlock8x1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
                     }
                 }
             }
@@ -456,5 +463,44 @@ internal static partial class DirectConvolution
             nuint at = (nuint)(t * padded);
             (Vector512.LoadUnsafe(ref w, at) + a).StoreUnsafe(ref w, at);
         }
+    }
+
+    // As WideTapBlock1 for 8 taps (a block past CFF repeats the last tap and stores it once): the tail of a wide pass.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TapBlock8x1<T>(ReadOnlySpan<T> xp, ReadOnlySpan<int> taps, int t0, int rowStride, int rows, int outW,
+        ReadOnlySpan<T> dyt, Span<T> dwt, int padded) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector512<T>.Count, cff = taps.Length, last = cff - 1;
+        int o0 = taps[t0], o1 = taps[Math.Min(t0 + 1, last)], o2 = taps[Math.Min(t0 + 2, last)], o3 = taps[Math.Min(t0 + 3, last)];
+        int o4 = taps[Math.Min(t0 + 4, last)], o5 = taps[Math.Min(t0 + 5, last)], o6 = taps[Math.Min(t0 + 6, last)], o7 = taps[Math.Min(t0 + 7, last)];
+        Vector512<T> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        ref T xRef = ref MemoryMarshal.GetReference(xp);
+        ref T d = ref MemoryMarshal.GetReference(dyt);
+        for (int r = 0; r < rows; r++)
+        {
+            ref T xr = ref Unsafe.Add(ref xRef, r * rowStride);
+            for (int ow = 0; ow < outW; ow++, d = ref Unsafe.Add(ref d, lanes))
+            {
+                ref T xq = ref Unsafe.Add(ref xr, ow);
+                var g = Vector512.LoadUnsafe(ref d);
+                a0 = Fma(Vector512.Create(Unsafe.Add(ref xq, o0)), g, a0); a1 = Fma(Vector512.Create(Unsafe.Add(ref xq, o1)), g, a1);
+                a2 = Fma(Vector512.Create(Unsafe.Add(ref xq, o2)), g, a2); a3 = Fma(Vector512.Create(Unsafe.Add(ref xq, o3)), g, a3);
+                a4 = Fma(Vector512.Create(Unsafe.Add(ref xq, o4)), g, a4); a5 = Fma(Vector512.Create(Unsafe.Add(ref xq, o5)), g, a5);
+                a6 = Fma(Vector512.Create(Unsafe.Add(ref xq, o6)), g, a6); a7 = Fma(Vector512.Create(Unsafe.Add(ref xq, o7)), g, a7);
+            }
+        }
+        ref T w = ref MemoryMarshal.GetReference(dwt);
+        AddTap(ref w, t0, cff, padded, a0); AddTap(ref w, t0 + 1, cff, padded, a1); AddTap(ref w, t0 + 2, cff, padded, a2);
+        AddTap(ref w, t0 + 3, cff, padded, a3); AddTap(ref w, t0 + 4, cff, padded, a4); AddTap(ref w, t0 + 5, cff, padded, a5);
+        AddTap(ref w, t0 + 6, cff, padded, a6); AddTap(ref w, t0 + 7, cff, padded, a7);
+    }
+
+    // dwᵀ[t, 0 … V) += a, for a tap inside CFF.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTap<T>(ref T w, int t, int cff, int padded, Vector512<T> a) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (t >= cff) return;
+        nuint at = (nuint)(t * padded);
+        (Vector512.LoadUnsafe(ref w, at) + a).StoreUnsafe(ref w, at);
     }
 }
