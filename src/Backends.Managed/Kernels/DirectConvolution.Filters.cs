@@ -218,29 +218,14 @@ internal static partial class DirectConvolution
     }
 
     /// <summary>One image of a by-filters backward-weights call: its bands in order, into its own partial dwᵀ and db.</summary>
-    private sealed unsafe class FiltersWeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class FiltersWeightsJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private int[] _taps = [];
-        private T[][] _slots = [];
         private Band _band;
         private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _cff, _filters, _padded, _vectors, _outH, _outW;
+        private int _filters, _padded, _vectors, _outH, _outW;
         private ConvSpec? _spec;
         private T[] _partials = [];
         private T* _px, _pdy;
-
-        public Span<int> Taps(int cff)
-        {
-            if (_taps.Length < cff) _taps = new int[cff];
-            _cff = cff;
-            return _taps.AsSpan(0, cff);
-        }
-
-        public Span<T[]> Slots(int threads)
-        {
-            if (_slots.Length < threads) _slots = new T[threads][];
-            return _slots.AsSpan(0, threads);
-        }
 
         public void Set(in Band band, Shape x, int filters, int padded, int vectors, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
         {
@@ -259,17 +244,17 @@ internal static partial class DirectConvolution
         public void Run(int img, int worker)
         {
             int lanes = Vector512<T>.Count, block = _vectors * lanes, tapBlock = _vectors == 1 ? WideTapBlock : WeightTapBlock;
-            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = _cff, padded = _padded;
+            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = Cff, padded = _padded;
             var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
             var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
-            var xp = _slots[worker].AsSpan(0, _band.Elements);
-            var dyt = _slots[worker].AsSpan(_band.Elements, padded * _band.Rows * _outW);
+            var xp = Slot(worker).AsSpan(0, _band.Elements);
+            var dyt = Slot(worker).AsSpan(_band.Elements, padded * _band.Rows * _outW);
             var partial = _partials.AsSpan(img * (cff * padded + _filters), cff * padded + _filters);
             var dwt = partial[..(cff * padded)];
             var db = partial[(cff * padded)..];
             for (int k = 0; k < _filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
             dwt.Clear();
-            var taps = _taps.AsSpan(0, cff);
+            var taps = TapOffsets;
             int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
             for (int oh0 = 0; oh0 < _outH; oh0 += _band.Rows)
             {
@@ -448,21 +433,14 @@ internal static partial class DirectConvolution
             }
         }
         ref T w = ref MemoryMarshal.GetReference(dwt);
-        Add(ref w, t0, cff, padded, a0); Add(ref w, t0 + 1, cff, padded, a1); Add(ref w, t0 + 2, cff, padded, a2);
-        Add(ref w, t0 + 3, cff, padded, a3); Add(ref w, t0 + 4, cff, padded, a4); Add(ref w, t0 + 5, cff, padded, a5);
-        Add(ref w, t0 + 6, cff, padded, a6); Add(ref w, t0 + 7, cff, padded, a7); Add(ref w, t0 + 8, cff, padded, a8);
-        Add(ref w, t0 + 9, cff, padded, a9); Add(ref w, t0 + 10, cff, padded, a10); Add(ref w, t0 + 11, cff, padded, a11);
-        Add(ref w, t0 + 12, cff, padded, a12); Add(ref w, t0 + 13, cff, padded, a13); Add(ref w, t0 + 14, cff, padded, a14);
-        Add(ref w, t0 + 15, cff, padded, a15); Add(ref w, t0 + 16, cff, padded, a16); Add(ref w, t0 + 17, cff, padded, a17);
-        Add(ref w, t0 + 18, cff, padded, a18); Add(ref w, t0 + 19, cff, padded, a19); Add(ref w, t0 + 20, cff, padded, a20);
-        Add(ref w, t0 + 21, cff, padded, a21); Add(ref w, t0 + 22, cff, padded, a22); Add(ref w, t0 + 23, cff, padded, a23);
-
-        static void Add(ref T w, int t, int cff, int padded, Vector512<T> a)
-        {
-            if (t >= cff) return;
-            nuint at = (nuint)(t * padded);
-            (Vector512.LoadUnsafe(ref w, at) + a).StoreUnsafe(ref w, at);
-        }
+        AddTap(ref w, t0, cff, padded, a0); AddTap(ref w, t0 + 1, cff, padded, a1); AddTap(ref w, t0 + 2, cff, padded, a2);
+        AddTap(ref w, t0 + 3, cff, padded, a3); AddTap(ref w, t0 + 4, cff, padded, a4); AddTap(ref w, t0 + 5, cff, padded, a5);
+        AddTap(ref w, t0 + 6, cff, padded, a6); AddTap(ref w, t0 + 7, cff, padded, a7); AddTap(ref w, t0 + 8, cff, padded, a8);
+        AddTap(ref w, t0 + 9, cff, padded, a9); AddTap(ref w, t0 + 10, cff, padded, a10); AddTap(ref w, t0 + 11, cff, padded, a11);
+        AddTap(ref w, t0 + 12, cff, padded, a12); AddTap(ref w, t0 + 13, cff, padded, a13); AddTap(ref w, t0 + 14, cff, padded, a14);
+        AddTap(ref w, t0 + 15, cff, padded, a15); AddTap(ref w, t0 + 16, cff, padded, a16); AddTap(ref w, t0 + 17, cff, padded, a17);
+        AddTap(ref w, t0 + 18, cff, padded, a18); AddTap(ref w, t0 + 19, cff, padded, a19); AddTap(ref w, t0 + 20, cff, padded, a20);
+        AddTap(ref w, t0 + 21, cff, padded, a21); AddTap(ref w, t0 + 22, cff, padded, a22); AddTap(ref w, t0 + 23, cff, padded, a23);
     }
 
     // As WideTapBlock1 for 8 taps (a block past CFF repeats the last tap and stores it once): the tail of a wide pass.

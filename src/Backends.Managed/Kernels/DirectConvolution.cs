@@ -270,24 +270,26 @@ internal static partial class DirectConvolution
         }
     }
 
-    /// <summary>One band of one image's output on the worker that takes it; operands pinned by the caller.</summary>
-    private sealed unsafe class ForwardJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// What the direct kernels' jobs keep between calls: the tap offsets and a buffer per worker (a padded band, and
+    /// what else the job needs), both grown only, so that layers of different sizes taking turns with a job allocate
+    /// nothing once warm.
+    /// </summary>
+    private abstract class DirectJob<T> where T : unmanaged
     {
         private int[] _taps = [];
         private T[][] _slots = [];
-        private Band _band;
-        private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _cff, _filters, _outH, _outW, _bLength;
-        private ConvSpec? _spec;
-        private T[] _packed = [];
-        private bool _byFilters;
-        private T* _px, _pb, _py;
 
-        // Both grow only, so that layers of different sizes taking turns with this job allocate nothing once warm.
+        /// <summary>Taps per output of the current call.</summary>
+        protected int Cff { get; private set; }
+
+        /// <summary>The current call's tap offsets (filled by the caller through <see cref="Taps"/>).</summary>
+        protected ReadOnlySpan<int> TapOffsets => _taps.AsSpan(0, Cff);
+
         public Span<int> Taps(int cff)
         {
             if (_taps.Length < cff) _taps = new int[cff];
-            _cff = cff;
+            Cff = cff;
             return _taps.AsSpan(0, cff);
         }
 
@@ -296,6 +298,21 @@ internal static partial class DirectConvolution
             if (_slots.Length < threads) _slots = new T[threads][];
             return _slots.AsSpan(0, threads);
         }
+
+        /// <summary>Worker <paramref name="worker"/>'s buffer.</summary>
+        protected T[] Slot(int worker) => _slots[worker];
+    }
+
+    /// <summary>One band of one image's output on the worker that takes it; operands pinned by the caller.</summary>
+    private sealed unsafe class ForwardJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private Band _band;
+        private Shape _x = Shape.Nchw(1, 1, 1, 1);
+        private int _filters, _outH, _outW, _bLength;
+        private ConvSpec? _spec;
+        private T[] _packed = [];
+        private bool _byFilters;
+        private T* _px, _pb, _py;
 
         public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] packed, T* px, T* pb, int bLength, T* py,
             bool byFilters)
@@ -318,12 +335,12 @@ internal static partial class DirectConvolution
             int rows = Math.Min(_band.Rows, _outH - oh0);
             int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW;
             var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
-            var xp = _slots[worker].AsSpan(0, _band.Elements);
+            var xp = Slot(worker).AsSpan(0, _band.Elements);
             _band.Fill(xn, _x.C, _x.H, _x.W, _spec!, oh0, xp);
             var yn = new Span<T>(_py + (long)img * _filters * hw, _filters * hw);
             var bias = new ReadOnlySpan<T>(_pb, _bLength);
-            var taps = _taps.AsSpan(0, _cff);
-            int cff = _cff, blocks = (_filters + FilterBlock - 1) / FilterBlock;
+            var taps = TapOffsets;
+            int cff = Cff, blocks = (_filters + FilterBlock - 1) / FilterBlock;
             int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
             if (_byFilters)
             {
@@ -344,29 +361,14 @@ internal static partial class DirectConvolution
     }
 
     /// <summary>One image of a backward-weights call: its bands in order, into its own partial dw and db.</summary>
-    private sealed unsafe class WeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class WeightsJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private int[] _taps = [];
-        private T[][] _slots = [];
         private Band _band;
         private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _cff, _filters, _outH, _outW;
+        private int _filters, _outH, _outW;
         private ConvSpec? _spec;
         private T[] _partials = [];
         private T* _px, _pdy;
-
-        public Span<int> Taps(int cff)
-        {
-            if (_taps.Length < cff) _taps = new int[cff];
-            _cff = cff;
-            return _taps.AsSpan(0, cff);
-        }
-
-        public Span<T[]> Slots(int threads)
-        {
-            if (_slots.Length < threads) _slots = new T[threads][];
-            return _slots.AsSpan(0, threads);
-        }
 
         public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
         {
@@ -384,16 +386,16 @@ internal static partial class DirectConvolution
 
         public void Run(int img, int worker)
         {
-            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = _cff, pw = _band.PaddedOutW;
+            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = Cff, pw = _band.PaddedOutW;
             var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
             var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
-            var xp = _slots[worker].AsSpan(0, _band.Elements);
-            var dyp = _slots[worker].AsSpan(_band.Elements, _filters * _band.Rows * pw);
+            var xp = Slot(worker).AsSpan(0, _band.Elements);
+            var dyp = Slot(worker).AsSpan(_band.Elements, _filters * _band.Rows * pw);
             var partial = _partials.AsSpan(img * (_filters * cff + _filters), _filters * cff + _filters);
             var dw = partial[..(_filters * cff)];
             var db = partial[(_filters * cff)..];
             for (int k = 0; k < _filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
-            var taps = _taps.AsSpan(0, cff);
+            var taps = TapOffsets;
             int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
             for (int oh0 = 0; oh0 < _outH; oh0 += _band.Rows)
             {
