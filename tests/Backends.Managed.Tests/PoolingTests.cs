@@ -434,6 +434,27 @@ public sealed class PoolingTests : IDisposable
     }
 
     /// <summary>
+    /// The scatter checks 8 switches a vector before it writes them: a switch outside the plane inside such a vector —
+    /// past it or negative, in the first vector or a later one — is reported by its index all the same.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 81L)]
+    [InlineData(11, -1L)]
+    [InlineData(15, long.MaxValue)]
+    public void Pool2dBackward_ThrowsForSwitchesOutsideThePlane_InsideAVector(int bad, long value)
+    {
+        var shape = Shape.Nchw(1, 1, 9, 9);
+        var spec = PoolSpec.Square(PoolMode.Max, 3, 2);
+        using var x = _backend.Zeros(shape, DType.Float32);
+        using var y = _backend.Zeros(Shape.Nchw(1, 1, 4, 4), DType.Float32);
+        long[] s = Enumerable.Range(0, 16).Select(o => (long)(o / 4 * 2 * 9 + o % 4 * 2)).ToArray();
+        s[bad] = value;
+        using var switches = _backend.Upload<long>(s, Shape.Nchw(1, 1, 4, 4));
+        var e = Assert.Throws<ArgumentException>(() => _backend.Pool2dBackward(y, x, new PoolResult(y, switches), spec));
+        Assert.Contains($"switch {bad} is {value}, outside its 9×9 input plane", e.Message);
+    }
+
+    /// <summary>
     /// A switch outside its own window (but inside the plane) still routes its gradient where it points, as libtorch
     /// does: the 2×2/2 path, which writes each window's four elements, hands such a plane to the scatter. Planes wide
     /// enough for the vector rows; the bad switch in a vector lane, at the row's end and in a narrow plane.

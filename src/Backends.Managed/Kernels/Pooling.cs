@@ -262,7 +262,8 @@ internal static class Pooling
             if (tiles && Tiles(dyp, sp, h, w, spec, outH, outW, dxp)) continue;
             // Cleared plane by plane, so the scatter finds the plane still in cache.
             dxp.Clear();
-            for (int o = 0; o < outPlane; o++)
+            int o = ScatterChecked(dyp, sp, dxp);
+            for (; o < outPlane; o++)
             {
                 long s = sp[o];
                 if ((ulong)s >= (ulong)plane)
@@ -272,6 +273,27 @@ internal static class Pooling
                 dxp[(int)s] += dyp[o];
             }
         }
+    }
+
+    // dx[s[o]] += dy[o] in output order for the leading outputs whose 8 switches a vector finds inside the plane: the
+    // scatter without a bounds check per element (the first vector with a switch outside stops it; the caller's
+    // checked loop then goes on from there and reports it). Returns the outputs done. Interleaved call by call (2
+    // threads, float32, batch 8): AlexNet's pool1 backward 0.33 against 0.49 ms, pool2 0.20 against 0.27.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int ScatterChecked<T>(ReadOnlySpan<T> dy, ReadOnlySpan<long> switches, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!Vector512.IsHardwareAccelerated) return 0;
+        int n = switches.Length, o = 0;
+        var limit = Vector512.Create((ulong)dx.Length);
+        ref long sr = ref MemoryMarshal.GetReference(switches);
+        ref T g = ref MemoryMarshal.GetReference(dy);
+        ref T d = ref MemoryMarshal.GetReference(dx);
+        for (; o <= n - 8; o += 8)
+        {
+            if (Vector512.GreaterThanOrEqualAny(Vector512.LoadUnsafe(ref sr, (nuint)o).AsUInt64(), limit)) break;
+            for (int k = 0; k < 8; k++) Unsafe.Add(ref d, (nint)Unsafe.Add(ref sr, o + k)) += Unsafe.Add(ref g, o + k);
+        }
+        return o;
     }
 
     /// <summary>
