@@ -218,64 +218,50 @@ internal static partial class DirectConvolution
     }
 
     /// <summary>One image of a by-filters backward-weights call: its bands in order, into its own partial dwᵀ and db.</summary>
-    private sealed unsafe class FiltersWeightsJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class FiltersWeightsJob<T> : ImageWeightsJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private Band _band;
-        private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _filters, _padded, _vectors, _outH, _outW;
-        private ConvSpec? _spec;
-        private T[] _partials = [];
-        private T* _px, _pdy;
+        private int _padded, _vectors;
 
         public void Set(in Band band, Shape x, int filters, int padded, int vectors, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
         {
-            (_band, _x, _filters, _padded, _vectors, _spec, _outH, _outW, _partials) = (band, x, filters, padded, vectors, spec, outH, outW, partials);
-            _px = px;
-            _pdy = pdy;
-        }
-
-        public void Clear()
-        {
-            _partials = [];
-            _spec = null;
-            _px = _pdy = null;
+            SetCall(band, x, filters, spec, outH, outW, partials, px, pdy);
+            (_padded, _vectors) = (padded, vectors);
         }
 
         public void Run(int img, int worker)
         {
             int lanes = Vector512<T>.Count, block = _vectors * lanes, tapBlock = _vectors == 1 ? WideTapBlock : WeightTapBlock;
-            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = Cff, padded = _padded;
-            var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
-            var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
-            var xp = Slot(worker).AsSpan(0, _band.Elements);
-            var dyt = Slot(worker).AsSpan(_band.Elements, padded * _band.Rows * _outW);
-            var partial = _partials.AsSpan(img * (cff * padded + _filters), cff * padded + _filters);
+            int hw = OutH * OutW, cff = Cff, padded = _padded;
+            ReadOnlySpan<T> xn = ImageX(img), dyn = ImageDy(img);
+            var xp = Slot(worker).AsSpan(0, Band.Elements);
+            var dyt = Slot(worker).AsSpan(Band.Elements, padded * Band.Rows * OutW);
+            var partial = Partials.AsSpan(img * (cff * padded + Filters), cff * padded + Filters);
             var dwt = partial[..(cff * padded)];
             var db = partial[(cff * padded)..];
-            for (int k = 0; k < _filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
+            for (int k = 0; k < Filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
             dwt.Clear();
             var taps = TapOffsets;
-            int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
-            for (int oh0 = 0; oh0 < _outH; oh0 += _band.Rows)
+            int rowStride = Spec!.StrideH * Band.Phases * Band.Mp;
+            for (int oh0 = 0; oh0 < OutH; oh0 += Band.Rows)
             {
-                int rows = Math.Min(_band.Rows, _outH - oh0), outputs = rows * _outW;
-                _band.Fill(xn, _x.C, _x.H, _x.W, _spec, oh0, xp);
+                int rows = Math.Min(Band.Rows, OutH - oh0), outputs = rows * OutW;
+                Band.Fill(xn, X.C, X.H, X.W, Spec, oh0, xp);
                 // dyt[kb, p, j] = dy[kb·3V + j, oh0 + p / W', p mod W'] for the band's outputs p, zero past K.
                 for (int kb = 0; kb < padded / block; kb++)
                 {
                     var dst = dyt.Slice(kb * outputs * block, outputs * block);
-                    Transpose(_pdy + (long)img * _filters * hw, hw, _filters, kb * block, block, oh0 * _outW, outputs, dst);
+                    Transpose(Dy + (long)img * Filters * hw, hw, Filters, kb * block, block, oh0 * OutW, outputs, dst);
                     for (int t0 = 0; t0 < cff; t0 += tapBlock)
                     {
                         if (_vectors != 1)
                         {
-                            TapBlock(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded, kb * block);
+                            TapBlock(xp, taps, t0, rowStride, rows, OutW, dst, dwt, padded, kb * block);
                             continue;
                         }
                         // One vector: 24 taps a pass while 24 remain, then 8 (cifar's 75 taps: 24, 24, 24, 3 of 8 — against
                         // a fourth pass of 24, 8–14% faster over the call, interleaved).
-                        if (t0 + WideTapBlock <= cff) WideTapBlock1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
-                        else for (; t0 < cff; t0 += 8) TapBlock8x1(xp, taps, t0, rowStride, rows, _outW, dst, dwt, padded);
+                        if (t0 + WideTapBlock <= cff) WideTapBlock1(xp, taps, t0, rowStride, rows, OutW, dst, dwt, padded);
+                        else for (; t0 < cff; t0 += 8) TapBlock8x1(xp, taps, t0, rowStride, rows, OutW, dst, dwt, padded);
                     }
                 }
             }

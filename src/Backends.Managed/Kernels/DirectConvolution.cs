@@ -303,6 +303,44 @@ internal static partial class DirectConvolution
         protected T[] Slot(int worker) => _slots[worker];
     }
 
+    /// <summary>
+    /// What the two weight-gradient jobs share: the call's geometry, the per-image partials and the pinned x and dy,
+    /// set by <see cref="SetCall"/> and dropped by <see cref="Clear"/>; each job runs one image.
+    /// </summary>
+    private abstract unsafe class ImageWeightsJob<T> : DirectJob<T> where T : unmanaged
+    {
+        private T* _x;
+        protected Band Band { get; private set; }
+        protected Shape X { get; private set; } = Shape.Nchw(1, 1, 1, 1);
+        protected int Filters { get; private set; }
+        protected ConvSpec? Spec { get; private set; }
+        protected int OutH { get; private set; }
+        protected int OutW { get; private set; }
+        protected T[] Partials { get; private set; } = [];
+        /// <summary>dy, pinned by the caller: [N, K, H', W'].</summary>
+        protected T* Dy { get; private set; }
+
+        protected void SetCall(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
+        {
+            (Band, X, Filters, Spec, OutH, OutW, Partials) = (band, x, filters, spec, outH, outW, partials);
+            _x = px;
+            Dy = pdy;
+        }
+
+        public void Clear()
+        {
+            Partials = [];
+            Spec = null;
+            _x = Dy = null;
+        }
+
+        /// <summary>Image <paramref name="img"/>'s x [C, H, W].</summary>
+        protected ReadOnlySpan<T> ImageX(int img) => new(_x + (long)img * X.C * X.H * X.W, X.C * X.H * X.W);
+
+        /// <summary>Image <paramref name="img"/>'s dy [K, H', W'].</summary>
+        protected ReadOnlySpan<T> ImageDy(int img) => new(Dy + (long)img * Filters * OutH * OutW, Filters * OutH * OutW);
+    }
+
     /// <summary>One band of one image's output on the worker that takes it; operands pinned by the caller.</summary>
     private sealed unsafe class ForwardJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -361,61 +399,42 @@ internal static partial class DirectConvolution
     }
 
     /// <summary>One image of a backward-weights call: its bands in order, into its own partial dw and db.</summary>
-    private sealed unsafe class WeightsJob<T> : DirectJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class WeightsJob<T> : ImageWeightsJob<T>, IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private Band _band;
-        private Shape _x = Shape.Nchw(1, 1, 1, 1);
-        private int _filters, _outH, _outW;
-        private ConvSpec? _spec;
-        private T[] _partials = [];
-        private T* _px, _pdy;
-
-        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy)
-        {
-            (_band, _x, _filters, _spec, _outH, _outW, _partials) = (band, x, filters, spec, outH, outW, partials);
-            _px = px;
-            _pdy = pdy;
-        }
-
-        public void Clear()
-        {
-            _partials = [];
-            _spec = null;
-            _px = _pdy = null;
-        }
+        public void Set(in Band band, Shape x, int filters, ConvSpec spec, int outH, int outW, T[] partials, T* px, T* pdy) =>
+            SetCall(band, x, filters, spec, outH, outW, partials, px, pdy);
 
         public void Run(int img, int worker)
         {
-            int inPerImage = _x.C * _x.H * _x.W, hw = _outH * _outW, cff = Cff, pw = _band.PaddedOutW;
-            var xn = new ReadOnlySpan<T>(_px + (long)img * inPerImage, inPerImage);
-            var dyn = new ReadOnlySpan<T>(_pdy + (long)img * _filters * hw, _filters * hw);
-            var xp = Slot(worker).AsSpan(0, _band.Elements);
-            var dyp = Slot(worker).AsSpan(_band.Elements, _filters * _band.Rows * pw);
-            var partial = _partials.AsSpan(img * (_filters * cff + _filters), _filters * cff + _filters);
-            var dw = partial[..(_filters * cff)];
-            var db = partial[(_filters * cff)..];
-            for (int k = 0; k < _filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
+            int hw = OutH * OutW, cff = Cff, pw = Band.PaddedOutW;
+            ReadOnlySpan<T> xn = ImageX(img), dyn = ImageDy(img);
+            var xp = Slot(worker).AsSpan(0, Band.Elements);
+            var dyp = Slot(worker).AsSpan(Band.Elements, Filters * Band.Rows * pw);
+            var partial = Partials.AsSpan(img * (Filters * cff + Filters), Filters * cff + Filters);
+            var dw = partial[..(Filters * cff)];
+            var db = partial[(Filters * cff)..];
+            for (int k = 0; k < Filters; k++) db[k] = TensorPrimitives.Sum(dyn.Slice(k * hw, hw));
             var taps = TapOffsets;
-            int rowStride = _spec!.StrideH * _band.Phases * _band.Mp;
-            for (int oh0 = 0; oh0 < _outH; oh0 += _band.Rows)
+            int rowStride = Spec!.StrideH * Band.Phases * Band.Mp;
+            for (int oh0 = 0; oh0 < OutH; oh0 += Band.Rows)
             {
-                int rows = Math.Min(_band.Rows, _outH - oh0);
-                _band.Fill(xn, _x.C, _x.H, _x.W, _spec, oh0, xp);
+                int rows = Math.Min(Band.Rows, OutH - oh0);
+                Band.Fill(xn, X.C, X.H, X.W, Spec, oh0, xp);
                 // dyp[k, r, ·] = dy[k, oh0 + r, ·] with zeros past W', so that the padded lanes add nothing.
-                for (int k = 0; k < _filters; k++)
+                for (int k = 0; k < Filters; k++)
                 {
                     for (int r = 0; r < rows; r++)
                     {
-                        var dst = dyp.Slice((k * _band.Rows + r) * pw, pw);
-                        dyn.Slice(k * hw + (oh0 + r) * _outW, _outW).CopyTo(dst);
-                        dst[_outW..].Clear();
+                        var dst = dyp.Slice((k * Band.Rows + r) * pw, pw);
+                        dyn.Slice(k * hw + (oh0 + r) * OutW, OutW).CopyTo(dst);
+                        dst[OutW..].Clear();
                     }
                 }
-                var source = new Source(_band.VectorsPerRow, rowStride, _band.Rows * pw);
+                var source = new Source(Band.VectorsPerRow, rowStride, Band.Rows * pw);
                 if (Vector512.IsHardwareAccelerated)
-                    Weights512(xp, dyp, rows * _band.VectorsPerRow, _filters, taps, source, dw);
+                    Weights512(xp, dyp, rows * Band.VectorsPerRow, Filters, taps, source, dw);
                 else
-                    Weights256(xp, dyp, rows * _band.VectorsPerRow, _filters, taps, source, dw);
+                    Weights256(xp, dyp, rows * Band.VectorsPerRow, Filters, taps, source, dw);
             }
         }
     }
