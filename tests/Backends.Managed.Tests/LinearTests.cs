@@ -56,8 +56,9 @@ public sealed class LinearTests : IDisposable
     /// <summary>
     /// dx = dy·W and dw = dyᵀ·x at few outputs (the fixed-order kernel, not a GEMM): the naive products within
     /// tolerance, and the same bits on one worker and on two; widths that leave vector tails, a product too small to
-    /// split, and a batch past SmallBatch (dw by GEMM). The last two: a small batch with a dw of over 1M elements, the
-    /// outer-product kernel with non-temporal stores (OuterJob), rows not multiples of a vector.
+    /// split, and a batch past SmallBatch (dw by GEMM). The last three: a small batch with a W of over 1M elements, dx by
+    /// the streaming kernel (StreamJob: outputs not a multiple of its four rows a pass, rows with and without a scalar
+    /// tail) and dw by the outer-product kernel with non-temporal stores (OuterJob), rows not multiples of a vector.
     /// </summary>
     [Theory]
     [InlineData(DType.Float32, 64, 10, 4133)]
@@ -67,6 +68,7 @@ public sealed class LinearTests : IDisposable
     [InlineData(DType.Float64, 3, 1, 1000)]
     [InlineData(DType.Float32, 8, 1100, 1031)]
     [InlineData(DType.Float64, 16, 1024, 1030)]
+    [InlineData(DType.Float32, 2, 1027, 1040)]
     public void LinearBackward_FewOutputsMatchNaiveOnAnyThreadCount(DType dtype, int n, int outputs, int inputs)
     {
         using var two = new ManagedBackend("auto", 2);
