@@ -365,7 +365,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     }
 
     private void LinearBackward<T>(ITensor dy, ITensor x, ITensor w, Shape yShape, LinearGradients g) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Kernels.Linear.Backward<T>(_gemm, _workers, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
+        Kernels.Linear.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), Data<T>(w), yShape[0], w.Shape[1], w.Shape[0],
             g.Dx is null ? default : Out<T>(g.Dx), Out<T>(g.Dw), Out<T>(g.Db));
 
     /// <summary>y = max(0, x); NaN stays NaN.</summary>

@@ -58,7 +58,8 @@ public sealed class LinearTests : IDisposable
     /// tolerance, and the same bits on one worker and on two; widths that leave vector tails, a product too small to
     /// split, and a batch past SmallBatch (dw by GEMM). The last three: a small batch with a W of over 1M elements, dx by
     /// the streaming kernel (StreamJob: outputs not a multiple of its four rows a pass, rows with and without a scalar
-    /// tail) and dw by the outer-product kernel with non-temporal stores (OuterJob), rows not multiples of a vector.
+    /// tail) and dw by the outer-product kernel with non-temporal stores (OuterJob), rows not multiples of a vector, and
+    /// rows of x 4 KB and 8 KB long (copied apart first).
     /// </summary>
     [Theory]
     [InlineData(DType.Float32, 64, 10, 4133)]
@@ -69,6 +70,8 @@ public sealed class LinearTests : IDisposable
     [InlineData(DType.Float32, 8, 1100, 1031)]
     [InlineData(DType.Float64, 16, 1024, 1030)]
     [InlineData(DType.Float32, 2, 1027, 1040)]
+    [InlineData(DType.Float32, 12, 1024, 1024)]
+    [InlineData(DType.Float64, 3, 1024, 1024)]
     public void LinearBackward_FewOutputsMatchNaiveOnAnyThreadCount(DType dtype, int n, int outputs, int inputs)
     {
         using var two = new ManagedBackend("auto", 2);
