@@ -214,7 +214,7 @@ public static class CompareCommand
         if (config.Backends.Count > 1)
         {
             w.WriteLine($"  speed-up: time of the other backend / time of {config.Backends[0].Name} (above 1: {config.Backends[0].Name} is faster); " +
-                        "bwd-data = bwd − bwd-weights (needDx: false)");
+                        "bwd-data = median of bwd − bwd-weights (needDx: false) over alternating pairs of calls");
         }
         w.WriteLine();
         w.Flush();

@@ -20,9 +20,9 @@ public sealed record ComparisonSettings(
 /// forward and backward time per backend and how far the backends' results lie apart.
 /// Every backend gets the same inputs: the network's weights from one seed, and for each layer the same host input
 /// (the first backend's output of the layer before) and the same upstream gradient, so that the agreement
-/// measures the layer alone, not the drift accumulated before it. Backward is timed twice: whole (dx, dw, db) and
-/// for the weights alone (needDx: false, dw and db); backward-data is the difference of the medians. A layer without
-/// parameters has only backward-data.
+/// measures the layer alone, not the drift accumulated before it. Backward is timed twice, the calls alternating: whole
+/// (dx, dw, db) and for the weights alone (needDx: false, dw and db); backward-data is the median of the differences of
+/// the pairs. A layer without parameters has only backward-data.
 /// </summary>
 public sealed class Comparison
 {
@@ -35,8 +35,8 @@ public sealed class Comparison
         _settings = settings;
     }
 
-    /// <summary>Timed measurements the run makes: forward, backward and backward-weights per layer and backend, and one step per backend.</summary>
-    public int Steps => _settings.Backends.Count * (3 * _settings.Net.Layers.Count + 1);
+    /// <summary>Timed measurements the run makes: forward and backward (whole and weights-only, alternating) per layer and backend, and one step per backend.</summary>
+    public int Steps => _settings.Backends.Count * (2 * _settings.Net.Layers.Count + 1);
 
     /// <summary>Runs everything; <paramref name="progress"/> is told before each measurement.</summary>
     public (IReadOnlyList<LayerReport> Layers, IReadOnlyDictionary<string, StepReport> Totals) Run(Action<string>? progress = null)
@@ -102,7 +102,7 @@ public sealed class Comparison
     }
 
     /// <summary>One backend's timings of a layer and its results on the host: "y", "dx", and each parameter's gradient.</summary>
-    private sealed record LayerOutcome(string Backend, Timing Forward, Timing Backward, Timing? BackwardWeights,
+    private sealed record LayerOutcome(string Backend, Timing Forward, Timing Backward, Timing? BackwardWeights, Timing? BackwardData,
         double? GemmForwardGflops, double? GemmBackwardGflops, Dictionary<string, double[]> Results);
 
     private LayerOutcome MeasureLayer(Layer layer, double[] xHost, Shape xShape, double[] dyHost, Shape yShape, Action<string>? progress)
@@ -128,21 +128,25 @@ public sealed class Comparison
         using var kept = layer.Forward(x);
         progress?.Invoke($"{backend.Name}: {layer.Name} backward");
         gemm?.ResetGemmStatistics();
-        var backward = Measure.Repeat(() =>
+        Func<TimeSpan> whole = () =>
         {
             ITensor? dx = null;
             var elapsed = Measure.Once(backend, () => dx = layer.Backward(dy, needDx: true));
             dx?.Dispose();
             return elapsed;
-        }, s.WarmUp, s.Repeats);
-        double? gemmBackward = GemmGflops(gemm);
-
-        Timing? weights = null;
-        progress?.Invoke($"{backend.Name}: {layer.Name} backward-weights");
+        };
+        Timing backward;
+        Timing? weights = null, data = null;
         if (layer.Parameters.Count > 0)
         {
-            weights = Measure.Repeat(() => Measure.Once(backend, () => layer.Backward(dy, needDx: false)), s.WarmUp, s.Repeats);
+            // Whole and weights-only calls alternate; backward-data is the median of their differences, pair by pair.
+            (backward, weights, data) = Measure.Pairs(whole, () => Measure.Once(backend, () => layer.Backward(dy, needDx: false)), s.WarmUp, s.Repeats);
         }
+        else
+        {
+            backward = Measure.Repeat(whole, s.WarmUp, s.Repeats);
+        }
+        double? gemmBackward = GemmGflops(gemm);
 
         var results = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["y"] = kept.ToDoubles() };
         using (var dx = layer.Backward(dy, needDx: true))
@@ -153,7 +157,7 @@ public sealed class Comparison
         {
             if (p.Grad is { } grad) results[GradientName(p.Name)] = grad.ToDoubles();
         }
-        return new LayerOutcome(backend.Name, forward, backward, weights, gemmForward, gemmBackward, results);
+        return new LayerOutcome(backend.Name, forward, backward, weights, data, gemmForward, gemmBackward, results);
     }
 
     // The rate of the products alone over a measurement (warm-up calls included), where the backend reports it.
@@ -191,9 +195,9 @@ public sealed class Comparison
         var results = new Dictionary<string, LayerResult>(StringComparer.Ordinal);
         foreach (var o in outcomes)
         {
-            // Backward-data: the whole backward less the weights' part; a layer without weights is all data.
+            // Backward-data: the whole backward less the weights' part, pair by pair; a layer without weights is all data.
             double weightsMs = o.BackwardWeights?.MedianMs ?? 0;
-            double dataMs = Math.Max(0, o.Backward.MedianMs - weightsMs);
+            double dataMs = Math.Max(0, o.BackwardData?.MedianMs ?? o.Backward.MedianMs);
             double half = backwardFlops / 2;
             results[o.Backend] = new LayerResult(
                 o.Forward.MedianMs, o.Backward.MedianMs,

@@ -38,6 +38,38 @@ public static class Measure
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(warmUp);
+        Warm(run, warmUp);
+        var samples = new double[repeats];
+        for (int i = 0; i < repeats; i++) samples[i] = run().TotalMilliseconds;
+        return Timing.Of(samples);
+    }
+
+    /// <summary>
+    /// Warms both up, then runs <paramref name="a"/> and <paramref name="b"/> alternately <paramref name="repeats"/>
+    /// times each, and returns their timings and that of the difference a − b taken pair by pair: on a machine whose
+    /// speed drifts, the median of the differences stays near the true one where the difference of the medians can
+    /// come out negative (one median from a quiet minute, the other from a loud one).
+    /// </summary>
+    public static (Timing A, Timing B, Timing Difference) Pairs(Func<TimeSpan> a, Func<TimeSpan> b, WarmUp warmUp, int repeats)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(warmUp);
+        Warm(() => a() + b(), warmUp);
+        var sa = new double[repeats];
+        var sb = new double[repeats];
+        var difference = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            sa[i] = a().TotalMilliseconds;
+            sb[i] = b().TotalMilliseconds;
+            difference[i] = sa[i] - sb[i];
+        }
+        return (Timing.Of(sa), Timing.Of(sb), Timing.Of(difference));
+    }
+
+    private static void Warm(Func<TimeSpan> run, WarmUp warmUp)
+    {
         if (warmUp.Iterations is { } n)
         {
             for (int i = 0; i < n; i++) run();
@@ -48,9 +80,6 @@ public static class Measure
             do run();
             while (clock.Elapsed < warmUp.MinTime);
         }
-        var samples = new double[repeats];
-        for (int i = 0; i < repeats; i++) samples[i] = run().TotalMilliseconds;
-        return Timing.Of(samples);
     }
 
     /// <summary>Times <paramref name="work"/>, waiting for <paramref name="backend"/>'s queued work before stopping the clock.</summary>
