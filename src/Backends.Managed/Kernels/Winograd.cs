@@ -131,7 +131,7 @@ internal static class Winograd
         var plan = new Plan(r, n, channels, filters, outH, outW);
         int slots = plan.Bands > 1 ? Math.Min(threads, plan.Bands) : 1;
         long phasedScratch = plan.Bands == 1 ? (long)(threads - 1) * plan.ScratchElements : 0;
-        return (long)plan.Positions * channels * filters + slots * plan.SlotElements + phasedScratch;
+        return (long)plan.Positions * (channels * filters + 64) + slots * plan.SlotElements + phasedScratch;   // + 64: Spread
     }
 
     /// <summary>y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for an r×r stride-1 convolution with top/left padding (padTop, padLeft).</summary>
@@ -139,7 +139,7 @@ internal static class Winograd
         int h, int w, ReadOnlySpan<T> weights, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var u = pool.Rent<T>((r + 1) * (r + 1) * filters * channels, clear: false);
+        var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
         try
         {
             WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: false, u);
@@ -156,7 +156,7 @@ internal static class Winograd
         int outH, int outW, ReadOnlySpan<T> weights, int channels, int padTop, int padLeft, int h, int w, Span<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var u = pool.Rent<T>((r + 1) * (r + 1) * filters * channels, clear: false);
+        var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
         try
         {
             // 3×3: the forward's transform, read mirrored and transposed (Sizes.Mirrored); 5×5 transforms w turned 180°.
@@ -185,7 +185,7 @@ internal static class Winograd
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
         var job = Cache<WeightsJob<T>>.Rent();
         var buffers = job.Slots(slots);
-        long mElements = (long)(r + 1) * (r + 1) * filters * channels;
+        long mElements = (long)(r + 1) * (r + 1) * Spread<T>(filters * channels);
         for (int i = 0; i < slots; i++) buffers[i] = pool.Rent<T>(checked((int)(work + mElements + dw.Length + db.Length)), clear: false);
         try
         {
@@ -221,7 +221,7 @@ internal static class Winograd
     public static long WeightsWorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
         int slots = threads > 1 && n > 1 ? Math.Min(threads, n) : 1;
-        return slots * (WeightsSlotElements(r, n, slots, channels, filters, outH, outW) + (long)(r + 1) * (r + 1) * filters * channels
+        return slots * (WeightsSlotElements(r, n, slots, channels, filters, outH, outW) + (long)(r + 1) * (r + 1) * (filters * channels + 64)
             + (long)filters * channels * r * r + filters);
     }
 
@@ -238,7 +238,7 @@ internal static class Winograd
     {
         int images = (n - slot + slots - 1) / slots;
         var plan = new Plan(kernel, images, s.Channels, s.Filters, s.OutH, s.OutW, WeightsBandElements);
-        int positions = plan.Positions, kc = s.Filters * s.Channels, inPlane = s.H * s.W, outPlane = s.OutH * s.OutW;
+        int positions = plan.Positions, kc = Spread<T>(s.Filters * s.Channels), inPlane = s.H * s.W, outPlane = s.OutH * s.OutW;
         var work = buffer[..checked((int)plan.SlotElements)];
         var m = buffer.Slice((int)workElements, positions * kc);
         var partial = buffer.Slice((int)workElements + positions * kc, dwLength + dbLength);
@@ -256,8 +256,8 @@ internal static class Winograd
         {
             int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
             int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count;
-            var v = work[..(positions * s.Channels * ld)];
-            var u = work.Slice(positions * s.Channels * ld, positions * s.Filters * ld);
+            var v = work[..(positions * Spread<T>(s.Channels * ld))];
+            var u = work.Slice(v.Length, positions * Spread<T>(s.Filters * ld));
             for (int r = 0; r < rows; r++)
             {
                 int img = slot + (row0 + r) / plan.TilesH * slots, th = (row0 + r) % plan.TilesH;
@@ -267,13 +267,13 @@ internal static class Winograd
                 for (int k = 0; k < s.Filters; k++)
                 {
                     TransformGradientRow(plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, plan.TilesW, scratch, u,
-                        k * ld + r * plan.TilesW, s.Filters * ld);
+                        k * ld + r * plan.TilesW, Spread<T>(s.Filters * ld));
                 }
             }
             for (int xi = 0; xi < positions; xi++)
             {
-                gemm.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, u.Slice(xi * s.Filters * ld, s.Filters * ld), ld,
-                    v.Slice(xi * s.Channels * ld, s.Channels * ld), ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, kc), s.Channels, oneThread);
+                gemm.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, u.Slice(xi * Spread<T>(s.Filters * ld), s.Filters * ld), ld,
+                    v.Slice(xi * Spread<T>(s.Channels * ld), s.Channels * ld), ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, s.Filters * s.Channels), s.Channels, oneThread);
             }
         }
         TransformWeightGradients(plan.R, m, s.Filters, s.Channels, partial[..dwLength]);
@@ -338,13 +338,13 @@ internal static class Winograd
         }
     }
 
-    // dw[k, c] = Gᵀ M[k, c] G for every filter and channel, M_ξ[k, c] at m[ξ·K·C + k·C + c]; a vector of channels at once:
+    // dw[k, c] = Gᵀ M[k, c] G for every filter and channel, M_ξ[k, c] at m[ξ·Spread(K·C) + k·C + c]; a vector of channels at once:
     // Gᵀ down each column of M, then along each row of the result.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int alpha = r + 1, kc = filters * channels, lanes = Vector256<T>.Count, taps = r * r;
+        int alpha = r + 1, kc = Spread<T>(filters * channels), lanes = Vector256<T>.Count, taps = r * r;
         Span<Vector256<T>> mv = stackalloc Vector256<T>[36], left = stackalloc Vector256<T>[30], result = stackalloc Vector256<T>[25];
         Span<T> padded = stackalloc T[Vector256<T>.Count];
         Span<T> lanesOut = stackalloc T[25 * Vector256<T>.Count];
@@ -415,7 +415,7 @@ internal static class Winograd
     private static void TransformWeights<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int columns = gradient ? filters : channels, plane = filters * channels, count = r * r, lanes = Vector256<T>.Count;
+        int columns = gradient ? filters : channels, plane = Spread<T>(filters * channels), count = r * r, lanes = Vector256<T>.Count;
         Span<T> taps = stackalloc T[25 * WeightBlock];                 // tap t of the block's column j at t·WeightBlock + j
         Span<T> partial = stackalloc T[36 * Vector256<T>.Count];       // a last, partial vector of columns: ξ at ξ·lanes
         for (int row = row0; row < row1; row++)
@@ -581,13 +581,23 @@ internal static class Winograd
         BandOutput(plan, s, band, m, ld, bias, y, 0, s.Filters);
     }
 
+    // The stride of a position's matrix in V, M or U: at least `elements`, and a whole odd number of 64-byte lines. A
+    // tile's 16 (36) positions are written and read together, and strides a multiple of 4 KB (AlexNet's 384 channels ×
+    // 400) put them all in one L1 set, and in whichever L2 sets the pages landed on: AlexNet's conv5 forward ran 10–11
+    // or 13–15 ms from one process to the next, its input transform 2.0 or 3.0–3.5 ms.
+    private static int Spread<T>(int elements) where T : unmanaged
+    {
+        int line = 64 / Unsafe.SizeOf<T>();
+        return ((elements + line - 1) / line | 1) * line;
+    }
+
     // V_ξ [C × tiles] and M_ξ [K × tiles] of a band, with rows ld = tiles + a vector apart: a row's last vector may run
     // past its end (into the slack) and be stored or loaded whole.
     private static int BandBuffers<T>(in Plan plan, in Sizes s, int band, Span<T> slot, out Span<T> v, out Span<T> m) where T : unmanaged
     {
         int ld = plan.Rows(band) * plan.TilesW + Vector256<T>.Count;
-        v = slot[..(plan.Positions * s.Channels * ld)];
-        m = slot.Slice(v.Length, plan.Positions * s.Filters * ld);
+        v = slot[..(plan.Positions * Spread<T>(s.Channels * ld))];
+        m = slot.Slice(v.Length, plan.Positions * Spread<T>(s.Filters * ld));
         return ld;
     }
 
@@ -614,9 +624,9 @@ internal static class Winograd
         {
             // Mirrored: U'_ξ [Filters × Channels] = (U_π(ξ) stored [Channels × Filters])ᵀ.
             int source = s.Mirrored ? Mirror[xi] : xi;
-            gemm.Gemm(s.Mirrored, false, s.Filters, tiles, s.Channels, T.One, u.Slice(source * s.Filters * s.Channels, s.Filters * s.Channels),
-                s.Mirrored ? s.Filters : s.Channels, v.Slice(xi * s.Channels * ld, s.Channels * ld), ld, T.Zero,
-                m.Slice(xi * s.Filters * ld, s.Filters * ld), ld, oneThread);
+            gemm.Gemm(s.Mirrored, false, s.Filters, tiles, s.Channels, T.One, u.Slice(source * Spread<T>(s.Filters * s.Channels), s.Filters * s.Channels),
+                s.Mirrored ? s.Filters : s.Channels, v.Slice(xi * Spread<T>(s.Channels * ld), s.Channels * ld), ld, T.Zero,
+                m.Slice(xi * Spread<T>(s.Filters * ld), s.Filters * ld), ld, oneThread);
         }
     }
 
@@ -634,7 +644,7 @@ internal static class Winograd
             {
                 T b = bias.IsEmpty ? T.Zero : bias[k];
                 var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
-                TransformOutputRow(plan.R, m, k * ld + r * plan.TilesW, s.Filters * ld, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
+                TransformOutputRow(plan.R, m, k * ld + r * plan.TilesW, Spread<T>(s.Filters * ld), plan.TilesW, th, s, b, !bias.IsEmpty, plane);
             }
         }
     }
@@ -648,8 +658,8 @@ internal static class Winograd
         int plane = s.H * s.W;
         for (int c = c0; c < c1; c++)
         {
-            if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
-            else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, s.Channels * ld);
+            if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, Spread<T>(s.Channels * ld));
+            else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, Spread<T>(s.Channels * ld));
         }
     }
 
