@@ -16,13 +16,14 @@ public sealed record ComparisonSettings(
     double? PeakGflops = null);
 
 /// <summary>
-/// Runs a network layer by layer on several backends, side by side in one process, and measures for each layer
-/// forward and backward time per backend and how far the backends' results lie apart.
-/// Every backend gets the same inputs: the network's weights from one seed, and for each layer the same host input
-/// (the first backend's output of the layer before) and the same upstream gradient, so that the agreement
-/// measures the layer alone, not the drift accumulated before it. Backward is timed twice, the calls alternating: whole
-/// (dx, dw, db) and for the weights alone (needDx: false, dw and db); backward-data is the median of the differences of
-/// the pairs. A layer without parameters has only backward-data.
+/// Runs a network layer by layer on several backends in one process, and measures for each layer forward and backward
+/// time per backend and how far the backends' results lie apart.
+/// Agreement first: every backend gets the same inputs — the network's weights from one seed, and for each layer the
+/// same host input (the first backend's output of the layer before) and the same upstream gradient — so that it
+/// measures the layer alone, not the drift accumulated before it. Then the timing, one backend after the other: each
+/// layer warmed up, then rounds over all layers in network order, one forward, one whole backward (dx, dw, db) and one
+/// weights-only backward (needDx: false, dw and db) per layer and round; backward-data is the median of the rounds'
+/// differences whole − weights-only. A layer without parameters has only backward-data.
 /// </summary>
 public sealed class Comparison
 {
@@ -35,10 +36,10 @@ public sealed class Comparison
         _settings = settings;
     }
 
-    /// <summary>Timed measurements the run makes: forward and backward (whole and weights-only, alternating) per layer and backend, and one step per backend.</summary>
-    public int Steps => _settings.Backends.Count * (2 * _settings.Net.Layers.Count + 1);
+    /// <summary>Steps the run reports to its progress callback: each layer's agreement, and per backend each layer's warm-up, each round and the training step.</summary>
+    public int Steps => _settings.Net.Layers.Count + _settings.Backends.Count * (_settings.Net.Layers.Count + _settings.Repeats + 1);
 
-    /// <summary>Runs everything; <paramref name="progress"/> is told before each measurement.</summary>
+    /// <summary>Runs everything; <paramref name="progress"/> is told before each step.</summary>
     public (IReadOnlyList<LayerReport> Layers, IReadOnlyDictionary<string, StepReport> Totals) Run(Action<string>? progress = null)
     {
         var s = _settings;
@@ -54,21 +55,29 @@ public sealed class Comparison
         {
             foreach (var backend in s.Backends) networks.Add(net.Build(backend, s.DType, s.Seed));
 
-            var layers = new List<LayerReport>(net.Layers.Count);
+            // Agreement, layer by layer: every backend on the same input (the first backend's output of the layer
+            // before) and the same upstream gradient. The inputs are kept on the host for the timing below.
+            var inputs = new double[net.Layers.Count][];
+            var inputShapes = new Shape[net.Layers.Count];
+            var agreements = new List<(double? Max, Dictionary<string, double>? ByResult)>(net.Layers.Count);
             double[] x = input;
             var xShape = inputShape;
             for (int i = 0; i < net.Layers.Count; i++)
             {
-                double[] dy = Normal(rng, shapes[i].Count);
-                var outcomes = new List<LayerOutcome>(s.Backends.Count);
-                foreach (var network in networks)
-                {
-                    Settle();
-                    outcomes.Add(MeasureLayer(network.Layers[i], x, xShape, dy, shapes[i], progress));
-                }
-                layers.Add(Report(net.LayerNames[i], network: networks[0], i, xShape, shapes[i], outcomes));
-                x = outcomes[0].Results["y"];
+                progress?.Invoke($"agreement: {net.LayerNames[i]}");
+                (inputs[i], inputShapes[i]) = (x, xShape);
+                double[] dy = Gradient(i, shapes[i]);
+                var results = networks.Select(network => LayerResults(network.Layers[i], x, xShape, dy, shapes[i])).ToList();
+                agreements.Add(Agree(results));
+                x = results[0]["y"];
                 xShape = shapes[i];
+            }
+
+            var timings = networks.Select(network => TimeLayers(network, inputs, inputShapes, shapes, progress)).ToList();
+            var layers = new List<LayerReport>(net.Layers.Count);
+            for (int i = 0; i < net.Layers.Count; i++)
+            {
+                layers.Add(Report(net.LayerNames[i], networks[0].Layers[i], inputShapes[i], shapes[i], [.. timings.Select(t => t[i])], agreements[i]));
             }
 
             var totals = new Dictionary<string, StepReport>(StringComparer.Ordinal);
@@ -91,64 +100,29 @@ public sealed class Comparison
         }
     }
 
-    // A full, blocking collection before each measurement: the host copies of the layers before (tens of MB of doubles
-    // each on VGG16) are garbage by then, and a background collection of them on a 2-core machine takes a core from
-    // whichever layer is being timed (AlexNet's conv5 forward read 13.6–13.9 ms in about half the runs, 10.1–10.5
-    // alone).
+    // The upstream gradient of layer i: normal, from a seed of its own, so that it can be drawn again.
+    private double[] Gradient(int layer, Shape shape) => Normal(new Random(HashCode.Combine(_settings.Seed, layer)), shape.Count);
+
+    // A full, blocking collection: the host copies made before (tens of MB of doubles on VGG16) are garbage by then,
+    // and a background collection of them on a 2-core machine takes a core from whatever is being timed.
     private static void Settle()
     {
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
     }
 
-    /// <summary>One backend's timings of a layer and its results on the host: "y", "dx", and each parameter's gradient.</summary>
+    /// <summary>One backend's timings of a layer.</summary>
     private sealed record LayerOutcome(string Backend, Timing Forward, Timing Backward, Timing? BackwardWeights, Timing? BackwardData,
-        double? GemmForwardGflops, double? GemmBackwardGflops, Dictionary<string, double[]> Results);
+        double? GemmForwardGflops, double? GemmBackwardGflops);
 
-    private LayerOutcome MeasureLayer(Layer layer, double[] xHost, Shape xShape, double[] dyHost, Shape yShape, Action<string>? progress)
+    // A layer's results on the host: "y", "dx", and each parameter's gradient.
+    private Dictionary<string, double[]> LayerResults(Layer layer, double[] xHost, Shape xShape, double[] dyHost, Shape yShape)
     {
         var backend = layer.Backend;
-        var s = _settings;
-        using var x = backend.Upload(xHost, xShape, s.DType);
-        using var dy = backend.Upload(dyHost, yShape, s.DType);
-
-        progress?.Invoke($"{backend.Name}: {layer.Name} forward");
-        var gemm = backend as ManagedBackend;
-        gemm?.ResetGemmStatistics();
-        var forward = Measure.Repeat(() =>
-        {
-            ITensor? y = null;
-            var elapsed = Measure.Once(backend, () => y = layer.Forward(x));
-            y!.Dispose();
-            return elapsed;
-        }, s.WarmUp, s.Repeats);
-        double? gemmForward = GemmGflops(gemm);
-
-        // The layer keeps this forward's state (its input, pooling switches) for every backward call below.
-        using var kept = layer.Forward(x);
-        progress?.Invoke($"{backend.Name}: {layer.Name} backward");
-        gemm?.ResetGemmStatistics();
-        Func<TimeSpan> whole = () =>
-        {
-            ITensor? dx = null;
-            var elapsed = Measure.Once(backend, () => dx = layer.Backward(dy, needDx: true));
-            dx?.Dispose();
-            return elapsed;
-        };
-        Timing backward;
-        Timing? weights = null, data = null;
-        if (layer.Parameters.Count > 0)
-        {
-            // Whole and weights-only calls alternate; backward-data is the median of their differences, pair by pair.
-            (backward, weights, data) = Measure.Pairs(whole, () => Measure.Once(backend, () => layer.Backward(dy, needDx: false)), s.WarmUp, s.Repeats);
-        }
-        else
-        {
-            backward = Measure.Repeat(whole, s.WarmUp, s.Repeats);
-        }
-        double? gemmBackward = GemmGflops(gemm);
-
-        var results = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["y"] = kept.ToDoubles() };
+        using var x = backend.Upload(xHost, xShape, _settings.DType);
+        using var dy = backend.Upload(dyHost, yShape, _settings.DType);
+        using var y = layer.Forward(x);
+        var results = new Dictionary<string, double[]>(StringComparer.Ordinal) { ["y"] = y.ToDoubles() };
         using (var dx = layer.Backward(dy, needDx: true))
         {
             if (dx is not null) results["dx"] = dx.ToDoubles();
@@ -157,15 +131,115 @@ public sealed class Comparison
         {
             if (p.Grad is { } grad) results[GradientName(p.Name)] = grad.ToDoubles();
         }
-        return new LayerOutcome(backend.Name, forward, backward, weights, data, gemmForward, gemmBackward, results);
+        return results;
     }
 
-    // The rate of the products alone over a measurement (warm-up calls included), where the backend reports it.
-    private static double? GemmGflops(ManagedBackend? backend)
+    // max|a − b| / max|b| per result between the first backend's results and each other's, and the worst of them.
+    private static (double? Max, Dictionary<string, double>? ByResult) Agree(List<Dictionary<string, double[]>> results)
     {
-        if (backend is null) return null;
-        var (flops, elapsed) = backend.GemmStatistics;
-        return flops > 0 && elapsed > TimeSpan.Zero ? flops / elapsed.TotalSeconds / 1e9 : null;
+        if (results.Count < 2) return (null, null);
+        var relDiff = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var other in results.Skip(1))
+        {
+            foreach (var (key, b) in results[0])
+            {
+                double d = other.TryGetValue(key, out var a) ? Agreement.RelativeDifference(a, b) : double.PositiveInfinity;
+                relDiff[key] = Math.Max(relDiff.GetValueOrDefault(key), d);
+            }
+        }
+        return (relDiff.Values.Max(), relDiff);
+    }
+
+    /// <summary>
+    /// One backend's timings of every layer, in rounds: each layer warmed up in turn, then round after round a call of
+    /// each layer in network order — forward, whole backward, weights-only backward — so that a layer's samples spread
+    /// over the whole run (a noisy minute on a shared machine touches a few rounds of every layer, not all of one
+    /// layer's), and each call finds the caches as a training step leaves them (the layers before have run since).
+    /// </summary>
+    private List<LayerOutcome> TimeLayers(Network network, double[][] inputs, Shape[] inputShapes, IReadOnlyList<Shape> shapes, Action<string>? progress)
+    {
+        var s = _settings;
+        var backend = network.Backend;
+        var gemm = backend as ManagedBackend;
+        int count = network.Layers.Count;
+        var calls = new LayerCalls[count];
+        try
+        {
+            for (int i = 0; i < count; i++) calls[i] = new LayerCalls(network.Layers[i], backend.Upload(inputs[i], inputShapes[i], s.DType),
+                backend.Upload(Gradient(i, shapes[i]), shapes[i], s.DType), s.Repeats);
+            Settle();
+            foreach (var c in calls)
+            {
+                progress?.Invoke($"{backend.Name}: warm-up {c.Layer.Name}");
+                Measure.Warm(() => c.Round(gemm, record: -1), s.WarmUp);
+            }
+            for (int round = 0; round < s.Repeats; round++)
+            {
+                progress?.Invoke($"{backend.Name}: round {round + 1} of {s.Repeats}");
+                foreach (var c in calls) c.Round(gemm, round);
+            }
+            return [.. calls.Select(c => c.Outcome(backend.Name))];
+        }
+        finally
+        {
+            foreach (var c in calls) c?.Dispose();
+        }
+    }
+
+    /// <summary>A layer's input and upstream gradient on one backend, and the samples of its calls.</summary>
+    private sealed class LayerCalls(Layer layer, ITensor x, ITensor dy, int repeats) : IDisposable
+    {
+        private readonly double[] _forward = new double[repeats], _whole = new double[repeats], _weights = new double[repeats];
+        private double _forwardFlops, _forwardSeconds, _backwardFlops, _backwardSeconds;
+
+        public Layer Layer => layer;
+
+        /// <summary>Forward, whole backward and weights-only backward once each; samples kept at index <paramref name="record"/> (≥ 0).</summary>
+        public TimeSpan Round(ManagedBackend? gemm, int record)
+        {
+            var backend = layer.Backend;
+            ITensor? y = null;
+            try
+            {
+                gemm?.ResetGemmStatistics();
+                var forward = Measure.Once(backend, () => y = layer.Forward(x));
+                var forwardGemm = gemm?.GemmStatistics;
+                // The layer keeps this forward's state (its input, pooling switches) for the backward calls.
+                ITensor? dx = null;
+                gemm?.ResetGemmStatistics();
+                var whole = Measure.Once(backend, () => dx = layer.Backward(dy, needDx: true));
+                var backwardGemm = gemm?.GemmStatistics;
+                dx?.Dispose();
+                var weights = layer.Parameters.Count > 0 ? Measure.Once(backend, () => layer.Backward(dy, needDx: false)) : TimeSpan.Zero;
+                if (record >= 0)
+                {
+                    (_forward[record], _whole[record], _weights[record]) = (forward.TotalMilliseconds, whole.TotalMilliseconds, weights.TotalMilliseconds);
+                    if (forwardGemm is var (ff, fe)) (_forwardFlops, _forwardSeconds) = (_forwardFlops + ff, _forwardSeconds + fe.TotalSeconds);
+                    if (backwardGemm is var (bf, be)) (_backwardFlops, _backwardSeconds) = (_backwardFlops + bf, _backwardSeconds + be.TotalSeconds);
+                }
+                return forward + whole + weights;
+            }
+            finally
+            {
+                y?.Dispose();
+            }
+        }
+
+        public LayerOutcome Outcome(string backend)
+        {
+            bool hasWeights = layer.Parameters.Count > 0;
+            var data = _whole.Zip(_weights, (w, p) => w - p).ToArray();
+            return new LayerOutcome(backend, Timing.Of(_forward), Timing.Of(_whole), hasWeights ? Timing.Of(_weights) : null,
+                hasWeights ? Timing.Of(data) : null, Rate(_forwardFlops, _forwardSeconds), Rate(_backwardFlops, _backwardSeconds));
+        }
+
+        private static double? Rate(double flops, double seconds) => flops > 0 && seconds > 0 ? flops / seconds / 1e9 : null;
+
+        public void Dispose()
+        {
+            x.Dispose();
+            dy.Dispose();
+        }
     }
 
     // "conv1.weight" → "dw", "conv1.bias" → "db"; anything else keeps its own name.
@@ -188,9 +262,9 @@ public sealed class Comparison
         return new StepReport(step.MedianMs, step.MinMs, step.MaxMs, loss);
     }
 
-    private LayerReport Report(string name, Network network, int index, Shape xShape, Shape yShape, List<LayerOutcome> outcomes)
+    private LayerReport Report(string name, Layer layer, Shape xShape, Shape yShape, List<LayerOutcome> outcomes,
+        (double? Max, Dictionary<string, double>? ByResult) agreement)
     {
-        var layer = network.Layers[index];
         var (flops, backwardFlops) = Flops(layer, xShape, yShape);
         var results = new Dictionary<string, LayerResult>(StringComparer.Ordinal);
         foreach (var o in outcomes)
@@ -230,22 +304,8 @@ public sealed class Comparison
                 Over(r.ForwardMs + r.BackwardMs, first.ForwardMs + first.BackwardMs));
         }
 
-        Dictionary<string, double>? relDiff = null;
-        if (outcomes.Count > 1)
-        {
-            relDiff = new Dictionary<string, double>(StringComparer.Ordinal);
-            var reference = outcomes[0].Results;
-            foreach (var other in outcomes.Skip(1))
-            {
-                foreach (var (key, b) in reference)
-                {
-                    double d = other.Results.TryGetValue(key, out var a) ? Agreement.RelativeDifference(a, b) : double.PositiveInfinity;
-                    relDiff[key] = Math.Max(relDiff.GetValueOrDefault(key), d);
-                }
-            }
-        }
         return new LayerReport(name, layer.Kind, [.. yShape.Dims], flops, backwardFlops, results,
-            relDiff?.Values.Max(), relDiff) { SpeedUp = speedups };
+            agreement.Max, agreement.ByResult) { SpeedUp = speedups };
     }
 
     private static double? Gflops(double flops, double ms) => flops > 0 && ms > 0 ? flops / (ms * 1e6) : null;

@@ -44,32 +44,11 @@ public static class Measure
         return Timing.Of(samples);
     }
 
-    /// <summary>
-    /// Warms both up, then runs <paramref name="a"/> and <paramref name="b"/> alternately <paramref name="repeats"/>
-    /// times each, and returns their timings and that of the difference a − b taken pair by pair: on a machine whose
-    /// speed drifts, the median of the differences stays near the true one where the difference of the medians can
-    /// come out negative (one median from a quiet minute, the other from a loud one).
-    /// </summary>
-    public static (Timing A, Timing B, Timing Difference) Pairs(Func<TimeSpan> a, Func<TimeSpan> b, WarmUp warmUp, int repeats)
+    /// <summary>Runs <paramref name="run"/> for the warm-up alone (no samples).</summary>
+    public static void Warm(Func<TimeSpan> run, WarmUp warmUp)
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(warmUp);
-        Warm(() => a() + b(), warmUp);
-        var sa = new double[repeats];
-        var sb = new double[repeats];
-        var difference = new double[repeats];
-        for (int i = 0; i < repeats; i++)
-        {
-            sa[i] = a().TotalMilliseconds;
-            sb[i] = b().TotalMilliseconds;
-            difference[i] = sa[i] - sb[i];
-        }
-        return (Timing.Of(sa), Timing.Of(sb), Timing.Of(difference));
-    }
-
-    private static void Warm(Func<TimeSpan> run, WarmUp warmUp)
-    {
         if (warmUp.Iterations is { } n)
         {
             for (int i = 0; i < n; i++) run();

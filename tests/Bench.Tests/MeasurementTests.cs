@@ -1,54 +1,41 @@
 namespace Lockstep.Bench.Tests;
 
-/// <summary>The timing arithmetic of <see cref="Measure"/>, on clocks that return set durations.</summary>
+/// <summary>The timing arithmetic of <see cref="Measure"/> and <see cref="Timing"/>, on clocks that return set durations.</summary>
 public sealed class MeasurementTests
 {
     [Fact]
-    public void Pairs_AlternatesTheCallsAndTakesTheMedianOfTheDifferences()
+    public void Repeat_WarmsUpFirstAndTakesTheMedianOfTheRest()
     {
-        // a drifts between 10 and 50 ms, b is always 4 ms less than the a just before it; calls go a, b, a, b, …
-        var calls = new List<char>();
-        double[] aMs = [10, 50, 30, 20, 40];
-        int ia = 0, ib = 0;
-        var (a, b, difference) = Measure.Pairs(
-            () => { calls.Add('a'); return TimeSpan.FromMilliseconds(aMs[ia++ % aMs.Length]); },
-            () => { calls.Add('b'); return TimeSpan.FromMilliseconds(aMs[ib++ % aMs.Length] - 4); },
-            new WarmUp(Iterations: 0, TimeSpan.Zero), repeats: 5);
+        double[] ms = [100, 100, 3, 9, 5, 1, 7];   // two warm-up calls, then five samples
+        int i = 0;
+        var timing = Measure.Repeat(() => TimeSpan.FromMilliseconds(ms[i++]), new WarmUp(Iterations: 2, TimeSpan.Zero), repeats: 5);
 
-        Assert.Equal("ababababab", new string([.. calls]));
-        Assert.Equal(30, a.MedianMs, 9);
-        Assert.Equal(26, b.MedianMs, 9);
-        Assert.Equal(4, difference.MedianMs, 9);
-        Assert.Equal(4, difference.MinMs, 9);
-        Assert.Equal(4, difference.MaxMs, 9);
-        Assert.Equal(5, difference.Repeats);
+        Assert.Equal(7, i);
+        Assert.Equal(5, timing.MedianMs, 9);
+        Assert.Equal(1, timing.MinMs, 9);
+        Assert.Equal(9, timing.MaxMs, 9);
+        Assert.Equal(5, timing.Repeats);
     }
 
     [Fact]
-    public void Pairs_DifferenceOfMediansWouldMislead_MedianOfDifferencesDoesNot()
+    public void Warm_RunsTheGivenCallsOrUntilTheTimeHasPassed()
     {
-        // The machine turns loud (×3) between a and b of the third pair: the medians are 30 and 7, their difference
-        // 23 ms; the pairs' differences 3, 3, 23, 3, 3, whose median is the true 3.
-        double[] aMs = [10, 10, 30, 30, 30], bMs = [7, 7, 7, 27, 27];
-        int ia = 0, ib = 0;
-        var (a, b, difference) = Measure.Pairs(
-            () => TimeSpan.FromMilliseconds(aMs[ia++]), () => TimeSpan.FromMilliseconds(bMs[ib++]),
-            new WarmUp(Iterations: 0, TimeSpan.Zero), repeats: 5);
+        int calls = 0;
+        Measure.Warm(() => { calls++; return TimeSpan.Zero; }, new WarmUp(Iterations: 4, TimeSpan.Zero));
+        Assert.Equal(4, calls);
 
-        Assert.Equal(30, a.MedianMs, 9);
-        Assert.Equal(7, b.MedianMs, 9);
-        Assert.Equal(3, difference.MedianMs, 9);
+        calls = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Measure.Warm(() => { calls++; Thread.Sleep(1); return TimeSpan.Zero; }, new WarmUp(null, TimeSpan.FromMilliseconds(20)));
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(20), $"warm-up stopped after {clock.Elapsed.TotalMilliseconds} ms");
+        Assert.True(calls >= 1);
     }
 
     [Fact]
-    public void Pairs_WarmsUpBothBeforeMeasuring()
+    public void Timing_MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo()
     {
-        int ca = 0, cb = 0;
-        var (a, _, _) = Measure.Pairs(
-            () => TimeSpan.FromMilliseconds(++ca), () => TimeSpan.FromMilliseconds(++cb),
-            new WarmUp(Iterations: 3, TimeSpan.Zero), repeats: 2);
-
-        Assert.Equal((5, 5), (ca, cb));
-        Assert.Equal(4.5, a.MedianMs, 9);   // the calls after the three warm-up ones: 4 and 5
+        var timing = Timing.Of([4, -1, 2, 10]);
+        Assert.Equal(3, timing.MedianMs, 9);
+        Assert.Equal(-1, timing.MinMs, 9);
     }
 }
