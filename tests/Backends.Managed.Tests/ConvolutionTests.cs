@@ -289,6 +289,54 @@ public sealed class Im2ColTests
     }
 }
 
+/// <summary>The im2col matrix of rows no wider than a vector at column stride 1 (Im2ColNarrow), against its definition.</summary>
+public sealed class Im2ColNarrowTests
+{
+    /// <summary>
+    /// VGG16's 14×14 and 7×7, widths of one to sixteen, kernels 1, 3 and 5 with and without padding, row stride 2, a band
+    /// that starts inside the plane, and a band of one row (every tap's line then the last): bit for bit, float32 and
+    /// float64, with the columns' buffer filled with NaN first so that a line left unwritten shows.
+    /// </summary>
+    [Theory]
+    [InlineData(14, 14, 3, 1, 1, 0)]
+    [InlineData(7, 7, 3, 1, 1, 0)]
+    [InlineData(9, 16, 3, 1, 1, 2)]
+    [InlineData(5, 3, 3, 1, 1, 0)]
+    [InlineData(6, 1, 1, 1, 0, 0)]
+    [InlineData(11, 12, 5, 2, 2, 1)]
+    [InlineData(8, 8, 3, 1, 0, 5)]
+    [InlineData(14, 14, 3, 1, 1, 13)]
+    public void Im2ColNarrow_MatchesTheDefinition(int h, int w, int f, int strideH, int pad, int oh0)
+    {
+        Check<float>(h, w, f, strideH, pad, oh0);
+        Check<double>(h, w, f, strideH, pad, oh0);
+    }
+
+    private static void Check<T>(int h, int w, int f, int strideH, int pad, int oh0) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        int channels = 3;
+        var spec = new ConvSpec(f, f, strideH, 1, Padding2d.Symmetric(pad, pad), SizeRule.Floor, "conv");
+        var (outH, outW) = spec.OutputSize(h, w);
+        int rows = outH - oh0;
+        var x = Array.ConvertAll(TestSupport.Random(channels * h * w, 9), v => T.CreateTruncating(v));
+        var cols = new T[channels * f * f * rows * outW];
+        Array.Fill(cols, T.NaN);
+        Lockstep.Backends.Managed.Kernels.Convolution.Im2Col<T>(x, channels, h, w, spec, oh0, rows, outW, cols);
+        for (int c = 0; c < channels; c++)
+        for (int i = 0; i < f; i++)
+        for (int j = 0; j < f; j++)
+        for (int oh = 0; oh < rows; oh++)
+        for (int ow = 0; ow < outW; ow++)
+        {
+            int ih = (oh0 + oh) * strideH - pad + i, iw = ow - pad + j;
+            T expected = (uint)ih < (uint)h && (uint)iw < (uint)w ? x[(c * h + ih) * w + iw] : T.Zero;
+            T actual = cols[((c * f + i) * f + j) * rows * outW + oh * outW + ow];
+            Assert.True(expected.Equals(actual) && T.IsNegative(expected) == T.IsNegative(actual),
+                $"{typeof(T).Name} {h}×{w} F{f} P{pad}: tap ({c}, {i}, {j}) at output ({oh0 + oh}, {ow}): {actual} where x gives {expected}");
+        }
+    }
+}
+
 /// <summary>The Winograd F(2×2, 3×3) and F(2×2, 5×5) paths of wide 3×3 and 5×5 stride-1 convolutions (Kernels/Winograd.cs).</summary>
 public sealed class WinogradTests
 {
