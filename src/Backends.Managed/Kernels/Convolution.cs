@@ -352,11 +352,8 @@ internal static class Convolution
                 // runs it, so dw and db are the same bits whether the workers were free or busy (run inline).
                 workers.For(slots, job);
             }
-            for (int i = 1; i < slots && weights; i++)
-            {
-                TensorPrimitives.Add(dw, partial[i].AsSpan(0, dw.Length), dw);
-                TensorPrimitives.Add(db, partial[i].AsSpan(dw.Length, db.Length), db);
-            }
+            if (weights) PartialSums<T>.Add(workers, dw, partial, 1, slots - 1, 0);
+            for (int i = 1; i < slots && weights; i++) TensorPrimitives.Add(db, partial[i].AsSpan(dw.Length, db.Length), db);
         }
         finally
         {

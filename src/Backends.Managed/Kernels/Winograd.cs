@@ -198,12 +198,8 @@ internal static class Winograd
             var first = buffers[0].AsSpan(checked((int)(work + mElements)), dw.Length + db.Length);
             first[..dw.Length].CopyTo(dw);
             first.Slice(dw.Length, db.Length).CopyTo(db);
-            for (int i = 1; i < slots; i++)
-            {
-                var part = buffers[i].AsSpan(checked((int)(work + mElements)), dw.Length + db.Length);
-                TensorPrimitives.Add(dw, part[..dw.Length], dw);
-                TensorPrimitives.Add(db, part.Slice(dw.Length, db.Length), db);
-            }
+            PartialSums<T>.Add(workers, dw, buffers, 1, slots - 1, checked((int)(work + mElements)));
+            for (int i = 1; i < slots; i++) TensorPrimitives.Add(db, buffers[i].AsSpan(checked((int)(work + mElements)) + dw.Length, db.Length), db);
         }
         finally
         {
