@@ -134,3 +134,22 @@ public sealed class FactoryTests
         Assert.Equal(before, backend.LiveBytes);
     }
 }
+
+/// <summary>The huge-page advice on large pooled buffers (Tensors/HugePages.cs).</summary>
+public sealed class HugePagesTests
+{
+    /// <summary>
+    /// Linux takes the advice for an array of several huge pages (this project's kernels have THP; a refusal would mean
+    /// the advice silently does nothing), the data is untouched by it, and arrays under two huge pages are not advised.
+    /// </summary>
+    [Fact]
+    public void Advise_IsTakenForLargeArraysOnly_AndLeavesTheDataAlone()
+    {
+        var large = new float[3 << 20];   // 12 MB
+        large[0] = 1;
+        large[^1] = 2;
+        Assert.Equal(OperatingSystem.IsLinux(), Lockstep.Backends.Managed.Tensors.HugePages.Advise(large));
+        Assert.Equal((1f, 2f), (large[0], large[^1]));
+        Assert.False(Lockstep.Backends.Managed.Tensors.HugePages.Advise(new float[1 << 18]));   // 1 MB
+    }
+}

@@ -61,7 +61,9 @@ internal sealed class BufferPool
                 return array;
             }
         }
-        return clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
+        var fresh = clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
+        _ = HugePages.Advise(fresh);
+        return fresh;
     }
 
     public void Return<T>(T[] array) where T : unmanaged
