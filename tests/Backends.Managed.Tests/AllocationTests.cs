@@ -113,15 +113,17 @@ public sealed class AllocationTests : IDisposable
     }
 
     [Theory]
-    [InlineData(DType.Float32, 8)]    // the dot path (N ≤ 16)
-    [InlineData(DType.Float32, 64)]   // the split GEMM
-    [InlineData(DType.Float64, 64)]
-    public void Linear_IntoDestination_AllocatesNothing(DType dtype, int n)
+    [InlineData(DType.Float32, 8, 7, 256)]      // the dot path (N ≤ 16)
+    [InlineData(DType.Float32, 64, 7, 256)]     // the split GEMM
+    [InlineData(DType.Float64, 64, 7, 256)]
+    [InlineData(DType.Float32, 12, 8, 1024)]    // W of 1M elements: dx streamed, dw outer products on x copied apart
+    [InlineData(DType.Float64, 12, 8, 1024)]
+    public void Linear_IntoDestination_AllocatesNothing(DType dtype, int n, int size, int outputs)
     {
-        using var x = Random(7, Shape.Nchw(n, 16, 7, 7), dtype);
-        using var w = Random(8, new Shape(256, 784), dtype);
-        using var b = Random(9, new Shape(256), dtype);
-        using var y = _backend.Zeros(new Shape(n, 256), dtype);
+        using var x = Random(7, Shape.Nchw(n, 16, size, size), dtype);
+        using var w = Random(8, new Shape(outputs, 16 * size * size), dtype);
+        using var b = Random(9, new Shape(outputs), dtype);
+        using var y = _backend.Zeros(new Shape(n, outputs), dtype);
         using var dy = Random(10, y.Shape, dtype);
         using var g = new LinearGradients(_backend.Zeros(x.Shape, dtype), _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
         AssertNone("Linear", () => _backend.Linear(x, w, b, y));
