@@ -22,8 +22,8 @@ public static class CompareCommand
           --batch N         images per batch (default 16)
           --dtype f32|f64   element type (default: Lockstep:DType, Float32)
           --threads N       threads of every backend: Lockstep:Managed:Threads and Lockstep:Torch:Threads (0 = all cores)
-          --repeats R       timed runs per measurement; the median is reported with min–max (default 15)
-          --warmup W        untimed calls before each measurement (default: as many as fit in 0.5 s)
+          --repeats R       rounds over all layers, each timing every layer once; medians over the rounds, with min–max (default 15)
+          --warmup W        untimed calls of each layer (and of the step) before the rounds (default: as many as fit in 0.5 s)
           --seed S          seed for weights, input, labels and upstream gradients (default 1)
           --tolerance T     largest relative difference accepted between backends
                             (default 1e-4 for f32, 1e-10 for f64)
@@ -207,14 +207,14 @@ public static class CompareCommand
         w.WriteLine($"  threads:  Lockstep:Managed:Threads = {options.Managed.Threads}, Lockstep:Torch:Threads = {options.Torch.Threads} " +
                     $"(0 = all {machine.Cores} logical cores)");
         w.WriteLine($"  env:      {(machine.Environment.Count == 0 ? "no GLIBC_TUNABLES, OPENBLAS_*, MKL_*, OMP_* or KMP_* set" : string.Join(", ", machine.Environment.Select(e => $"{e.Key}={e.Value}")))}");
-        w.WriteLine($"  timing:   median of {config.Repeats} run{(config.Repeats == 1 ? "" : "s")} (min–max below it) after {config.Warmup} per measurement; " +
-                    "each run ends with Synchronize()");
+        w.WriteLine($"  timing:   per backend, each layer warmed up ({config.Warmup}), then {config.Repeats} round{(config.Repeats == 1 ? "" : "s")} over all layers " +
+                    "in order; medians over the rounds (min–max below them); each call ends with Synchronize(); the step likewise after its warm-up");
         w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
                     $"tolerance {config.Tolerance:0.0e+0}");
         if (config.Backends.Count > 1)
         {
             w.WriteLine($"  speed-up: time of the other backend / time of {config.Backends[0].Name} (above 1: {config.Backends[0].Name} is faster); " +
-                        "bwd-data = median of bwd − bwd-weights (needDx: false) over alternating pairs of calls");
+                        "bwd-data = median over the rounds of bwd − bwd-weights (needDx: false)");
         }
         w.WriteLine();
         w.Flush();

@@ -80,7 +80,7 @@ public sealed record LayerReport(
 
 /// <summary>
 /// One backend's times for a layer (medians, with min–max). Backward is dx, dw and db; backward-weights is dw and db
-/// alone (needDx: false), the two calls alternating; backward-data is the median of their differences, pair by pair. Peak shares are fractions of the measured peak; the GEMM
+/// alone (needDx: false), both once a round; backward-data is the median over the rounds of their difference. Peak shares are fractions of the measured peak; the GEMM
 /// figures are the products alone inside the managed kernels (null elsewhere).
 /// </summary>
 public sealed record LayerResult(
