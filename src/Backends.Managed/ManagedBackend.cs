@@ -102,7 +102,8 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     /// and <paramref name="filters"/> filters on <paramref name="threads"/> workers: one im2col column buffer
     /// C·F_h·F_w × H'·W' per image in flight (for a band of output rows when that exceeds Convolution.ColumnTileElements)
     /// — min(threads, N) when several workers share a batch, else 1; none for a pointwise convolution — plus a dw and
-    /// db partial sum per extra worker. As Kernels/Convolution.cs rents them. Where the direct kernel takes the forward
+    /// db partial sum per extra worker, or the whole batch's columns where the weight gradient is one product over the batch.
+    /// As Kernels/Convolution.cs rents them. Where the direct kernel takes the forward
     /// (Kernels/DirectConvolution.cs), the larger of that and its padded bands and packed weights.
     /// </summary>
     public static long ConvWorkspaceElements(Shape x, ConvSpec spec, int filters, int threads, bool specialized = true)
@@ -115,6 +116,8 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         long columns = Kernels.Convolution.IsPointwise(spec) ? 0 : (long)cff * Kernels.Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
         long im2col = slots * columns + (slots - 1) * partials;
+        // The weight gradient as one product over the batch (Kernels/Convolution.cs) rents the batch's columns instead.
+        if (specialized) im2col = Math.Max(im2col, Kernels.Convolution.BatchedWeightsElements(x, filters, spec, h, w));
         // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (the dtype is not
         // known here: the larger of float's and double's); a Winograd convolution rents its own buffers, after
         // (backward) or instead of (forward) the columns.

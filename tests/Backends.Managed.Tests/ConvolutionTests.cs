@@ -438,3 +438,47 @@ public sealed class WinogradTests
         Assert.EndsWith("convolution: im2col)", backend.Description);
     }
 }
+
+/// <summary>The weight gradient as one im2col product over the whole batch (Convolution.BackwardWeightsBatched).</summary>
+public sealed class BatchedWeightsTests
+{
+    /// <summary>
+    /// Output planes no larger than Convolution.BatchPlane: stride 1 (rows narrower than a vector), stride 2 (the phased
+    /// columns) and 5×5; dw and db within tolerance of the definition, the same bits on 1, 2 and 3 workers, and the same
+    /// bits whether dx is asked for or not.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float64, 3, 64, 12, 7, 3, 1, 1)]
+    [InlineData(DType.Float32, 3, 64, 12, 7, 3, 1, 1)]
+    [InlineData(DType.Float32, 2, 24, 10, 9, 3, 2, 1)]
+    [InlineData(DType.Float64, 4, 24, 6, 8, 5, 1, 2)]
+    public void WeightGradient_OverTheBatch_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int size, int f, int stride, int pad)
+    {
+        var xs = Shape.Nchw(n, c, size, size);
+        var ws = new Shape(k, c, f, f);
+        var spec = new ConvSpec(f, f, stride, stride, pad, pad);
+        var (outH, outW) = spec.OutputSize(size, size);
+        Assert.True(Lockstep.Backends.Managed.Kernels.Convolution.BatchedWeightsElements(xs, k, spec, outH, outW) > 0, "the geometry must take the batched path");
+        int lanes = dtype == DType.Float32 ? DirectConvolution.Lanes<float>() : DirectConvolution.Lanes<double>();
+        Assert.False(DirectConvolution.AppliesToWeights(xs, k, spec, outH, outW, lanes) || DirectConvolution.AppliesToWeightsByFilters(xs, k, spec, outH, outW, lanes),
+            "a direct weight gradient would take it first");
+        double[] x = TestSupport.Input((int)xs.Count, 31, dtype), w = TestSupport.Input((int)ws.Count, 32, dtype),
+            dy = TestSupport.Input(n * k * outH * outW, 33, dtype);
+        var (_, edw, edb) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        double[]? first = null;
+        foreach (int threads in new[] { 1, 2, 3 })
+        foreach (bool needDx in new[] { false, true })
+        {
+            using var backend = new ManagedBackend("auto", threads);
+            using var tx = backend.Upload(x, xs, dtype);
+            using var tw = backend.Upload(w, ws, dtype);
+            using var tdy = backend.Upload(dy, new Shape(n, k, outH, outW), dtype);
+            using var g = backend.Conv2dBackward(tdy, tx, tw, spec, needDx);
+            double[] dw = g.Dw.ToDoubles();
+            TestSupport.Close(dw, edw, TestSupport.Tolerance(dtype), $"dw on {threads} worker(s), needDx {needDx}");
+            TestSupport.Close(g.Db.ToDoubles(), edb, TestSupport.Tolerance(dtype), $"db on {threads} worker(s)");
+            first ??= dw;
+            Assert.True(first.AsSpan().SequenceEqual(dw), $"dw on {threads} worker(s), needDx {needDx}, differs from 1 worker without dx");
+        }
+    }
+}
