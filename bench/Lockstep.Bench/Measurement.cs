@@ -36,9 +36,7 @@ public static class Measure
     /// </summary>
     public static Timing Repeat(Func<TimeSpan> run, WarmUp warmUp, int repeats)
     {
-        ArgumentNullException.ThrowIfNull(run);
-        ArgumentNullException.ThrowIfNull(warmUp);
-        Warm(run, warmUp);
+        Warm(run, warmUp);   // checks both arguments
         var samples = new double[repeats];
         for (int i = 0; i < repeats; i++) samples[i] = run().TotalMilliseconds;
         return Timing.Of(samples);

@@ -490,10 +490,10 @@ internal sealed unsafe class StreamJob<T> : IParallelWork where T : unmanaged, I
                     for (int i = 0; i < n; i++, ci += 4, d += cols)
                     {
                         var acc = Vector512.Load(d);
-                        acc = Fma(b0, Vector512.Create(ci[0]), acc);
-                        acc = Fma(b1, Vector512.Create(ci[1]), acc);
-                        acc = Fma(b2, Vector512.Create(ci[2]), acc);
-                        acc = Fma(b3, Vector512.Create(ci[3]), acc);
+                        acc = SmallKJob<T>.Fma(b0, Vector512.Create(ci[0]), acc);
+                        acc = SmallKJob<T>.Fma(b1, Vector512.Create(ci[1]), acc);
+                        acc = SmallKJob<T>.Fma(b2, Vector512.Create(ci[2]), acc);
+                        acc = SmallKJob<T>.Fma(b3, Vector512.Create(ci[3]), acc);
                         acc.Store(d);
                     }
                 }
@@ -506,7 +506,7 @@ internal sealed unsafe class StreamJob<T> : IParallelWork where T : unmanaged, I
                     var b = Vector512.Load(wo + j);
                     T* dyo = _dy + o;
                     T* d = acc0 + j;
-                    for (int i = 0; i < n; i++, dyo += outputs, d += cols) Fma(b, Vector512.Create(dyo[0]), Vector512.Load(d)).Store(d);
+                    for (int i = 0; i < n; i++, dyo += outputs, d += cols) SmallKJob<T>.Fma(b, Vector512.Create(dyo[0]), Vector512.Load(d)).Store(d);
                 }
             }
         }
@@ -524,9 +524,4 @@ internal sealed unsafe class StreamJob<T> : IParallelWork where T : unmanaged, I
             _dx[(long)i * _inputs + j] = acc;
         }
     }
-
-    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> addend) =>
-        typeof(T) == typeof(float)
-            ? Vector512.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), addend.As<T, float>()).As<float, T>()
-            : Vector512.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(), addend.As<T, double>()).As<double, T>();
 }
