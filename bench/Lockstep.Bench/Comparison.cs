@@ -165,8 +165,19 @@ public sealed class Comparison
         var calls = new LayerCalls[count];
         try
         {
-            for (int i = 0; i < count; i++) calls[i] = new LayerCalls(network.Layers[i], backend.Upload(inputs[i], inputShapes[i], s.DType),
-                backend.Upload(Gradient(i, shapes[i]), shapes[i], s.DType), s.Repeats);
+            for (int i = 0; i < count; i++)
+            {
+                var x = backend.Upload(inputs[i], inputShapes[i], s.DType);
+                try
+                {
+                    calls[i] = new LayerCalls(network.Layers[i], x, backend.Upload(Gradient(i, shapes[i]), shapes[i], s.DType), s.Repeats);
+                }
+                catch
+                {
+                    x.Dispose();   // the layer's dy did not upload: its x is not yet the calls' to dispose
+                    throw;
+                }
+            }
             Settle();
             foreach (var c in calls)
             {

@@ -96,6 +96,44 @@ public sealed class AllocationTests : IDisposable
         AssertNone("Conv2dBackward (no dx)", () => _backend.Conv2dBackward(dy, x, w, spec, gw));
     }
 
+    /// <summary>
+    /// Layers whose kernels keep different numbers of per-worker slots, called in turn as a network's layers are — each
+    /// kernel's cached job meets every count: Winograd in two bands and in one band split by phase, im2col over one
+    /// image and over two (AlexNet's training step allocated 216 B while jobs made their slot arrays anew at each change).
+    /// </summary>
+    [Fact]
+    public void Conv2d_LayersWithDifferentSlotCounts_AllocateNothing()
+    {
+        const DType dtype = DType.Float32;
+        var cases = new[] { (N: 2, C: 64, Size: 56, K: 64), (N: 2, C: 64, Size: 14, K: 48), (N: 1, C: 64, Size: 16, K: 16), (N: 2, C: 64, Size: 16, K: 16) };
+        var spec = ConvSpec.Square(3, 1, 1, name: "conv");
+        var layers = cases.Select((c, i) =>
+        {
+            var x = Random(20 + i, Shape.Nchw(c.N, c.C, c.Size, c.Size), dtype);
+            var w = Random(30 + i, new Shape(c.K, c.C, 3, 3), dtype);
+            var b = Random(40 + i, new Shape(c.K), dtype);
+            var y = _backend.Zeros(Shape.Nchw(c.N, c.K, c.Size, c.Size), dtype);
+            var dy = Random(50 + i, y.Shape, dtype);
+            var g = new ConvGradients(_backend.Zeros(x.Shape, dtype), _backend.Zeros(w.Shape, dtype), _backend.Zeros(b.Shape, dtype));
+            return (x, w, b, y, dy, g);
+        }).ToArray();
+        try
+        {
+            AssertNone("Conv2d and Conv2dBackward, four layers in turn", () =>
+            {
+                foreach (var l in layers) _backend.Conv2d(l.x, l.w, l.b, spec, l.y);
+                foreach (var l in layers) _backend.Conv2dBackward(l.dy, l.x, l.w, spec, l.g);
+            });
+        }
+        finally
+        {
+            foreach (var l in layers)
+            {
+                l.x.Dispose(); l.w.Dispose(); l.b.Dispose(); l.y.Dispose(); l.dy.Dispose(); l.g.Dispose();
+            }
+        }
+    }
+
     [Theory, MemberData(nameof(Dtypes))]
     public void Pool2d_IntoDestination_AllocatesNothing(DType dtype)
     {

@@ -571,7 +571,7 @@ internal static class Convolution
         private Geometry _g;
         private T[][] _cols = [];
         private T[][] _partial = [];
-        private T[][] _colsStore = [], _partialStore = [];
+        private SlotArrays<T> _colsStore, _partialStore;
         private bool _forward, _weights;
         private T* _x, _w, _b, _y, _dy, _dx, _dw, _db;
         private int _xLength, _wLength, _bLength, _yLength, _dyLength, _dxLength, _dwLength, _dbLength;
@@ -579,13 +579,8 @@ internal static class Convolution
         /// <summary>Arrays of <paramref name="slots"/> entries for the columns and the partial sums, kept between calls.</summary>
         public T[][] Slots(int slots, out T[][] partial)
         {
-            if (_colsStore.Length != slots)
-            {
-                _colsStore = new T[slots][];
-                _partialStore = new T[slots][];
-            }
-            partial = _partialStore;
-            return _colsStore;
+            partial = _partialStore.Get(slots);
+            return _colsStore.Get(slots);
         }
 
         public void Set(ParallelGemm gemm, in Geometry g, T[][] cols, bool forward, bool weights = true)

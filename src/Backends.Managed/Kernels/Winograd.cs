@@ -1015,15 +1015,12 @@ internal static class Winograd
         private long _work;
         private Sizes _sizes;
         private T[][] _slots = [];
+        private SlotArrays<T> _slotArrays;
         private T* _x, _dy;
         private int _n, _slotCount, _xLength, _dyLength, _dwLength, _dbLength;
 
         /// <summary>An array of <paramref name="slots"/> entries for the slots' buffers, kept between calls.</summary>
-        public T[][] Slots(int slots)
-        {
-            if (_slots.Length != slots) _slots = new T[slots][];
-            return _slots;
-        }
+        public T[][] Slots(int slots) => _slotArrays.Get(slots);
 
         public void Set(ParallelGemm gemm, int kernel, long work, in Sizes sizes, T[][] slots, int n, int slotCount, T* x, int xLength,
             T* dy, int dyLength, int dwLength, int dbLength)
@@ -1076,16 +1073,13 @@ internal static class Winograd
         private Plan _plan;
         private Sizes _sizes;
         private T[][] _slots = [];
+        private SlotArrays<T> _slotArrays;
         private bool _oneThread;
         private T* _x, _u, _b, _y;
         private int _xLength, _uLength, _bLength, _yLength;
 
         /// <summary>An array of <paramref name="slots"/> entries for the workers' buffers, kept between calls.</summary>
-        public T[][] Slots(int slots)
-        {
-            if (_slots.Length != slots) _slots = new T[slots][];
-            return _slots;
-        }
+        public T[][] Slots(int slots) => _slotArrays.Get(slots);
 
         public void Set(ParallelGemm gemm, in Plan plan, in Sizes sizes, T[][] slots, bool oneThread)
         {

@@ -175,3 +175,22 @@ internal static class Cache<TJob> where TJob : class, new()
         }
     }
 }
+
+/// <summary>
+/// The arrays of per-slot buffers a cached job hands out, one array per slot count, kept between calls: a job that
+/// layers with different slot counts share in turn (AlexNet's 5×5 conv2 in two Winograd bands, conv3–conv5 in one)
+/// allocates nothing once each count has been seen — made anew at each change of count, they cost AlexNet's
+/// training step 216 bytes.
+/// </summary>
+internal struct SlotArrays<T>
+{
+    private T[]?[]?[]? _bySlots;
+
+    /// <summary>The array of <paramref name="slots"/> entries (null until the caller fills them).</summary>
+    public T[][] Get(int slots)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(slots);
+        if (_bySlots is null || _bySlots.Length <= slots) Array.Resize(ref _bySlots, slots + 1);
+        return (_bySlots[slots] ??= new T[slots][])!;
+    }
+}
