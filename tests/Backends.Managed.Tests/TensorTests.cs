@@ -152,4 +152,23 @@ public sealed class HugePagesTests
         Assert.Equal((1f, 2f), (large[0], large[^1]));
         Assert.False(Lockstep.Backends.Managed.Tensors.HugePages.Advise(new float[1 << 18]));   // 1 MB
     }
+
+    /// <summary>
+    /// A cleared rent is all zeros whether the pool hands back a returned array or makes a new one (new large arrays are
+    /// made uninitialised, advised, then cleared): first over memory the GC has just had back full of ones.
+    /// </summary>
+    [Fact]
+    public void Rent_Cleared_IsZeroFreshAndReused()
+    {
+        for (int i = 0; i < 4; i++) Array.Fill(GC.AllocateUninitializedArray<float>(3 << 20), 1f);
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var pool = new Lockstep.Backends.Managed.Tensors.BufferPool();
+        var fresh = pool.Rent<float>(3 << 20, clear: true);
+        Assert.True(Array.TrueForAll(fresh, v => v == 0f), "a new cleared array holds non-zeros");
+        Array.Fill(fresh, 1f);
+        pool.Return(fresh);
+        var reused = pool.Rent<float>(3 << 20, clear: true);
+        Assert.Same(fresh, reused);
+        Assert.True(Array.TrueForAll(reused, v => v == 0f), "a returned array rented cleared holds non-zeros");
+    }
 }

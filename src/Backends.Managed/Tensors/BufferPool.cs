@@ -61,8 +61,10 @@ internal sealed class BufferPool
                 return array;
             }
         }
-        var fresh = clear ? new T[length] : GC.AllocateUninitializedArray<T>(length);
+        // Advised before anything touches it, so that zeroing it (clear) faults its pages in as huge pages already.
+        var fresh = GC.AllocateUninitializedArray<T>(length);
         _ = HugePages.Advise(fresh);
+        if (clear) Array.Clear(fresh);
         return fresh;
     }
 
