@@ -250,26 +250,24 @@ internal static class Winograd
         // Every slot has an image (slots ≤ n), so band 0 exists and sets M (β = 0) before the others add to it.
         for (int band = 0; band < plan.Bands; band++)
         {
-            int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
-            int tiles = rows * plan.TilesW, ld = tiles + Vector256<T>.Count;
-            var v = work[..(positions * Spread<T>(s.Channels * ld))];
-            var u = work.Slice(v.Length, positions * Spread<T>(s.Filters * ld));
+            int row0 = band * plan.RowsPerBand, rows = plan.Rows(band), tiles = rows * plan.TilesW;
+            var l = BandBuffers(plan, s, band, work, out var v, out var u);   // u: the transformed dy, as the forward's M
             for (int r = 0; r < rows; r++)
             {
                 int img = slot + (row0 + r) / plan.TilesH * slots, th = (row0 + r) % plan.TilesH;
                 var xn = x.Slice(img * s.Channels * inPlane, s.Channels * inPlane);
                 var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
-                TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld, 0, s.Channels);
+                TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, l, 0, s.Channels);
                 for (int k = 0; k < s.Filters; k++)
                 {
                     TransformGradientRow(plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, plan.TilesW, scratch, u,
-                        k * ld + r * plan.TilesW, Spread<T>(s.Filters * ld));
+                        k * l.Ld + r * plan.TilesW, l.MStride);
                 }
             }
             for (int xi = 0; xi < positions; xi++)
             {
-                gemm.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, u.Slice(xi * Spread<T>(s.Filters * ld), s.Filters * ld), ld,
-                    v.Slice(xi * Spread<T>(s.Channels * ld), s.Channels * ld), ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, s.Filters * s.Channels), s.Channels, oneThread);
+                gemm.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, u.Slice(xi * l.MStride, s.Filters * l.Ld), l.Ld,
+                    v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, s.Filters * s.Channels), s.Channels, oneThread);
             }
         }
         TransformWeightGradients(plan.R, m, s.Filters, s.Channels, partial[..dwLength]);
@@ -571,10 +569,10 @@ internal static class Winograd
     private static void Band<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, ReadOnlySpan<T> u,
         ReadOnlySpan<T> bias, Span<T> y, Span<T> slot, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int ld = BandBuffers(plan, s, band, slot, out var v, out var m);
-        BandInput(plan, s, band, x, v, ld, plan.Scratch(slot), 0, s.Channels);
-        BandProducts(gemm, plan, s, band, u, v, m, ld, 0, plan.Positions, oneThread);
-        BandOutput(plan, s, band, m, ld, bias, y, 0, s.Filters);
+        var l = BandBuffers(plan, s, band, slot, out var v, out var m);
+        BandInput(plan, s, band, x, v, l, plan.Scratch(slot), 0, s.Channels);
+        BandProducts(gemm, plan, s, band, u, v, m, l, 0, plan.Positions, oneThread);
+        BandOutput(plan, s, band, m, l, bias, y, 0, s.Filters);
     }
 
     // The stride of a position's matrix in V, M or U: at least `elements`, and a whole odd number of 64-byte lines. A
@@ -589,17 +587,21 @@ internal static class Winograd
 
     // V_ξ [C × tiles] and M_ξ [K × tiles] of a band, with rows ld = tiles + a vector apart: a row's last vector may run
     // past its end (into the slack) and be stored or loaded whole.
-    private static int BandBuffers<T>(in Plan plan, in Sizes s, int band, Span<T> slot, out Span<T> v, out Span<T> m) where T : unmanaged
+    private static BandLayout BandBuffers<T>(in Plan plan, in Sizes s, int band, Span<T> slot, out Span<T> v, out Span<T> m) where T : unmanaged
     {
         int ld = plan.Rows(band) * plan.TilesW + Vector256<T>.Count;
-        v = slot[..(plan.Positions * Spread<T>(s.Channels * ld))];
-        m = slot.Slice(v.Length, plan.Positions * Spread<T>(s.Filters * ld));
-        return ld;
+        var layout = new BandLayout(ld, Spread<T>(s.Channels * ld), Spread<T>(s.Filters * ld));
+        v = slot[..(plan.Positions * layout.VStride)];
+        m = slot.Slice(v.Length, plan.Positions * layout.MStride);
+        return layout;
     }
+
+    /// <summary>A band's V and M: rows Ld apart, position ξ's matrix at ξ·VStride in V and ξ·MStride in M (see <see cref="Spread{T}"/>).</summary>
+    private readonly record struct BandLayout(int Ld, int VStride, int MStride);
 
     // The input transform of the band's tile rows, channels [c0, c1).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BandInput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, Span<T> v, int ld, Span<T> scratch, int c0, int c1)
+    private static void BandInput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> x, Span<T> v, in BandLayout l, Span<T> scratch, int c0, int c1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
@@ -607,12 +609,12 @@ internal static class Winograd
         {
             int img = (row0 + r) / plan.TilesH, th = (row0 + r) % plan.TilesH;
             var xn = x.Slice(img * s.Channels * s.H * s.W, s.Channels * s.H * s.W);
-            TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, ld, c0, c1);
+            TransformInputRows(plan, xn, s, th, scratch, v, r * plan.TilesW, l, c0, c1);
         }
     }
 
     // M_ξ = U_ξ · V_ξ for positions [xi0, xi1).
-    private static void BandProducts<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> u, Span<T> v, Span<T> m, int ld,
+    private static void BandProducts<T>(ParallelGemm gemm, in Plan plan, in Sizes s, int band, ReadOnlySpan<T> u, Span<T> v, Span<T> m, in BandLayout l,
         int xi0, int xi1, bool oneThread) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int tiles = plan.Rows(band) * plan.TilesW;
@@ -621,14 +623,14 @@ internal static class Winograd
             // Mirrored: U'_ξ [Filters × Channels] = (U_π(ξ) stored [Channels × Filters])ᵀ.
             int source = s.Mirrored ? Mirror[xi] : xi;
             gemm.Gemm(s.Mirrored, false, s.Filters, tiles, s.Channels, T.One, u.Slice(source * Spread<T>(s.Filters * s.Channels), s.Filters * s.Channels),
-                s.Mirrored ? s.Filters : s.Channels, v.Slice(xi * Spread<T>(s.Channels * ld), s.Channels * ld), ld, T.Zero,
-                m.Slice(xi * Spread<T>(s.Filters * ld), s.Filters * ld), ld, oneThread);
+                s.Mirrored ? s.Filters : s.Channels, v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, T.Zero,
+                m.Slice(xi * l.MStride, s.Filters * l.Ld), l.Ld, oneThread);
         }
     }
 
     // The output transform of the band's tile rows, filters [k0, k1).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BandOutput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> m, int ld, ReadOnlySpan<T> bias, Span<T> y, int k0, int k1)
+    private static void BandOutput<T>(in Plan plan, in Sizes s, int band, ReadOnlySpan<T> m, in BandLayout l, ReadOnlySpan<T> bias, Span<T> y, int k0, int k1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int row0 = band * plan.RowsPerBand, rows = plan.Rows(band);
@@ -640,7 +642,7 @@ internal static class Winograd
             {
                 T b = bias.IsEmpty ? T.Zero : bias[k];
                 var plane = yn.Slice(k * s.OutH * s.OutW, s.OutH * s.OutW);
-                TransformOutputRow(plan.R, m, k * ld + r * plan.TilesW, Spread<T>(s.Filters * ld), plan.TilesW, th, s, b, !bias.IsEmpty, plane);
+                TransformOutputRow(plan.R, m, k * l.Ld + r * plan.TilesW, l.MStride, plan.TilesW, th, s, b, !bias.IsEmpty, plane);
             }
         }
     }
@@ -649,13 +651,13 @@ internal static class Winograd
     // the forward's input transform, and the weight gradient's.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformInputRows<T>(in Plan plan, ReadOnlySpan<T> xn, in Sizes s, int th, Span<T> scratch, Span<T> v,
-        int column, int ld, int c0, int c1) where T : unmanaged, IFloatingPointIeee754<T>
+        int column, in BandLayout l, int c0, int c1) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int plane = s.H * s.W;
         for (int c = c0; c < c1; c++)
         {
-            if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, Spread<T>(s.Channels * ld));
-            else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * ld + column, Spread<T>(s.Channels * ld));
+            if (plan.R == 3) TransformInputRow(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * l.Ld + column, l.VStride);
+            else TransformInputRow6(xn.Slice(c * plane, plane), s, th, plan.TilesW, scratch, v, c * l.Ld + column, l.VStride);
         }
     }
 
@@ -1123,19 +1125,19 @@ internal static class Winograd
             }
             // Band 0 in one slot, each worker with its own scratch in it.
             var slot = _slots[0];
-            int ld = BandBuffers(_plan, _sizes, 0, slot.AsSpan(), out var v, out var m);
+            var l = BandBuffers(_plan, _sizes, 0, slot.AsSpan(), out var v, out var m);
             int lo = index * PhaseChunk;
             switch (Phase)
             {
                 case BandPhase.Input:
                     var scratch = _plan.Scratch(slot.AsSpan(), worker);
-                    BandInput(_plan, _sizes, 0, x, v, ld, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
+                    BandInput(_plan, _sizes, 0, x, v, l, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
                     break;
                 case BandPhase.Products:
-                    BandProducts(_gemm!, _plan, _sizes, 0, u, v, m, ld, index, index + 1, oneThread: true);
+                    BandProducts(_gemm!, _plan, _sizes, 0, u, v, m, l, index, index + 1, oneThread: true);
                     break;
                 default:
-                    BandOutput(_plan, _sizes, 0, m, ld, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
+                    BandOutput(_plan, _sizes, 0, m, l, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
                     break;
             }
         }
