@@ -94,9 +94,10 @@ public static class CompareCommand
             if (clash is not null) throw new UsageException($"--backends: two entries run as '{clash.Key}'; name each backend and device once");
 
             // What ran comes before any number.
-            double? peak = MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(1));
+            double? MeasurePeak() => MachineInfo.MeasurePeakGflops(options.DType, MachineInfo.LogicalCores, TimeSpan.FromSeconds(1));
+            double? peak = MeasurePeak();
             var settings = new ComparisonSettings(net, backends, batch, options.DType, seed, repeats,
-                warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance, peak);
+                warmupCalls is { } w ? new WarmUp(w, TimeSpan.Zero) : WarmUp.Default, tolerance, peak, peak is null ? null : MeasurePeak);
             var machine = new MachineReport(MachineInfo.CpuSummary, MachineInfo.LogicalCores, peak)
             {
                 LoadAverageStart = loadStart,
@@ -107,8 +108,11 @@ public static class CompareCommand
                 settings.WarmUp.ToString(), tolerance, backends.Select(Describe).ToArray());
             PrintHeader(console, machine, config, options);
 
-            var (layers, totals) = RunWithProgress(console, new Comparison(settings));
-            var report = new CompareReport(machine with { LoadAverageEnd = MachineInfo.LoadAverage }, config, layers, totals);
+            var comparison = new Comparison(settings);
+            var (layers, totals) = RunWithProgress(console, comparison);
+            var report = new CompareReport(
+                machine with { PeakGflops = comparison.Peak, PeakSamplesGflops = comparison.PeakSamples, LoadAverageEnd = MachineInfo.LoadAverage },
+                config, layers, totals);
             CompareTables.Print(console, report);
 
             if (jsonPath is not null)
@@ -196,7 +200,7 @@ public static class CompareCommand
         w.WriteLine($"lockstep compare: {config.Net} (input {string.Join('×', config.InputShape.Reverse())} W×H×D), " +
                     $"batch {config.Batch}, {config.Dtype}, seed {config.Seed}");
         w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
-                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores)" : "not measured (no hardware FMA)") +
+                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores; measured again after each backend, the highest counts)" : "not measured (no hardware FMA)") +
                     (machine.LoadAverageStart is { } load ? $"; load average {load:0.00} at start" : ""));
         if (BusyWarning(machine.LoadAverageStart, machine.Cores) is { } warning) w.WriteLine($"  warning:  {warning}");
         foreach (var b in config.Backends)

@@ -31,9 +31,12 @@ public sealed record CompareReport(
 
 /// <param name="Cpu">Model name and vector ISA.</param>
 /// <param name="Cores">Logical cores.</param>
-/// <param name="PeakGflops">Measured FMA peak for the run's dtype on all cores; null where not measured.</param>
+/// <param name="PeakGflops">Measured FMA peak for the run's dtype on all cores, the highest of <see cref="PeakSamplesGflops"/>; null where not measured.</param>
 public sealed record MachineReport(string Cpu, int Cores, double? PeakGflops)
 {
+    /// <summary>Each measurement of the peak: before the run, then after each backend's layers (noise only lowers a peak).</summary>
+    public IReadOnlyList<double> PeakSamplesGflops { get; init; } = [];
+
     /// <summary>The 1-minute load average when the run started and when it ended (/proc/loadavg; the machine may be shared).</summary>
     public double? LoadAverageStart { get; init; }
     public double? LoadAverageEnd { get; init; }
@@ -81,7 +84,7 @@ public sealed record LayerReport(
 /// <summary>
 /// One backend's times for a layer (medians, with min–max). Backward is dx, dw and db; backward-weights is dw and db
 /// alone (needDx: false), both once a round; backward-data is the median over the rounds of their difference. Peak shares are fractions of the measured peak; the GEMM
-/// figures are the products alone inside the managed kernels (null elsewhere).
+/// figures are the products alone inside the managed kernels, a median over the rounds (null elsewhere).
 /// </summary>
 public sealed record LayerResult(
     double ForwardMs,

@@ -10,6 +10,7 @@ public static class CompareTables
     {
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(report);
+        if (PeakLine(report) is { } peak) console.Profile.Out.Writer.WriteLine(peak);
         console.Write(LayerTable(report));
         console.WriteLine();
         if (report.Config.Backends.Count > 1)
@@ -18,6 +19,23 @@ public static class CompareTables
             console.WriteLine();
         }
         console.Write(StepTable(report));
+    }
+
+    /// <summary>
+    /// "peak: 174.2 GFLOP/s before the run, 229.4 after managed, 231.0 after torch; shares against 231.0", with a
+    /// warning where the samples lie more than 10% apart; null with fewer than two samples.
+    /// </summary>
+    public static string? PeakLine(CompareReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var samples = report.Machine.PeakSamplesGflops;
+        if (samples.Count < 2 || report.Machine.PeakGflops is not { } peak) return null;
+        var names = report.Config.Backends.Select(b => b.Name).ToArray();
+        var parts = samples.Select((g, i) => G(g) + (i == 0 ? " GFLOP/s before the run" : i - 1 < names.Length ? $" after {names[i - 1]}" : ""));
+        string line = $"peak: {string.Join(", ", parts)}; shares against {G(peak)}";
+        return samples.Min() < 0.9 * peak ? line + " (the samples lie more than 10% apart: the machine was busy for part of the run)" : line;
+
+        static string G(double g) => g.ToString("0.0", CultureInfo.InvariantCulture);
     }
 
     private static Table LayerTable(CompareReport report)

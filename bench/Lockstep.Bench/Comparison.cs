@@ -3,7 +3,11 @@ using Lockstep.Layers;
 
 namespace Lockstep.Bench;
 
-/// <summary>What to compare: a network, a batch, a dtype, the backends (the first is the reference) and the timing method.</summary>
+/// <summary>
+/// What to compare: a network, a batch, a dtype, the backends (the first is the reference) and the timing method.
+/// <paramref name="PeakGflops"/> is the machine's peak measured before the run; <paramref name="PeakProbe"/>, when
+/// given, measures it again after each backend's layers (see <see cref="Comparison.PeakSamples"/>).
+/// </summary>
 public sealed record ComparisonSettings(
     NetworkDefinition Net,
     IReadOnlyList<IBackend> Backends,
@@ -13,7 +17,8 @@ public sealed record ComparisonSettings(
     int Repeats,
     WarmUp WarmUp,
     double Tolerance,
-    double? PeakGflops = null);
+    double? PeakGflops = null,
+    Func<double?>? PeakProbe = null);
 
 /// <summary>
 /// Runs a network layer by layer on several backends in one process, and measures for each layer forward and backward
@@ -28,16 +33,32 @@ public sealed record ComparisonSettings(
 public sealed class Comparison
 {
     private readonly ComparisonSettings _settings;
+    private readonly List<double> _peaks = [];
 
     public Comparison(ComparisonSettings settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
         if (settings.Backends.Count == 0) throw new ArgumentException("compare: at least one backend is needed");
         _settings = settings;
+        if (settings.PeakGflops is { } peak) _peaks.Add(peak);
     }
 
-    /// <summary>Steps the run reports to its progress callback: each layer's agreement, and per backend each layer's warm-up, each round and the training step.</summary>
-    public int Steps => _settings.Net.Layers.Count + _settings.Backends.Count * (_settings.Net.Layers.Count + _settings.Repeats + 1);
+    /// <summary>
+    /// The peak measured before the run, then after each backend's layers (with <see cref="ComparisonSettings.PeakProbe"/>).
+    /// A peak is a physical limit that noise only lowers: on a shared machine one probe of a second read 174 GFLOP/s
+    /// where the others read 229–232, and every share of peak came out 1.3× too high (GEMM phases of 117%).
+    /// </summary>
+    public IReadOnlyList<double> PeakSamples => _peaks;
+
+    /// <summary>The peak the shares are taken against: the highest of <see cref="PeakSamples"/>, null when none was measured.</summary>
+    public double? Peak => _peaks.Count > 0 ? _peaks.Max() : null;
+
+    /// <summary>
+    /// Steps the run reports to its progress callback: each layer's agreement, and per backend each layer's warm-up,
+    /// each round, the peak probe (when given) and the training step.
+    /// </summary>
+    public int Steps => _settings.Net.Layers.Count
+        + _settings.Backends.Count * (_settings.Net.Layers.Count + _settings.Repeats + 1 + (_settings.PeakProbe is null ? 0 : 1));
 
     /// <summary>Runs everything; <paramref name="progress"/> is told before each step.</summary>
     public (IReadOnlyList<LayerReport> Layers, IReadOnlyDictionary<string, StepReport> Totals) Run(Action<string>? progress = null)
@@ -73,7 +94,16 @@ public sealed class Comparison
                 xShape = shapes[i];
             }
 
-            var timings = networks.Select(network => TimeLayers(network, inputs, inputShapes, shapes, progress)).ToList();
+            var timings = new List<List<LayerOutcome>>(networks.Count);
+            foreach (var network in networks)
+            {
+                timings.Add(TimeLayers(network, inputs, inputShapes, shapes, progress));
+                if (s.PeakProbe is not null)
+                {
+                    progress?.Invoke($"{network.Backend.Name}: peak again");
+                    if (s.PeakProbe() is { } peak) _peaks.Add(peak);
+                }
+            }
             var layers = new List<LayerReport>(net.Layers.Count);
             for (int i = 0; i < net.Layers.Count; i++)
             {
@@ -201,7 +231,9 @@ public sealed class Comparison
     private sealed class LayerCalls(Layer layer, ITensor x, ITensor dy, int repeats) : IDisposable
     {
         private readonly double[] _forward = new double[repeats], _whole = new double[repeats], _weights = new double[repeats];
-        private double _forwardFlops, _forwardSeconds, _backwardFlops, _backwardSeconds;
+
+        // The GEMM phase's GFLOP/s of each round's forward and whole backward (managed only; NaN where a call ran no product).
+        private readonly double[] _forwardGemm = new double[repeats], _backwardGemm = new double[repeats];
 
         public Layer Layer => layer;
 
@@ -225,8 +257,8 @@ public sealed class Comparison
                 if (record >= 0)
                 {
                     (_forward[record], _whole[record], _weights[record]) = (forward.TotalMilliseconds, whole.TotalMilliseconds, weights.TotalMilliseconds);
-                    if (forwardGemm is var (ff, fe)) (_forwardFlops, _forwardSeconds) = (_forwardFlops + ff, _forwardSeconds + fe.TotalSeconds);
-                    if (backwardGemm is var (bf, be)) (_backwardFlops, _backwardSeconds) = (_backwardFlops + bf, _backwardSeconds + be.TotalSeconds);
+                    _forwardGemm[record] = Rate(forwardGemm);
+                    _backwardGemm[record] = Rate(backwardGemm);
                 }
                 return forward + whole + weights;
             }
@@ -241,10 +273,19 @@ public sealed class Comparison
             bool hasWeights = layer.Parameters.Count > 0;
             var data = _whole.Zip(_weights, (w, p) => w - p).ToArray();
             return new LayerOutcome(backend, Timing.Of(_forward), Timing.Of(_whole), hasWeights ? Timing.Of(_weights) : null,
-                hasWeights ? Timing.Of(data) : null, Rate(_forwardFlops, _forwardSeconds), Rate(_backwardFlops, _backwardSeconds));
+                hasWeights ? Timing.Of(data) : null, Median(_forwardGemm), Median(_backwardGemm));
         }
 
-        private static double? Rate(double flops, double seconds) => flops > 0 && seconds > 0 ? flops / seconds / 1e9 : null;
+        private static double Rate((double Flops, TimeSpan Elapsed)? gemm) =>
+            gemm is var (flops, elapsed) && flops > 0 && elapsed > TimeSpan.Zero ? flops / elapsed.TotalSeconds / 1e9 : double.NaN;
+
+        // The median over the rounds, as every other figure of the run (a loud minute's rounds pulled a sum over all
+        // rounds down with them); null where no round ran a product.
+        private static double? Median(double[] rates)
+        {
+            var ran = rates.Where(r => !double.IsNaN(r)).ToArray();
+            return ran.Length > 0 ? Timing.Of(ran).MedianMs : null;
+        }
 
         public void Dispose()
         {
@@ -321,7 +362,7 @@ public sealed class Comparison
 
     private static double? Gflops(double flops, double ms) => flops > 0 && ms > 0 ? flops / (ms * 1e6) : null;
 
-    private double? Share(double? gflops) => gflops is { } g && _settings.PeakGflops is { } p && p > 0 ? g / p : null;
+    private double? Share(double? gflops) => gflops is { } g && Peak is { } p && p > 0 ? g / p : null;
 
     private static double? Over(double other, double first) => first > 0 && other > 0 ? other / first : null;
 

@@ -79,7 +79,18 @@ public sealed class CliCommandTests : IDisposable
         var root = report.RootElement;
         var machine = root.GetProperty("machine");
         Assert.False(string.IsNullOrEmpty(machine.GetProperty("cpu").GetString()));
-        Assert.True(machine.TryGetProperty("peak_gflops", out _), "machine.peak_gflops is missing");
+        Assert.True(machine.TryGetProperty("peak_gflops", out var peak), "machine.peak_gflops is missing");
+        var samples = machine.GetProperty("peak_samples_gflops").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        if (peak.ValueKind == JsonValueKind.Number)
+        {
+            // Before the run, then after each of the two backends; the highest counts.
+            Assert.Equal(3, samples.Length);
+            Assert.Equal(samples.Max(), peak.GetDouble());
+        }
+        else
+        {
+            Assert.Empty(samples);
+        }
 
         var layers = root.GetProperty("layers").EnumerateArray().ToArray();
         Assert.Equal(["conv1", "relu1", "pool1", "fc1"], layers.Select(l => l.GetProperty("name").GetString()));
