@@ -116,8 +116,10 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         long columns = Kernels.Convolution.IsPointwise(spec) ? 0 : (long)cff * Kernels.Convolution.BandRowsFor(cff, h, w) * w;
         long partials = (long)filters * x.C / spec.Groups * spec.KernelH * spec.KernelW + filters;
         long im2col = slots * columns + (slots - 1) * partials;
-        // The weight gradient as one product over the batch (Kernels/Convolution.cs) rents the batch's columns instead.
-        if (specialized) im2col = Math.Max(im2col, Kernels.Convolution.BatchedWeightsElements(x, filters, spec, h, w));
+        // The weight gradient as one product over the batch (Kernels/Convolution.cs) rents the batch's columns instead,
+        // where Winograd does not take it.
+        if (specialized && !Winograd.AppliesToWeights(spec, x.N, x.C, filters, h, w))
+            im2col = Math.Max(im2col, Kernels.Convolution.BatchedWeightsElements(x, filters, spec, h, w));
         // Conv2d on the direct path rents a padded band per worker and the repacked weights instead (the dtype is not
         // known here: the larger of float's and double's); a Winograd convolution rents its own buffers, after
         // (backward) or instead of (forward) the columns.

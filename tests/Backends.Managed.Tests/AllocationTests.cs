@@ -80,7 +80,8 @@ public sealed class AllocationTests : IDisposable
     [InlineData(DType.Float32, 2, 8, 16, 1, 16)]
     [InlineData(DType.Float32, 2, 48, 27, 5, 64)]   // Winograd F(2×2, 5×5), one tile row a band
     [InlineData(DType.Float64, 2, 48, 27, 5, 64)]
-    [InlineData(DType.Float32, 2, 64, 14, 3, 48)]   // Winograd in one band, phase by phase (98 tiles); dw by im2col
+    [InlineData(DType.Float32, 2, 64, 14, 3, 48)]   // Winograd in one band, phase by phase (98 tiles), dw too
+    [InlineData(DType.Float64, 2, 64, 14, 3, 48)]
     public void Conv2d_IntoDestination_AllocatesNothing(DType dtype, int n, int channels, int size, int kernel, int filters)
     {
         var spec = ConvSpec.Square(kernel, 1, (kernel - 1) / 2, name: "conv1");

@@ -353,14 +353,22 @@ public sealed class WinogradTests
     }
 
     [Fact]
-    public void FewTiles_TakeWinogradForYAndDxButNotDw()
+    public void FewTiles_TakeWinogradForDwPhaseByPhase_TooFewNone()
     {
         var spec = ConvSpec.Square(3, 1, 1);
         // 14×14 outputs: 7 × 7 tiles an image.
         Assert.True(Winograd.Applies(spec, 2, 64, 48, 14, 14));                  // 98 tiles
-        Assert.False(Winograd.AppliesToWeights(spec, 2, 64, 48, 14, 14));
+        Assert.True(Winograd.AppliesToWeights(spec, 2, 64, 48, 14, 14));
+        Assert.True(Winograd.PhasesWeights(3, 2, 64, 48, 14, 14));
         Assert.False(Winograd.Applies(spec, 1, 64, 48, 14, 14));                 // 49
-        Assert.True(Winograd.AppliesToWeights(spec, 6, 64, 48, 14, 14));         // 294
+        Assert.False(Winograd.AppliesToWeights(spec, 1, 64, 48, 14, 14));
+        Assert.True(Winograd.AppliesToWeights(spec, 6, 64, 48, 14, 14));         // 294: the slots
+        Assert.False(Winograd.PhasesWeights(3, 6, 64, 48, 14, 14));
+        // 512 × 512 phase by phase where the batch's tiles fit one band (VGG16's 28×28 at batch 2: 392 tiles), not beyond.
+        Assert.True(Winograd.PhasesWeights(3, 2, 512, 512, 28, 28));
+        Assert.False(Winograd.PhasesWeights(3, 2, 256, 512, 28, 28));
+        Assert.False(Winograd.PhasesWeights(3, 8, 512, 512, 28, 28));
+        Assert.True(Winograd.AppliesToWeights(spec, 8, 512, 512, 28, 28));
         // 5×5 keeps two bands' worth for all three.
         Assert.False(Winograd.Applies(ConvSpec.Square(5, 1, 2), 2, 64, 48, 14, 14));
         Assert.True(Winograd.Applies(ConvSpec.Square(5, 1, 2), 6, 64, 48, 14, 14));
@@ -420,6 +428,57 @@ public sealed class WinogradTests
         TestSupport.Close(one.Y, im2col.Y, tolerance, "y, Winograd against im2col");
         TestSupport.Close(one.Dx, im2col.Dx, tolerance, "dx, Winograd against im2col");
         Assert.False(one.Y.AsSpan().SequenceEqual(im2col.Y), "im2col gave the very same bits: the Winograd path did not run");
+    }
+
+    /// <summary>
+    /// The weight gradient phase by phase (Winograd.PhasesWeights): 98 tiles (14×14, padding 1), 144 tiles of uneven
+    /// 15×17 outputs (padding 0), and 512 × 512 over 392 tiles; dw and db within tolerance of the definition (of im2col
+    /// for the widest), the same bits on 1, 2 and 3 workers and whether dx is asked for or not.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float64, 2, 40, 32, 14, 14, 1)]
+    [InlineData(DType.Float32, 2, 40, 32, 14, 14, 1)]
+    [InlineData(DType.Float64, 2, 40, 32, 17, 19, 0)]
+    [InlineData(DType.Float32, 2, 512, 512, 28, 28, 1)]
+    public void PhasedWeightGradient_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int h, int width, int pad)
+    {
+        var xs = Shape.Nchw(n, c, h, width);
+        var ws = new Shape(k, c, 3, 3);
+        var spec = ConvSpec.Square(3, 1, pad);
+        var (outH, outW) = spec.OutputSize(h, width);
+        var ys = Shape.Nchw(n, k, outH, outW);
+        Assert.True(Winograd.PhasesWeights(3, n, c, k, outH, outW), "the geometry must take the phased weight gradient");
+        double[] x = TestSupport.Input((int)xs.Count, 61, dtype), w = TestSupport.Input((int)ws.Count, 62, dtype),
+            dy = TestSupport.Input((int)ys.Count, 63, dtype);
+
+        (double[] Dw, double[] Db) Run(int threads, string convolution, bool needDx)
+        {
+            using var backend = new ManagedBackend("auto", threads, convolution);
+            using var tx = backend.Upload(x, xs, dtype);
+            using var tw = backend.Upload(w, ws, dtype);
+            using var tdy = backend.Upload(dy, ys, dtype);
+            using var g = backend.Conv2dBackward(tdy, tx, tw, spec, needDx);
+            return (g.Dw.ToDoubles(), g.Db.ToDoubles());
+        }
+
+        var first = Run(1, "auto", needDx: false);
+        var (edw, edb) = c * k <= 4096 ? Definition() : Run(2, "im2col", needDx: false);
+        TestSupport.Close(first.Dw, edw, TestSupport.Tolerance(dtype), "dw");
+        TestSupport.Close(first.Db, edb, TestSupport.Tolerance(dtype), "db");
+        Assert.False(first.Dw.AsSpan().SequenceEqual(edw), "the reference gave the very same bits: the phased path did not run");
+        foreach (int threads in new[] { 1, 2, 3 })
+        foreach (bool needDx in new[] { false, true })
+        {
+            var other = Run(threads, "auto", needDx);
+            Assert.True(first.Dw.AsSpan().SequenceEqual(other.Dw), $"dw on {threads} worker(s), needDx {needDx}, differs from 1 worker without dx");
+            Assert.True(first.Db.AsSpan().SequenceEqual(other.Db), $"db on {threads} worker(s), needDx {needDx}, differs from 1 worker without dx");
+        }
+
+        (double[], double[]) Definition()
+        {
+            var (_, dwDef, dbDef) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+            return (dwDef, dbDef);
+        }
     }
 
     [Fact]

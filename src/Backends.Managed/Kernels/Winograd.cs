@@ -53,7 +53,8 @@ namespace Lockstep.Backends.Managed.Kernels;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
 // A call with a single band (few tiles) splits it by phase instead — the input transform by channels, the products by
 // position, each whole on one worker, the output transform by filters — which leaves every element's arithmetic as
-// one worker would do it.
+// one worker would do it. The weight gradient does the same where all the batch's tiles fit one band
+// (PhasesWeights), with dy's transform and dw's by filters; elsewhere its slots sum images into partials, added in order.
 
 /// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
 internal static class Winograd
@@ -113,11 +114,35 @@ internal static class Winograd
 
     /// <summary>
     /// The weight gradient: where <see cref="Applies"/> and with at least two bands' worth of tiles
-    /// (<see cref="MinBandTiles"/>): its products sum over the tiles, and fewer make them too thin (14×14×512 at batch 2,
-    /// 98 tiles: 12.0 ms against im2col's 11.1, two threads).
+    /// (<see cref="MinBandTiles"/>) for its slots — their products sum over a band's tiles, and fewer make them too thin
+    /// (14×14×512 at batch 2, 98 tiles: 12.0 ms against im2col's 11.1, two threads) — or where it goes phase by phase
+    /// over the workers, all the batch's tiles in one band (<see cref="PhasesWeights"/>).
     /// </summary>
     public static bool AppliesToWeights(ConvSpec spec, int n, int channels, int filters, int outH, int outW) =>
-        Transforms(spec, channels, filters) && Tiles(n, outH, outW) >= 2 * MinBandTiles;
+        Transforms(spec, channels, filters) && (Tiles(n, outH, outW) >= 2 * MinBandTiles || PhasesWeights(spec.KernelH, n, channels, filters, outH, outW));
+
+    /// <summary>Elements of V and the transformed dy a phased weight gradient may take (<see cref="PhasesWeights"/>): 32 MiB of floats.</summary>
+    public const int PhasedWeightsElements = 1 << 23;
+
+    /// <summary>Filters × channels from which a phased weight gradient beats the slots' even where those have tiles enough.</summary>
+    public const int PhasedWeightsPlane = 1 << 18;
+
+    /// <summary>
+    /// Whether a 3×3 layer's weight gradient goes phase by phase over the workers (<see cref="PhasedWeights{T}"/>): its
+    /// tiles over the whole batch fit one band of <see cref="PhasedWeightsElements"/>, and either they are too few for
+    /// the slots' bands (fewer than 2·<see cref="MinBandTiles"/>: VGG16's 14×14×512 at batch 2, 98 tiles, where im2col
+    /// did it) or the layer is as wide as 512 × 512, whose M takes 16 MiB a slot. Measured (2 threads, OpenBLAS 0.3.29,
+    /// float32, interleaved call by call, medians of 35): VGG16's 14×14×512 at batch 2 8.2 against im2col's batched
+    /// product 12.1 ms, at batch 4 13.3 against 25.4; 28×28×512 at batch 2 23.5 against the slots' 26.4; the slots
+    /// stayed ahead on AlexNet's 13×13 layers at batch 8 (384 → 384: 14.9 against 16.0) and on 28×28 256 → 512 at
+    /// batch 2 (13.8 against 14.5). The geometry alone decides, never the workers.
+    /// </summary>
+    internal static bool PhasesWeights(int r, int n, int channels, int filters, int outH, int outW)
+    {
+        long tiles = Tiles(n, outH, outW);
+        return r == 3 && tiles >= MinTiles && (tiles < 2 * MinBandTiles || (long)channels * filters >= PhasedWeightsPlane)
+            && new Plan(3, n, channels, filters, outH, outW, PhasedWeightsElements).Bands == 1;
+    }
 
     private static bool Transforms(ConvSpec spec, int channels, int filters) =>
         spec is { KernelH: 3 or 5, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 } && spec.KernelW == spec.KernelH
@@ -180,6 +205,11 @@ internal static class Winograd
         ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
         Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (PhasesWeights(r, n, channels, filters, outH, outW))
+        {
+            PhasedWeights(gemm, workers, pool, r, dy, x, n, channels, h, w, filters, padTop, padLeft, outH, outW, dw, db);
+            return;
+        }
         int slots = workers.Threads > 1 && n > 1 ? Math.Min(workers.Threads, n) : 1;
         long work = WeightsSlotElements(r, n, slots, channels, filters, outH, outW);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
@@ -213,9 +243,48 @@ internal static class Winograd
         }
     }
 
+    // The weight gradient of a single band (PhasesWeights), phase by phase over the workers: V from x by chunks of
+    // channels, Udy = (A dy Aᵀ) by chunks of filters, the 16 products M_ξ = Udy_ξ · V_ξᵀ by position (each whole on one
+    // worker, over all the batch's tiles), then dw = Gᵀ M G and db by chunks of filters. Every element's arithmetic is
+    // the same whichever worker does it, so the bits do not depend on the thread count.
+    private static unsafe void PhasedWeights<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy,
+        ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
+        Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var plan = new Plan(r, n, channels, filters, outH, outW, PhasedWeightsElements);
+        var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
+        var slot = pool.Rent<T>(checked((int)(plan.SlotElements + (long)(workers.Threads - 1) * plan.ScratchElements)), clear: false);
+        var m = pool.Rent<T>(plan.Positions * Spread<T>(filters * channels), clear: false);
+        var job = Cache<PhasedWeightsJob<T>>.Rent();
+        try
+        {
+            fixed (T* px = x, pdy = dy, pdw = dw, pdb = db)
+            {
+                job.Set(gemm, plan, shape, slot, m, px, x.Length, pdy, dy.Length, pdw, dw.Length, pdb, db.Length);
+                foreach (var phase in (ReadOnlySpan<WeightsPhase>)[WeightsPhase.Input, WeightsPhase.Gradient, WeightsPhase.Products, WeightsPhase.Output])
+                {
+                    job.Phase = phase;
+                    workers.For(job.Items(phase), job);
+                }
+            }
+        }
+        finally
+        {
+            job.Clear();
+            Cache<PhasedWeightsJob<T>>.Return(job);
+            pool.Return(m);
+            pool.Return(slot);
+        }
+    }
+
     /// <summary>Elements of the working buffers <see cref="BackwardWeights{T}"/> rents.</summary>
     public static long WeightsWorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
+        if (PhasesWeights(r, n, channels, filters, outH, outW))
+        {
+            var plan = new Plan(r, n, channels, filters, outH, outW, PhasedWeightsElements);
+            return plan.SlotElements + (long)(threads - 1) * plan.ScratchElements + (long)plan.Positions * (filters * channels + 64);
+        }
         int slots = threads > 1 && n > 1 ? Math.Min(threads, n) : 1;
         return slots * (WeightsSlotElements(r, n, slots, channels, filters, outH, outW) + (long)(r + 1) * (r + 1) * (filters * channels + 64)
             + (long)filters * channels * r * r + filters);
@@ -270,7 +339,7 @@ internal static class Winograd
                     v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, band == 0 ? T.Zero : T.One, m.Slice(xi * kc, s.Filters * s.Channels), s.Channels, oneThread);
             }
         }
-        TransformWeightGradients(plan.R, m, s.Filters, s.Channels, partial[..dwLength]);
+        TransformWeightGradients(plan.R, m, s.Filters, s.Channels, partial[..dwLength], 0, s.Filters);
     }
 
     // U_ξ[k, tile] = (A dy Aᵀ)_ξ for the tiles of tile row th of one filter's dy plane, A = (Aᵀ)ᵀ [α × 2]: along each
@@ -332,17 +401,17 @@ internal static class Winograd
         }
     }
 
-    // dw[k, c] = Gᵀ M[k, c] G for every filter and channel, M_ξ[k, c] at m[ξ·Spread(K·C) + k·C + c]; a vector of channels at once:
+    // dw[k, c] = Gᵀ M[k, c] G for filters [k0, k1) and every channel, M_ξ[k, c] at m[ξ·Spread(K·C) + k·C + c]; a vector of channels at once:
     // Gᵀ down each column of M, then along each row of the result.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw)
+    private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw, int k0, int k1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int alpha = r + 1, kc = Spread<T>(filters * channels), lanes = Vector256<T>.Count, taps = r * r;
         Span<Vector256<T>> mv = stackalloc Vector256<T>[36], left = stackalloc Vector256<T>[30], result = stackalloc Vector256<T>[25];
         Span<T> padded = stackalloc T[Vector256<T>.Count];
         Span<T> lanesOut = stackalloc T[25 * Vector256<T>.Count];
-        for (int k = 0; k < filters; k++)
+        for (int k = k0; k < k1; k++)
         {
             for (int c0 = 0; c0 < channels; c0 += lanes)
             {
@@ -1139,6 +1208,100 @@ internal static class Winograd
                 default:
                     BandOutput(_plan, _sizes, 0, m, l, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
                     break;
+            }
+        }
+    }
+
+    private enum WeightsPhase { Input, Gradient, Products, Output }
+
+    /// <summary>One phase of <see cref="PhasedWeights{T}"/> over the workers; operands pinned by the caller.</summary>
+    private sealed unsafe class PhasedWeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        /// <summary>Channels (input transform) or filters (dy's transform, dw's) per item of a phase.</summary>
+        private const int PhaseChunk = 16;
+
+        private ParallelGemm? _gemm;
+        private Plan _plan;
+        private Sizes _sizes;
+        private T[]? _slot, _m;
+        private T* _x, _dy, _dw, _db;
+        private int _xLength, _dyLength, _dwLength, _dbLength;
+
+        public WeightsPhase Phase { get; set; }
+
+        public void Set(ParallelGemm gemm, in Plan plan, in Sizes sizes, T[] slot, T[] m, T* x, int xLength, T* dy, int dyLength,
+            T* dw, int dwLength, T* db, int dbLength)
+        {
+            (_gemm, _plan, _sizes, _slot, _m) = (gemm, plan, sizes, slot, m);
+            _x = x; _dy = dy; _dw = dw; _db = db;
+            (_xLength, _dyLength, _dwLength, _dbLength) = (xLength, dyLength, dwLength, dbLength);
+        }
+
+        public void Clear()
+        {
+            _gemm = null;
+            _slot = _m = null;
+            _x = _dy = _dw = _db = null;
+        }
+
+        /// <summary>Items of a phase: chunks of channels, chunks of filters, positions, chunks of filters.</summary>
+        public int Items(WeightsPhase phase) => phase switch
+        {
+            WeightsPhase.Input => (_sizes.Channels + PhaseChunk - 1) / PhaseChunk,
+            WeightsPhase.Products => _plan.Positions,
+            _ => (_sizes.Filters + PhaseChunk - 1) / PhaseChunk,
+        };
+
+        public void Run(int index, int worker)
+        {
+            var s = _sizes;
+            var l = BandBuffers(_plan, s, 0, _slot.AsSpan(), out var v, out var udy);   // udy: the transformed dy, in the forward's M
+            var scratch = _plan.Scratch(_slot.AsSpan(), worker);
+            int lo = index * PhaseChunk, outPlane = s.OutH * s.OutW;
+            var dy = new ReadOnlySpan<T>(_dy, _dyLength);
+            switch (Phase)
+            {
+                case WeightsPhase.Input:
+                    BandInput(_plan, s, 0, new ReadOnlySpan<T>(_x, _xLength), v, l, scratch, lo, Math.Min(s.Channels, lo + PhaseChunk));
+                    break;
+                case WeightsPhase.Gradient:
+                {
+                    var dySizes = s with { H = s.OutH, W = s.OutW, PadTop = 0, PadLeft = 0 };
+                    int hi = Math.Min(s.Filters, lo + PhaseChunk);
+                    // Tile row by tile row, so that a row's whole last vector, running into the next row's place, is overwritten after.
+                    for (int r = 0; r < _plan.TileRows; r++)
+                    {
+                        int img = r / _plan.TilesH, th = r % _plan.TilesH;
+                        var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
+                        for (int k = lo; k < hi; k++)
+                        {
+                            TransformGradientRow(_plan.R, dyn.Slice(k * outPlane, outPlane), dySizes, th, _plan.TilesW, scratch, udy,
+                                k * l.Ld + r * _plan.TilesW, l.MStride);
+                        }
+                    }
+                    break;
+                }
+                case WeightsPhase.Products:
+                {
+                    int kc = Spread<T>(s.Filters * s.Channels), tiles = _plan.TileRows * _plan.TilesW;
+                    _gemm!.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, udy.Slice(index * l.MStride, s.Filters * l.Ld), l.Ld,
+                        v.Slice(index * l.VStride, s.Channels * l.Ld), l.Ld, T.Zero, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels,
+                        oneThread: true);
+                    break;
+                }
+                default:
+                {
+                    int hi = Math.Min(s.Filters, lo + PhaseChunk);
+                    TransformWeightGradients(_plan.R, _m, s.Filters, s.Channels, new Span<T>(_dw, _dwLength), lo, hi);
+                    var db = new Span<T>(_db, _dbLength);
+                    for (int k = lo; k < hi; k++)
+                    {
+                        var sum = T.Zero;
+                        for (int img = 0; img < _plan.TileRows / _plan.TilesH; img++) sum += TensorPrimitives.Sum(dy.Slice((img * s.Filters + k) * outPlane, outPlane));
+                        db[k] = sum;
+                    }
+                    break;
+                }
             }
         }
     }
