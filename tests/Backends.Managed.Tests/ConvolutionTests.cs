@@ -380,7 +380,7 @@ public sealed class WinogradTests
     }
 
     /// <summary>
-    /// Several bands (the budget splits 3×3's 200 tile rows into 4; 5×5's small products take one row a band), a single
+    /// Several bands (the budget splits 3×3's 200 tile rows into 2; 5×5's small products take one row a band), a single
     /// band split by phase (14×14 and 15×17 outputs, 98 and 72 tiles: the input transform by channels, the products by
     /// position, the output transform by filters), uneven output, padding 0, 1, 2 and 4: the same bits on 1, 2 and 3
     /// workers, and within float rounding of im2col + GEMM, forward and input gradient.

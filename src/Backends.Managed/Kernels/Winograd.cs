@@ -71,8 +71,14 @@ internal static class Winograd
     /// <summary>Tiles over the batch below which a 3×3 convolution's forward and input gradient go by im2col.</summary>
     public const int MinTiles = 64;
 
-    /// <summary>Elements of the transformed input and products (V and M) one band may take: 16 MiB of floats.</summary>
-    public const int BandElements = 1 << 22;
+    /// <summary>
+    /// Elements of the transformed input and products (V and M) one band may take: 32 MiB of floats. Against 16 MiB
+    /// (2 threads, OpenBLAS 0.3.29, float32, interleaved call by call, medians of 26): AlexNet's conv4 (13×13, 384 → 384,
+    /// batch 8; one band phase by phase instead of two) forward 13.7 against 14.5 ms and input gradient 13.7 against
+    /// 14.4, its products at 189 against 180 GFLOP/s; VGG16's 28×28 layers at batch 2 (likewise) 256 → 512 11.8 against
+    /// 12.5, 512 → 512 21.8 against 22.6; its 56×56, 112×112 and 224×224 layers level.
+    /// </summary>
+    public const int BandElements = 1 << 23;
 
     /// <summary>
     /// The same for the weight gradient's bands (V and the transformed dy), 2 MiB of floats: its products sum over the
@@ -121,15 +127,12 @@ internal static class Winograd
     public static bool AppliesToWeights(ConvSpec spec, int n, int channels, int filters, int outH, int outW) =>
         Transforms(spec, channels, filters) && (Tiles(n, outH, outW) >= 2 * MinBandTiles || PhasesWeights(spec.KernelH, n, channels, filters, outH, outW));
 
-    /// <summary>Elements of V and the transformed dy a phased weight gradient may take (<see cref="PhasesWeights"/>): 32 MiB of floats.</summary>
-    public const int PhasedWeightsElements = 1 << 23;
-
     /// <summary>Filters × channels from which a phased weight gradient beats the slots' even where those have tiles enough.</summary>
     public const int PhasedWeightsPlane = 1 << 18;
 
     /// <summary>
     /// Whether a 3×3 layer's weight gradient goes phase by phase over the workers (<see cref="PhasedWeights{T}"/>): its
-    /// tiles over the whole batch fit one band of <see cref="PhasedWeightsElements"/>, and either they are too few for
+    /// tiles over the whole batch fit one band of <see cref="BandElements"/>, and either they are too few for
     /// the slots' bands (fewer than 2·<see cref="MinBandTiles"/>: VGG16's 14×14×512 at batch 2, 98 tiles, where im2col
     /// did it) or the layer is as wide as 512 × 512, whose M takes 16 MiB a slot. Measured (2 threads, OpenBLAS 0.3.29,
     /// float32, interleaved call by call, medians of 35): VGG16's 14×14×512 at batch 2 8.2 against im2col's batched
@@ -141,7 +144,7 @@ internal static class Winograd
     {
         long tiles = Tiles(n, outH, outW);
         return r == 3 && tiles >= MinTiles && (tiles < 2 * MinBandTiles || (long)channels * filters >= PhasedWeightsPlane)
-            && new Plan(3, n, channels, filters, outH, outW, PhasedWeightsElements).Bands == 1;
+            && new Plan(3, n, channels, filters, outH, outW, BandElements).Bands == 1;
     }
 
     private static bool Transforms(ConvSpec spec, int channels, int filters) =>
@@ -251,7 +254,7 @@ internal static class Winograd
         ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
         Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var plan = new Plan(r, n, channels, filters, outH, outW, PhasedWeightsElements);
+        var plan = new Plan(r, n, channels, filters, outH, outW, BandElements);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
         var slot = pool.Rent<T>(checked((int)(plan.SlotElements + (long)(workers.Threads - 1) * plan.ScratchElements)), clear: false);
         var m = pool.Rent<T>(plan.Positions * Spread<T>(filters * channels), clear: false);
@@ -282,7 +285,7 @@ internal static class Winograd
     {
         if (PhasesWeights(r, n, channels, filters, outH, outW))
         {
-            var plan = new Plan(r, n, channels, filters, outH, outW, PhasedWeightsElements);
+            var plan = new Plan(r, n, channels, filters, outH, outW, BandElements);
             return plan.SlotElements + (long)(threads - 1) * plan.ScratchElements + (long)plan.Positions * (filters * channels + 64);
         }
         int slots = threads > 1 && n > 1 ? Math.Min(threads, n) : 1;
