@@ -78,16 +78,13 @@ internal static partial class DirectConvolution
             {
                 for (int ow0 = 0; ow0 < outW; ow0 += 8)
                 {
-                    OutputBlock(xp, taps, r * rowStride + ow0, wBlock, tile);
                     int count = Math.Min(8, outW - ow0), kCount = Math.Min(block, filters - k0);
-                    if (typeof(T) == typeof(float) && count == 8 && kCount == block)
+                    bool whole = typeof(T) == typeof(float) && count == 8 && kCount == block;
+                    // A whole block gets the bias in registers (added to each output's sum last, as below), then its 8 × 8
+                    // blocks transposed into the filters' rows.
+                    OutputBlock(xp, taps, r * rowStride + ow0, wBlock, tile, whole && !bias.IsEmpty ? bias.Slice(k0, block) : default);
+                    if (whole)
                     {
-                        // Bias added to each output's row of filters, then 8 × 8 blocks transposed into the filters' rows.
-                        if (!bias.IsEmpty)
-                        {
-                            var b = bias.Slice(k0, block);
-                            for (int i = 0; i < 8; i++) TensorPrimitives.Add(tile.Slice(i * block, block), b, tile.Slice(i * block, block));
-                        }
                         StoreTransposed(MemoryMarshal.Cast<T, float>(tile), block, MemoryMarshal.Cast<T, float>(yn), k0 * hw + (oh0 + r) * outW + ow0, hw);
                         continue;
                     }
@@ -112,9 +109,10 @@ internal static partial class DirectConvolution
         }
     }
 
-    // tile[i·3V + j] = Σ_t packed[t·3V + j] · xp[start + taps[t] + i] for 8 outputs i and the block's 3V filters j.
+    // tile[i·3V + j] = Σ_t packed[t·3V + j] · xp[start + taps[t] + i] (+ bias[j] after the sum, where given) for 8 outputs i
+    // and the block's 3V filters j.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void OutputBlock<T>(ReadOnlySpan<T> xp, ReadOnlySpan<int> taps, int start, ReadOnlySpan<T> wBlock, Span<T> tile)
+    private static void OutputBlock<T>(ReadOnlySpan<T> xp, ReadOnlySpan<int> taps, int start, ReadOnlySpan<T> wBlock, Span<T> tile, ReadOnlySpan<T> bias)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int lanes = Vector512<T>.Count, cff = taps.Length;
@@ -138,6 +136,13 @@ internal static partial class DirectConvolution
             x = Vector512.Create(Unsafe.Add(ref xq, 5)); a50 = Fma(x, w0, a50); a51 = Fma(x, w1, a51); a52 = Fma(x, w2, a52);
             x = Vector512.Create(Unsafe.Add(ref xq, 6)); a60 = Fma(x, w0, a60); a61 = Fma(x, w1, a61); a62 = Fma(x, w2, a62);
             x = Vector512.Create(Unsafe.Add(ref xq, 7)); a70 = Fma(x, w0, a70); a71 = Fma(x, w1, a71); a72 = Fma(x, w2, a72);
+        }
+        if (!bias.IsEmpty)
+        {
+            ref T br = ref MemoryMarshal.GetReference(bias);
+            var (b0, b1, b2) = (Vector512.LoadUnsafe(ref br), Vector512.LoadUnsafe(ref br, (nuint)lanes), Vector512.LoadUnsafe(ref br, (nuint)(2 * lanes)));
+            a00 += b0; a01 += b1; a02 += b2; a10 += b0; a11 += b1; a12 += b2; a20 += b0; a21 += b1; a22 += b2; a30 += b0; a31 += b1; a32 += b2;
+            a40 += b0; a41 += b1; a42 += b2; a50 += b0; a51 += b1; a52 += b2; a60 += b0; a61 += b1; a62 += b2; a70 += b0; a71 += b1; a72 += b2;
         }
         ref T o = ref MemoryMarshal.GetReference(tile);
         nuint v = (nuint)lanes, row = 3 * v;
