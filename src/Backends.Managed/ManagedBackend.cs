@@ -153,7 +153,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     public void Download<T>(ITensor tensor, Span<T> destination) where T : unmanaged
     {
         OpChecks.Download<T>(this, tensor, destination.Length);
-        ((ManagedTensor)tensor).Span<T>().CopyTo(destination);
+        ((ManagedTensor)tensor).Read<T>().CopyTo(destination);
     }
 
     public ITensor Zeros(Shape shape, DType dtype)
@@ -207,7 +207,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         MemoryBudget.Require<T>(spec.Name, "convolution workspace", workspace, output);
         var y = destination ?? Rent<T>(yShape);
         Kernels.Convolution.Forward<T>(_gemm, _workers, _pool, Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], b is null ? default : Data<T>(b), spec,
-            yShape.H, yShape.W, y.Span<T>(), _specialized);
+            yShape.H, yShape.W, y.Span<T>(), _specialized, (ManagedTensor)w);
         return y;
     }
 
@@ -254,7 +254,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         // The allocating overload has checked the workspace with its gradients before renting them.
         if (!rented) MemoryBudget.Require<T>(spec.Name, "convolution workspace", ConvWorkspaceElements(x.Shape, spec, w.Shape[0], _workers.Threads, _specialized));
         Kernels.Convolution.Backward<T>(_gemm, _workers, _pool, Data<T>(dy), Data<T>(x), x.Shape, Data<T>(w), w.Shape[0], spec, yShape.H, yShape.W,
-            g.Dx is null ? default : Out<T>(g.Dx), Out<T>(g.Dw), Out<T>(g.Db), _specialized);
+            g.Dx is null ? default : Out<T>(g.Dx), Out<T>(g.Dw), Out<T>(g.Db), _specialized, (ManagedTensor)w);
     }
 
     /// <summary>y = max, mean or L2 norm over each window; max records its switches (Int64, index h·W + w in the plane).</summary>
@@ -490,7 +490,7 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
     private ManagedTensor Rent<T>(Shape shape) where T : unmanaged => ManagedTensor.Rent<T>(this, _pool, shape, clear: false);
 
     // OpChecks has made sure the tensor is this backend's, alive, and of the op's dtype.
-    private static ReadOnlySpan<T> Data<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Span<T>();
+    private static ReadOnlySpan<T> Data<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Read<T>();
 
     private static Span<T> Out<T>(ITensor tensor) where T : unmanaged => ((ManagedTensor)tensor).Span<T>();
 }

@@ -481,6 +481,67 @@ public sealed class WinogradTests
         }
     }
 
+    /// <summary>
+    /// The input gradient of a 3×3 Winograd layer reads the transform its forward kept beside the weights (the same
+    /// bits as transforming them anew), makes it anew once the weights are written (an SGD step, an upload into
+    /// them), and the kept transform goes back to the pool with the weights.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 1)]
+    [InlineData(DType.Float64, 2)]
+    public void InputGradient_ReusesTheForwardsTransformUntilTheWeightsAreWritten(DType dtype, int threads)
+    {
+        var xs = Shape.Nchw(2, 40, 14, 14);
+        var ws = new Shape(32, 40, 3, 3);
+        var spec = ConvSpec.Square(3, 1, 1);
+        var ys = Shape.Nchw(2, 32, 14, 14);
+        Assert.True(Winograd.Applies(spec, 2, 40, 32, 14, 14));
+        double[] x = TestSupport.Input((int)xs.Count, 71, dtype), w = TestSupport.Input((int)ws.Count, 72, dtype),
+            w2 = TestSupport.Input((int)ws.Count, 73, dtype), dy = TestSupport.Input((int)ys.Count, 74, dtype);
+
+        double[] Fresh(double[] weights)
+        {
+            using var backend = new ManagedBackend("auto", threads);
+            using var tx = backend.Upload(x, xs, dtype);
+            using var tw = backend.Upload(weights, ws, dtype);
+            using var tdy = backend.Upload(dy, ys, dtype);
+            using var g = backend.Conv2dBackward(tdy, tx, tw, spec, needDx: true);
+            return g.Dx!.ToDoubles();
+        }
+
+        using var b = new ManagedBackend("auto", threads);
+        long baseline = b.LiveBytes;
+        using var bx = b.Upload(x, xs, dtype);
+        using var bdy = b.Upload(dy, ys, dtype);
+        var bw = b.Upload(w, ws, dtype);
+        long inputs = b.LiveBytes;
+        using (var y = b.Conv2d(bx, bw, null, spec)) { }
+        Assert.True(b.LiveBytes > inputs, "the forward kept no transformed weights beside w");
+        using (var g = b.Conv2dBackward(bdy, bx, bw, spec, needDx: true))
+        {
+            Assert.True(g.Dx!.ToDoubles().AsSpan().SequenceEqual(Fresh(w)), "dx from the kept transform differs from dx transformed anew");
+        }
+        using (var replacement = b.Upload(w2, ws, dtype)) b.Copy(replacement, bw);   // a write into the weights: the kept transform is stale
+        using (var g = b.Conv2dBackward(bdy, bx, bw, spec, needDx: true))
+        {
+            Assert.True(g.Dx!.ToDoubles().AsSpan().SequenceEqual(Fresh(w2)), "dx after the weights were written used the old weights");
+        }
+        using (var y = b.Conv2d(bx, bw, null, spec)) { }
+        using (var velocity = b.Zeros(ws, dtype))
+        using (var g = b.Conv2dBackward(bdy, bx, bw, spec, needDx: false))
+        {
+            b.SgdStep(bw, g.Dw, velocity, learningRate: 0.01, momentum: 0.9, weightDecay: 0);   // between the forward and the next backward
+        }
+        var stepped = bw.ToDoubles();
+        using (var g = b.Conv2dBackward(bdy, bx, bw, spec, needDx: true))
+        {
+            Assert.True(g.Dx!.ToDoubles().AsSpan().SequenceEqual(Fresh(stepped)), "dx after an SGD step used the weights before it");
+        }
+        bw.Dispose();
+        Assert.Equal(inputs - (long)ws.Count * (dtype == DType.Float32 ? 4 : 8), b.LiveBytes);
+        Assert.True(b.LiveBytes > baseline);
+    }
+
     [Fact]
     public void Backend_RejectsUnknownConvolutionAlgorithm()
     {

@@ -1,3 +1,4 @@
+using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed;
 using Lockstep.Backends.Managed.Gemm;
 using Lockstep.Configuration;
@@ -56,6 +57,33 @@ public sealed class TensorTests : IDisposable
         Assert.True(_backend.PooledBytes >= 40);
         using var zeros = _backend.Zeros(new Shape(5), DType.Float64);
         Assert.Equal(new double[5], zeros.ToArray<double>());
+    }
+
+    /// <summary>
+    /// Data derived from a tensor (Winograd's transformed weights) is taken back only at the version it was made
+    /// from: every writable access counts as a write, reads do not, and a stale or disposed tensor's derived data
+    /// goes back to the pool.
+    /// </summary>
+    [Fact]
+    public void DerivedData_IsTakenBackOnlyUntilTheTensorIsWritten()
+    {
+        using var t = (ManagedTensor)_backend.Zeros(new Shape(4), DType.Float32);
+        var derived = new float[8];
+        long version = t.Version;
+        t.OfferDerived(derived, version);
+        _ = t.Read<float>();
+        Assert.Equal(version, t.Version);
+        Assert.Same(derived, t.TakeDerived<float>());
+        Assert.Null(t.TakeDerived<float>());          // taken: the caller owns it now
+        Assert.Null(t.TakeDerived<double>());
+
+        t.OfferDerived(derived, version);
+        _ = t.Span<float>();                           // a write
+        Assert.NotEqual(version, t.Version);
+        Assert.Null(t.TakeDerived<float>());
+
+        t.OfferDerived(new float[8], version);          // made from data that have changed since: not kept
+        Assert.Null(t.TakeDerived<float>());
     }
 
     [Fact]

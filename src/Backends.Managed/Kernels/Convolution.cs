@@ -218,11 +218,14 @@ internal static class Convolution
     /// directly where <see cref="DirectConvolution.Applies"/>; else by im2col + GEMM.
     /// </summary>
     public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> x, Shape xShape,
-        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y, bool specialized = true)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        ReadOnlySpan<T> w, int filters, ReadOnlySpan<T> b, ConvSpec spec, int outH, int outW, Span<T> y, bool specialized = true,
+        ManagedTensor? weightTensor = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
-            Winograd.Forward(gemm, workers, pool, spec.KernelH, x, xShape.N, xShape.C, xShape.H, xShape.W, w, filters, b, spec.PadH, spec.PadW, outH, outW, y);
+        {
+            Winograd.Forward(gemm, workers, pool, spec.KernelH, x, xShape.N, xShape.C, xShape.H, xShape.W, w, filters, b, spec.PadH, spec.PadW,
+                outH, outW, y, weightTensor);
+        }
         else if (specialized && DirectConvolution.Applies(xShape, filters, spec, outW, DirectConvolution.Lanes<T>()))
             DirectConvolution.Forward(workers, pool, x, xShape, w, filters, b, spec, outH, outW, y);
         else
@@ -299,13 +302,13 @@ internal static class Convolution
     // directly and only dx goes this way.
     public static unsafe void Backward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, Shape xShape, ReadOnlySpan<T> w, int filters, ConvSpec spec, int outH, int outW, Span<T> dx,
-        Span<T> dw, Span<T> db, bool specialized = true) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> dw, Span<T> db, bool specialized = true, ManagedTensor? weightTensor = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!dx.IsEmpty && specialized && Winograd.Applies(spec, xShape.N, xShape.C, filters, outH, outW))
         {
-            // dx by Winograd as a convolution of dy; dw and db below.
+            // dx by Winograd as a convolution of dy (with the forward's transformed weights where they are kept); dw and db below.
             Winograd.BackwardData(gemm, workers, pool, spec.KernelH, dy, xShape.N, filters, outH, outW, w, xShape.C, spec.PadH, spec.PadW,
-                xShape.H, xShape.W, dx);
+                xShape.H, xShape.W, dx, weightTensor);
             dx = default;
         }
         if (specialized && Winograd.AppliesToWeights(spec, xShape.N, xShape.C, filters, outH, outW))

@@ -162,39 +162,63 @@ internal static class Winograd
         return (long)plan.Positions * (channels * filters + 64) + slots * plan.SlotElements + phasedScratch;   // + 64: Spread
     }
 
-    /// <summary>y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for an r×r stride-1 convolution with top/left padding (padTop, padLeft).</summary>
+    /// <summary>
+    /// y [N, K, H', W'] = b + Σ_c w[k, c] ⋆ x[n, c] for an r×r stride-1 convolution with top/left padding (padTop,
+    /// padLeft). The weights are transformed on every call; a 3×3 layer's transform is then kept beside
+    /// <paramref name="weightTensor"/> (when given) for its input gradient, until the weights are written.
+    /// </summary>
     public static void Forward<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> x, int n, int channels,
-        int h, int w, ReadOnlySpan<T> weights, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        int h, int w, ReadOnlySpan<T> weights, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y,
+        ManagedTensor? weightTensor = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        long version = weightTensor?.Version ?? 0;
         var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
+        bool keep = false;
         try
         {
             WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: false, u);
             Run(gemm, workers, pool, r, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y);
+            keep = weightTensor is not null && r == 3;
         }
         finally
         {
-            pool.Return(u);
+            if (keep) weightTensor!.OfferDerived(u, version);
+            else pool.Return(u);
         }
     }
 
-    /// <summary>dx [N, C, H, W] of an r×r stride-1 convolution with top/left padding (padTop, padLeft), from dy [N, K, H', W'].</summary>
+    /// <summary>
+    /// dx [N, C, H, W] of an r×r stride-1 convolution with top/left padding (padTop, padLeft), from dy [N, K, H', W'].
+    /// A 3×3 layer reads the forward's transform mirrored: the one kept beside <paramref name="weightTensor"/> when the
+    /// weights have not been written since it was made (the forward of a training step), else made anew (and kept).
+    /// </summary>
     public static void BackwardData<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy, int n, int filters,
-        int outH, int outW, ReadOnlySpan<T> weights, int channels, int padTop, int padLeft, int h, int w, Span<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        int outH, int outW, ReadOnlySpan<T> weights, int channels, int padTop, int padLeft, int h, int w, Span<T> dx,
+        ManagedTensor? weightTensor = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
+        // 3×3: the forward's transform, read mirrored and transposed (Sizes.Mirrored); 5×5 transforms w turned 180°.
+        bool mirrored = r == 3;
+        int length = (r + 1) * (r + 1) * Spread<T>(filters * channels);
+        var cache = mirrored ? weightTensor : null;
+        long version = cache?.Version ?? 0;
+        var u = cache?.TakeDerived<T>();
+        if (u is not null && u.Length != length)
+        {
+            pool.Return(u);
+            u = null;
+        }
+        bool transformed = u is not null, keep = false;
+        u ??= pool.Rent<T>(length, clear: false);
         try
         {
-            // 3×3: the forward's transform, read mirrored and transposed (Sizes.Mirrored); 5×5 transforms w turned 180°.
-            bool mirrored = r == 3;
-            WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: !mirrored, u);
+            if (!transformed) WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: !mirrored, u);
             Run(gemm, workers, pool, r, dy, n, filters, outH, outW, u, channels, default, r - 1 - padTop, r - 1 - padLeft, h, w, dx, mirrored);
+            keep = cache is not null;
         }
         finally
         {
-            pool.Return(u);
+            if (keep) cache!.OfferDerived(u, version);
+            else pool.Return(u);
         }
     }
 

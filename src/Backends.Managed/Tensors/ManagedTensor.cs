@@ -6,8 +6,13 @@ namespace Lockstep.Backends.Managed.Tensors;
 /// </summary>
 internal sealed class ManagedTensor : ITensor
 {
+    // One gate for every tensor's derived data (a few instructions held; a gate per tensor would cost each wrapper an object).
+    private static readonly Lock DerivedGate = new();
     private readonly BufferPool _pool;
     private Array? _data;
+    private long _version;
+    private Array? _derived;
+    private long _derivedVersion;
 
     private ManagedTensor(ManagedBackend backend, BufferPool pool, Array data, Shape shape, DType dtype)
     {
@@ -29,16 +34,66 @@ internal sealed class ManagedTensor : ITensor
 
     public int Length => checked((int)Shape.Count);
 
-    /// <summary>The data; <typeparamref name="T"/> must be the tensor's element type.</summary>
-    public Span<T> Span<T>() where T : unmanaged => Array<T>();
+    /// <summary>
+    /// The data, to write: counts as a write (<see cref="Version"/>), whether or not the caller writes.
+    /// <typeparamref name="T"/> must be the tensor's element type.
+    /// </summary>
+    public Span<T> Span<T>() where T : unmanaged
+    {
+        var data = Array<T>();
+        Interlocked.Increment(ref _version);
+        return data;
+    }
 
-    public T[] Array<T>() where T : unmanaged =>
+    /// <summary>The data, to read.</summary>
+    public ReadOnlySpan<T> Read<T>() where T : unmanaged => Array<T>();
+
+    /// <summary>Bumped by every <see cref="Span{T}"/>: data derived at one version is stale at the next.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    private T[] Array<T>() where T : unmanaged =>
         _data switch
         {
             null => throw new ObjectDisposedException(nameof(ManagedTensor), $"tensor {Shape} was disposed"),
             T[] typed => typed,
             _ => throw new InvalidOperationException($"tensor {Shape} holds {DType}, not {typeof(T).Name}"),
         };
+
+    /// <summary>
+    /// The pooled array last offered with <see cref="OfferDerived{T}"/> (Winograd's transformed weights), when it was
+    /// derived from the data as they are now; ownership passes to the caller, who offers it back or returns it to the
+    /// pool. Null when there is none, or the tensor has been written since (the stale one goes back to the pool).
+    /// </summary>
+    public T[]? TakeDerived<T>() where T : unmanaged
+    {
+        lock (DerivedGate)
+        {
+            if (_derived is not T[] derived) return null;
+            _derived = null;
+            if (_derivedVersion == Version) return derived;
+            _pool.Return(derived);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="derived"/> (a pooled array computed from the data at <paramref name="version"/>) for a later
+    /// <see cref="TakeDerived{T}"/>, in place of the one kept before; returns it to the pool instead when the tensor has
+    /// been written since or disposed. Either way the caller no longer owns it.
+    /// </summary>
+    public void OfferDerived<T>(T[] derived, long version) where T : unmanaged
+    {
+        lock (DerivedGate)
+        {
+            if (_data is null || version != Version)
+            {
+                _pool.Return(derived);
+                return;
+            }
+            if (_derived is T[] old) _pool.Return(old);
+            (_derived, _derivedVersion) = (derived, version);
+        }
+    }
 
     public void Dispose()
     {
@@ -49,6 +104,15 @@ internal sealed class ManagedTensor : ITensor
             case float[] f: _pool.Return(f); break;
             case double[] d: _pool.Return(d); break;
             case long[] l: _pool.Return(l); break;
+        }
+        lock (DerivedGate)
+        {
+            switch (_derived)
+            {
+                case float[] f: _pool.Return(f); break;
+                case double[] d: _pool.Return(d); break;
+            }
+            _derived = null;
         }
     }
 
