@@ -31,6 +31,10 @@ public sealed class DirectConvolutionTests
                 Shape.Nchw(2, 3, 227, 59), 92, ConvSpec.Square(11, 4, 0, SizeRule.Floor)),
             ("7×7 / 2, P = 3, 147 taps over two bands, K = 48: dw by filters", Shape.Nchw(1, 3, 200, 40), 48,
                 ConvSpec.Square(7, 2, 3, SizeRule.Floor)),
+            ("AlexNet's conv1 rows (W = 227, S = 4): the band's phases split 16 outputs a time", Shape.Nchw(1, 3, 23, 227), 96,
+                ConvSpec.Square(11, 4, 0)),
+            ("7×7 / 2, P = 3 on W = 201: two phases split 16 outputs a time, edges one by one", Shape.Nchw(1, 2, 9, 201), 16,
+                ConvSpec.Square(7, 2, 3, SizeRule.Floor)),
         };
         foreach (var (name, x, k, spec) in cases)
         foreach (var dtype in new[] { DType.Float32, DType.Float64 })

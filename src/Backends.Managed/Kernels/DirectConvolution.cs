@@ -224,6 +224,18 @@ internal static partial class DirectConvolution
             }
         }
 
+        // dst[m] = src[m·S + offset] for m in [from, to), each inside the row.
+        private static void Gather<T>(ReadOnlySpan<T> src, Span<T> dst, int from, int to, int stride, int offset)
+        {
+            if (to <= from) return;
+            int iw = from * stride + offset;
+            if (iw < 0 || (uint)(iw + (to - from - 1) * stride) >= (uint)src.Length || (uint)(to - 1) >= (uint)dst.Length)
+                throw new InvalidOperationException($"direct convolution: band fill of outputs {from}–{to} outside its row");
+            ref T s = ref MemoryMarshal.GetReference(src);
+            ref T d = ref MemoryMarshal.GetReference(dst);
+            for (int m = from; m < to; m++, iw += stride) Unsafe.Add(ref d, m) = Unsafe.Add(ref s, iw);
+        }
+
         /// <summary>Fills the padded band for output rows oh0 … from image <paramref name="xn"/>: zero outside the input.</summary>
         public void Fill<T>(ReadOnlySpan<T> xn, int channels, int h, int w, ConvSpec spec, int oh0, Span<T> xp) where T : unmanaged
         {
@@ -253,16 +265,16 @@ internal static partial class DirectConvolution
                             dst.Clear();
                             continue;
                         }
-                        dst[..lo].Clear();
-                        dst[hi..].Clear();
-                        int iw = lo * Phases + ph - spec.PadW;
+                        ref T d0 = ref MemoryMarshal.GetReference(dst);
+                        for (int m = 0; m < lo; m++) Unsafe.Add(ref d0, m) = default;   // a few elements: no call to Clear
+                        for (int m = hi; m < Mp; m++) Unsafe.Add(ref d0, m) = default;
                         if (Phases == 1)
                         {
-                            src.Slice(iw, hi - lo).CopyTo(dst[lo..hi]);
+                            src.Slice(lo + ph - spec.PadW, hi - lo).CopyTo(dst[lo..hi]);
                         }
                         else
                         {
-                            for (int m = lo; m < hi; m++, iw += Phases) dst[m] = src[iw];
+                            Gather(src, dst, lo, hi, Phases, ph - spec.PadW);
                         }
                     }
                 }
