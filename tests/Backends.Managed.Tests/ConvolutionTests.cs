@@ -542,6 +542,37 @@ public sealed class WinogradTests
         Assert.True(b.LiveBytes > baseline);
     }
 
+    /// <summary>
+    /// Several threads running forward and input gradient on the same weights at once (reading them is thread-safe):
+    /// each takes the kept transform whole or makes its own, and every dx is the single-threaded one, bit for bit.
+    /// </summary>
+    [Fact]
+    public void KeptTransform_SharedByThreads_GivesTheSameDx()
+    {
+        var xs = Shape.Nchw(2, 32, 14, 14);
+        var ws = new Shape(32, 32, 3, 3);
+        var spec = ConvSpec.Square(3, 1, 1);
+        using var backend = new ManagedBackend("auto", 1);
+        using var x = backend.Upload(TestSupport.Random((int)xs.Count, 81), xs, DType.Float32);
+        using var w = backend.Upload(TestSupport.Random((int)ws.Count, 82), ws, DType.Float32);
+        using var dy = backend.Upload(TestSupport.Random((int)xs.Count, 83), xs, DType.Float32);
+        double[] expected;
+        using (var g = backend.Conv2dBackward(dy, x, w, spec, needDx: true)) expected = g.Dx!.ToDoubles();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 25; i++)
+            {
+                if ((i + t) % 2 == 0) backend.Conv2d(x, w, null, spec).Dispose();
+                using var g = backend.Conv2dBackward(dy, x, w, spec, needDx: true);
+                if (!g.Dx!.ToDoubles().AsSpan().SequenceEqual(expected)) failures.Add($"thread {t}, call {i}");
+            }
+        })).ToArray();
+        foreach (var thread in threads) thread.Start();
+        foreach (var thread in threads) thread.Join();
+        Assert.Empty(failures);
+    }
+
     [Fact]
     public void Backend_RejectsUnknownConvolutionAlgorithm()
     {
