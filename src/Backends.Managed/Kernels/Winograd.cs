@@ -1164,9 +1164,6 @@ internal static class Winograd
     /// </summary>
     private sealed unsafe class BandJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        /// <summary>Channels (input transform) or filters (output transform) per item of a phase.</summary>
-        private const int PhaseChunk = 16;
-
         private ParallelGemm? _gemm;
         private Plan _plan;
         private Sizes _sizes;
@@ -1239,14 +1236,14 @@ internal static class Winograd
         }
     }
 
+    /// <summary>Channels (input transforms) or filters (dy's, the output's and dw's transforms) per item of a phase.</summary>
+    private const int PhaseChunk = 16;
+
     private enum WeightsPhase { Input, Gradient, Products, Output }
 
     /// <summary>One phase of <see cref="PhasedWeights{T}"/> over the workers; operands pinned by the caller.</summary>
     private sealed unsafe class PhasedWeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
-        /// <summary>Channels (input transform) or filters (dy's transform, dw's) per item of a phase.</summary>
-        private const int PhaseChunk = 16;
-
         private ParallelGemm? _gemm;
         private Plan _plan;
         private Sizes _sizes;
