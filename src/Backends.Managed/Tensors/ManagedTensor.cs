@@ -71,7 +71,7 @@ internal sealed class ManagedTensor : ITensor
             if (_derived is not T[] derived) return null;
             _derived = null;
             if (_derivedVersion == Version) return derived;
-            _pool.Return(derived);
+            Return(derived);
             return null;
         }
     }
@@ -90,7 +90,7 @@ internal sealed class ManagedTensor : ITensor
                 _pool.Return(derived);
                 return;
             }
-            if (_derived is T[] old) _pool.Return(old);
+            if (_derived is not null) Return(_derived);
             (_derived, _derivedVersion) = (derived, version);
         }
     }
@@ -99,20 +99,22 @@ internal sealed class ManagedTensor : ITensor
     {
         var data = Interlocked.Exchange(ref _data, null);
         if (data is null) return;
-        switch (data)
+        Return(data);
+        lock (DerivedGate)
+        {
+            if (_derived is not null) Return(_derived);
+            _derived = null;
+        }
+    }
+
+    // Gives an array of any of the tensors' element types back to the pool.
+    private void Return(Array array)
+    {
+        switch (array)
         {
             case float[] f: _pool.Return(f); break;
             case double[] d: _pool.Return(d); break;
             case long[] l: _pool.Return(l); break;
-        }
-        lock (DerivedGate)
-        {
-            switch (_derived)
-            {
-                case float[] f: _pool.Return(f); break;
-                case double[] d: _pool.Return(d); break;
-            }
-            _derived = null;
         }
     }
 
