@@ -2,13 +2,15 @@
 """gpu-anchor.py: the layers of a named network timed in plain PyTorch, the anchor for the torch backend's overhead.
 
     python3 gpu-anchor.py NET [--batch N] [--repeats R] [--device cuda] [--dtype f32|f64] [--json FILE]
-                              [--compare LOCKSTEP_COMPARE.json]
+                              [--compare LOCKSTEP_COMPARE.json] [--no-cudnn]
 
 NET is alexnet or vgg16, written below in Lockstep's spec grammar (the same text as NamedNetworks.cs; a test checks
 that they match). Each layer runs alone, as `lockstep compare` runs it: the forward call, then the backward call
 (dx, dw, db from a fixed upstream gradient), each the median of R runs after as many untimed calls as fit in 0.5 s,
 every run ending with torch.cuda.synchronize(). TF32 is off (the conformance setting), cuDNN autotuning off (libtorch's
 default, as in TorchSharp). Backward is autograd's backward of a graph built once, which is how PyTorch code runs it.
+--no-cudnn sets torch.backends.cudnn.enabled = False (the torch backend's Torch:CuDnn = false): what cuDNN's
+algorithms are worth on each layer.
 
 With --compare, the layers are matched by position with a `lockstep compare --json` report, and the table gains the
 torch backend's times on the same device and their ratio to plain PyTorch (target: within 5% where a layer takes
@@ -85,6 +87,7 @@ def run(args):
     dtype = torch.float64 if args.dtype == "f64" else torch.float32
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.enabled = not args.no_cudnn
     torch.manual_seed(1)
     layers = layers_of(NETS[args.net])
     _, c, h, w = layers[0]
@@ -138,14 +141,16 @@ def run(args):
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-        "tf32": False, "cudnn_benchmark": torch.backends.cudnn.benchmark, "layers": results,
+        "tf32": False, "cudnn_enabled": torch.backends.cudnn.enabled, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "layers": results,
     }
     return info
 
 
 def print_table(info, compare, backend):
     print(f"plain PyTorch {info['torch']} (CUDA {info['cuda']}, cuDNN {info['cudnn']}) on {info['device_name']}: "
-          f"{info['net']}, batch {info['batch']}, {info['dtype']}, TF32 off, median of {info['repeats']} runs")
+          f"{info['net']}, batch {info['batch']}, {info['dtype']}, TF32 off{'' if info['cudnn_enabled'] else ', cuDNN disabled'}, "
+          f"median of {info['repeats']} runs")
     csharp = None
     if compare is not None:
         csharp = compare["layers"]
@@ -184,6 +189,7 @@ def main():
     parser.add_argument("--json", help="write the measurements here")
     parser.add_argument("--compare", help="a `lockstep compare --json` report of the same net and batch")
     parser.add_argument("--backend", default="torch:cuda", help="the report's backend to set against PyTorch")
+    parser.add_argument("--no-cudnn", action="store_true", help="torch.backends.cudnn.enabled = False")
     parser.add_argument("--parse-only", action="store_true", help="print the parsed layers and exit (no torch needed)")
     args = parser.parse_args()
     if args.parse_only:

@@ -4,8 +4,8 @@
 #   eng/gpu-check.sh pack [TARBALL]        HERE (needs the .NET SDK): publish the torch tests and the lockstep CLI
 #                                          self-contained for linux-x64 with -p:TorchVariant=cuda (TorchSharp without
 #                                          libtorch), from the working tree's tracked and untracked files, and pack
-#                                          them with this script and eng/gpu-anchor.py into TARBALL (default
-#                                          artifacts/gpu-check/lockstep-gpu-check.tar.xz).
+#                                          them with this script, eng/gpu-anchor.py and docs/perf/gpu/cudnn_dw.py into
+#                                          TARBALL (default artifacts/gpu-check/lockstep-gpu-check.tar.xz).
 #   gpu-check.sh run [OUTDIR] [STAGE...]   THERE: from the unpacked tarball (or from the repository, which then
 #                                          unpacks the default TARBALL). Writes every result under OUTDIR (default
 #                                          $OUT, else ./gpu-check-results) and a summary, OUTDIR/summary.txt.
@@ -15,10 +15,14 @@
 #   ldd      ldd -r of TorchSharp's glue (built against libtorch 2.10) against that torch/lib: missing libraries,
 #            missing symbol versions, undefined symbols (demangled), all written down, never guessed
 #   tests    the torch test project (hand-computed cases, conformance vs managed and vs the naive loops, gradient
-#            checks, FC->CONV; float32 with TF32 off and float64) with LOCKSTEP__TORCH__DEVICE=cuda
+#            checks, FC->CONV; float32 with TF32 off and float64) with LOCKSTEP__TORCH__DEVICE=cuda; then again with
+#            cuDNN off (LOCKSTEP__TORCH__CUDNN=false: libtorch's own CUDA convolutions)
 #   compare  lockstep compare on alexnet and vgg16: torch:cuda against both CPU backends (managed, torch)
 #   tf32     vgg16 once more with AllowTF32, torch:cuda against torch (cpu): the speed TF32 buys, and its error
 #   anchor   eng/gpu-anchor.py: the same layers in plain PyTorch on the same GPU, set against compare's torch:cuda
+#   cudnn    what cuDNN costs in accuracy and is worth in time: alexnet's compare again with Torch:CuDnn = false,
+#            the anchor of both networks with cuDNN disabled, and docs/perf/gpu/cudnn_dw.py (one wide 5x5 layer's
+#            weight gradient under each of PyTorch's cuDNN settings, with cuDNN's API log of the engine it runs)
 #
 # Settings (environment): LOCKSTEP_TORCH_LIB (torch/lib; default: asked of python), PYTHON (python3),
 # LOCKSTEP_GPU_BATCH (16), LOCKSTEP_GPU_REPEATS (10), LOCKSTEP_GPU_DEVICE (cuda; cpu lets the run step be tried on a
@@ -74,7 +78,7 @@ cmd_pack() {
   if compgen -G "$pkg/app/libtorch*.so*" >/dev/null; then
     die "libtorch was bundled ($(cd "$pkg/app" && ls libtorch*.so*)): the cuda variant must take it from the machine"
   fi
-  cp "$SCRIPT_DIR/gpu-check.sh" "$SCRIPT_DIR/gpu-anchor.py" "$pkg/"
+  cp "$SCRIPT_DIR/gpu-check.sh" "$SCRIPT_DIR/gpu-anchor.py" "$repo/docs/perf/gpu/cudnn_dw.py" "$pkg/"
   # The ONNX peer corpus, which the torch tests read (LOCKSTEP_ONNX_CORPUS), lies next to the repository.
   [[ -f $repo/../shared/conformance/onnx/manifest.json ]] || die "no ONNX corpus at $repo/../shared/conformance/onnx"
   cp -r "$repo/../shared/conformance/onnx" "$pkg/onnx"
@@ -184,13 +188,20 @@ stage_ldd() {
   return 0
 }
 
-stage_tests() {
-  local out=$OUTDIR/tests-$DEVICE.txt rc=0
+tests_one() {
+  local name=$1 cudnn=$2 rc=0
+  local out=$OUTDIR/tests-$name.txt
   # GpuCheckScriptTests test this script and gpu-anchor.py from the repository (./build.sh test runs them); the
   # package is not a repository, so they are left out here.
-  LOCKSTEP__TORCH__DEVICE=$DEVICE LOCKSTEP_ONNX_CORPUS=$APP/../onnx "$APP/Lockstep.Backends.Torch.Tests" '!GpuCheckScriptTests' >"$out" 2>&1 || rc=$?
-  record "tests ($DEVICE): exit $rc, $(tail -1 "$out") (tests-$DEVICE.txt)"
+  LOCKSTEP__TORCH__DEVICE=$DEVICE LOCKSTEP__TORCH__CUDNN=$cudnn LOCKSTEP_ONNX_CORPUS=$APP/../onnx \
+    "$APP/Lockstep.Backends.Torch.Tests" '!GpuCheckScriptTests' >"$out" 2>&1 || rc=$?
+  record "tests ($DEVICE, cudnn $cudnn): exit $rc, $(tail -1 "$out") (tests-$name.txt)"
   ((rc == 0)) || STATUS=1
+}
+
+stage_tests() {
+  tests_one "$DEVICE" true
+  [[ $DEVICE == cpu ]] || tests_one "$DEVICE-nocudnn" false
 }
 
 # Which GEMM the managed backend gets here (auto), from `lockstep info`.
@@ -239,11 +250,27 @@ stage_anchor() {
   done
 }
 
+stage_cudnn() {
+  compare_one alexnet-nocudnn "torch,torch:$DEVICE" --Lockstep:Torch:CuDnn false
+  local net rc
+  for net in alexnet vgg16; do
+    rc=0
+    "$PYTHON" "$ANCHOR" "$net" --device "$DEVICE" --batch "$BATCH" --repeats "$REPEATS" --no-cudnn \
+      --json "$OUTDIR/anchor-$net-nocudnn.json" >"$OUTDIR/anchor-$net-nocudnn.txt" 2>&1 || rc=$?
+    record "anchor $net, cuDNN disabled (plain PyTorch): exit $rc (anchor-$net-nocudnn.txt)"
+    ((rc == 0)) || STATUS=1
+  done
+  rc=0
+  "$PYTHON" "$CUDNN_PROBE" --log "$OUTDIR" >"$OUTDIR/cudnn-dw.txt" 2>&1 || rc=$?
+  record "cudnn_dw.py (one 5x5 layer's dw under PyTorch's cuDNN settings): exit $rc (cudnn-dw.txt, cudnn-api.log)"
+  ((rc == 0)) || STATUS=1
+}
+
 cmd_run() {
   OUTDIR=${1:-${OUT:-./gpu-check-results}}
   (($#)) && shift
   local -a stages=("$@")
-  ((${#stages[@]})) || stages=(env ldd tests compare tf32 anchor)
+  ((${#stages[@]})) || stages=(env ldd tests compare tf32 anchor cudnn)
   mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
   OUTDIR=$(cd "$OUTDIR" && pwd)
   SUMMARY=$OUTDIR/summary.txt
@@ -254,6 +281,8 @@ cmd_run() {
   locate_package
   ANCHOR=$APP/../gpu-anchor.py
   [[ -f $ANCHOR ]] || ANCHOR=$SCRIPT_DIR/gpu-anchor.py
+  CUDNN_PROBE=$APP/../cudnn_dw.py
+  [[ -f $CUDNN_PROBE ]] || CUDNN_PROBE=$SCRIPT_DIR/../docs/perf/gpu/cudnn_dw.py
   echo "gpu-check run $(date -u +%Y-%m-%dT%H:%M:%SZ): stages ${stages[*]}, device $DEVICE, batch $BATCH, repeats $REPEATS" >>"$SUMMARY"
 
   TORCH_LIB=${LOCKSTEP_TORCH_LIB:-}
@@ -283,10 +312,10 @@ cmd_run() {
           record "ldd: BLOCKED: no libstdc++ with GLIBCXX_3.4.32 (GCC 13+) here or in the Python environment; TorchSharp's glue needs it"
         fi
         stage_ldd || dotnet_ok=0 ;;
-      tests | compare | tf32)
+      tests | compare | tf32 | cudnn)
         if ((dotnet_ok)); then "stage_$stage"; else record "$stage: skipped (TorchSharp's glue cannot load, see ldd)"; fi ;;
       anchor) stage_anchor ;;
-      *) die "unknown stage '$stage' (env ldd tests compare tf32 anchor)" ;;
+      *) die "unknown stage '$stage' (env ldd tests compare tf32 anchor cudnn)" ;;
     esac
   done
   ((dotnet_ok)) || STATUS=1

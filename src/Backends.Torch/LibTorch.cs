@@ -182,6 +182,9 @@ internal static partial class LibTorch
         }
     }
 
+    private const string DeterministicSetting = "Deterministic (TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)";
+    private const string CuDnnSetting = "CuDnn (TorchSharp 0.107 has no torch.backends.cudnn.enabled)";
+
     /// <summary>
     /// torch.use_deterministic_algorithms(on): TorchSharp 0.107 declares it but throws NotImplementedException,
     /// so the setting is made on libtorch's global context directly (at::globalContext().setDeterministicAlgorithms,
@@ -193,11 +196,11 @@ internal static partial class LibTorch
         IntPtr library, globalContext, setAlgorithms, setCudnn, getAlgorithms;
         try
         {
-            library = LoadTorchCpu();
-            globalContext = Export(library, "_ZN2at13globalContextEv");                       // at::globalContext()
-            setAlgorithms = Export(library, "_ZN2at7Context26setDeterministicAlgorithmsEbb"); // (bool, bool warn_only)
-            setCudnn = Export(library, "_ZN2at7Context21setDeterministicCuDNNEb");             // (bool)
-            getAlgorithms = Export(library, "_ZNK2at7Context23deterministicAlgorithmsEv");     // () const
+            library = LoadTorchCpu(DeterministicSetting);
+            globalContext = Export(library, "_ZN2at13globalContextEv", DeterministicSetting);                       // at::globalContext()
+            setAlgorithms = Export(library, "_ZN2at7Context26setDeterministicAlgorithmsEbb", DeterministicSetting); // (bool, bool warn_only)
+            setCudnn = Export(library, "_ZN2at7Context21setDeterministicCuDNNEb", DeterministicSetting);             // (bool)
+            getAlgorithms = Export(library, "_ZNK2at7Context23deterministicAlgorithmsEv", DeterministicSetting);     // () const
         }
         catch (InvalidOperationException) when (!on)
         {
@@ -214,22 +217,57 @@ internal static partial class LibTorch
         }
     }
 
-    private static IntPtr LoadTorchCpu()
+    /// <summary>
+    /// torch.backends.cudnn.enabled = enabled, on libtorch's global context (at::globalContext().setUserEnabledCuDNN),
+    /// read back. Off, libtorch runs convolutions on CUDA with its own kernels (im2col and cuBLAS) instead of cuDNN's
+    /// algorithms. No effect on the CPU. Process-wide, like Deterministic.
+    /// </summary>
+    internal static unsafe void SetCuDnn(bool enabled)
+    {
+        IntPtr library, globalContext, set;
+        try
+        {
+            library = LoadTorchCpu(CuDnnSetting);
+            globalContext = Export(library, "_ZN2at13globalContextEv", CuDnnSetting);
+            set = Export(library, "_ZN2at7Context19setUserEnabledCuDNNEb", CuDnnSetting); // (bool)
+        }
+        catch (InvalidOperationException) when (enabled)
+        {
+            return; // libtorch's default: a libtorch without these exports was never told otherwise
+        }
+        IntPtr context = ((delegate* unmanaged<IntPtr>)globalContext)();
+        ((delegate* unmanaged<IntPtr, byte, void>)set)(context, enabled ? (byte)1 : (byte)0);
+        if (CuDnnEnabled != enabled)
+        {
+            throw new InvalidOperationException($"torch: CuDnn = {enabled} was asked for, but libtorch did not accept the setting");
+        }
+    }
+
+    /// <summary>libtorch's torch.backends.cudnn.enabled, read from its global context.</summary>
+    internal static unsafe bool CuDnnEnabled
+    {
+        get
+        {
+            IntPtr library = LoadTorchCpu(CuDnnSetting);
+            IntPtr globalContext = Export(library, "_ZN2at13globalContextEv", CuDnnSetting);
+            IntPtr get = Export(library, "_ZNK2at7Context16userEnabledCuDNNEv", CuDnnSetting); // () const
+            IntPtr context = ((delegate* unmanaged<IntPtr>)globalContext)();
+            return ((delegate* unmanaged<IntPtr, byte>)get)(context) != 0;
+        }
+    }
+
+    private static IntPtr LoadTorchCpu(string setting)
     {
         if (NativeLibrary.TryLoad("torch_cpu", typeof(torch).Assembly, null, out IntPtr handle)) return handle;
         // With TorchVariant=cuda, TorchSharp loads libtorch from the machine by path; it is in the process already.
         if (NativeLibrary.TryLoad("libtorch_cpu.so", out handle)) return handle;
-        throw new InvalidOperationException(
-            "torch: libtorch_cpu could not be found to set Deterministic " +
-            "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
+        throw new InvalidOperationException($"torch: libtorch_cpu could not be found to set {setting}");
     }
 
-    private static IntPtr Export(IntPtr library, string symbol) =>
+    private static IntPtr Export(IntPtr library, string symbol, string setting) =>
         NativeLibrary.TryGetExport(library, symbol, out IntPtr address)
             ? address
-            : throw new InvalidOperationException(
-                $"torch: libtorch_cpu does not export {symbol}, needed to set Deterministic " +
-                "(TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)");
+            : throw new InvalidOperationException($"torch: libtorch_cpu does not export {symbol}, needed to set {setting}");
 
     /// <summary>
     /// Deterministic cuBLAS needs CUBLAS_WORKSPACE_CONFIG in the native environment (libtorch raises an error

@@ -31,12 +31,14 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         LibTorch.SetDeterministicAlgorithms(options.Deterministic);
         if (options.Deterministic && IsCuda) LibTorch.SetCublasWorkspaceConfig();
         LibTorch.SetTf32(options.AllowTF32);
+        LibTorch.SetCuDnn(options.CuDnn);
         int threads = torch.get_num_threads();
         // TF32 matters only on a GPU, where the report always says which; on the CPU only a request for it is noted.
         string tf32 = IsCuda ? (options.AllowTF32 ? ", tf32 allowed" : ", tf32 off")
             : options.AllowTF32 ? ", tf32 allowed (no effect on cpu)" : "";
+        string cudnn = options.CuDnn ? "" : IsCuda ? ", cudnn off" : ", cudnn off (no effect on cpu)";
         Description = $"torch ({deviceLabel}, libtorch {LibTorch.Version}, {threads} thread{(threads == 1 ? "" : "s")}" +
-                      $"{(options.Deterministic ? ", deterministic" : "")}{tf32})";
+                      $"{(options.Deterministic ? ", deterministic" : "")}{tf32}{cudnn})";
         Name = IsCuda ? $"torch:{_device}" : "torch";
     }
 

@@ -4,9 +4,9 @@ using TorchSharp;
 namespace Lockstep.Backends.Torch.Tests;
 
 /// <summary>
-/// Tests of libtorch's process-wide settings (threads, TF32, deterministic algorithms) run in this collection: alone,
-/// after the parallel tests, and putting the defaults back, so that no other test (on a GPU: the float32 conformance
-/// grid) sees them and none of them sees another test's backend change them.
+/// Tests of libtorch's process-wide settings (threads, TF32, deterministic algorithms, cuDNN) run in this collection:
+/// alone, after the parallel tests, and putting the environment's settings back, so that no other test (on a GPU: the
+/// float32 conformance grid) sees them and none of them sees another test's backend change them.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ProcessWideTorchSettings
@@ -17,7 +17,7 @@ public sealed class ProcessWideTorchSettings
 [Collection(ProcessWideTorchSettings.Name)]
 public sealed class TorchProcessSettingsTests : IDisposable
 {
-    public void Dispose() => new TorchBackend(new TorchOptions()).Dispose();
+    public void Dispose() => new TorchBackend(TorchTestSupport.Options.Torch).Dispose();
 
     [Fact]
     public void Create_AllowTF32BindsFromConfigurationAndIsReported()
@@ -58,5 +58,24 @@ public sealed class TorchProcessSettingsTests : IDisposable
         using var backend = new TorchBackend(new TorchOptions());
 
         Assert.DoesNotContain("deterministic", backend.Description);
+    }
+
+    [Fact]
+    public void Create_CuDnnFalseClearsLibtorchsFlagAndTheDefaultSetsIt()
+    {
+        var options = LockstepConfiguration.Bind(LockstepConfiguration.Build(["--Lockstep:Torch:CuDnn", "false"]));
+        Assert.True(new TorchOptions().CuDnn, "cuDNN is on by default, as in PyTorch");
+
+        using (var off = new TorchBackendFactory().Create(options))
+        {
+            Assert.False(options.Torch.CuDnn);
+            Assert.False(LibTorch.CuDnnEnabled, "libtorch's torch.backends.cudnn.enabled after CuDnn = false");
+            Assert.EndsWith(off.Name == "torch" ? ", cudnn off (no effect on cpu))" : ", cudnn off)", off.Description);
+        }
+
+        using var backend = new TorchBackend(new TorchOptions());
+
+        Assert.True(LibTorch.CuDnnEnabled, "libtorch's torch.backends.cudnn.enabled after the default");
+        Assert.DoesNotContain("cudnn", backend.Description);
     }
 }

@@ -48,6 +48,14 @@ public sealed class TorchOptions
     /// </summary>
     public bool AllowTF32 { get; set; }
 
+    /// <summary>
+    /// Let libtorch run convolutions on CUDA through cuDNN (torch.backends.cudnn.enabled; on by default, as in PyTorch).
+    /// Off, it uses its own CUDA kernels (im2col and cuBLAS): slower, but clear of the cuDNN algorithms that lose
+    /// precision in full float32 (README, GPU figures: cuDNN 9.19's weight gradient of wide 5×5 layers). No effect on the
+    /// CPU; process-wide, like Threads.
+    /// </summary>
+    public bool CuDnn { get; set; } = true;
+
     /// <summary>A copy with another device (the CLI's per-backend "torch:cuda").</summary>
     public TorchOptions WithDevice(string device)
     {
