@@ -81,7 +81,8 @@ public class TorchTensorTests
     [Fact]
     public void Ops_ThrowForTensorOfAnotherBackend()
     {
-        using var other = new TorchBackend();
+        // With the environment's settings: a backend's creation sets libtorch's process-wide flags (cuDNN, TF32, …).
+        using var other = new TorchBackend(TorchTestSupport.Options.Torch);
         using var t = other.Upload<float>(new float[4], new Shape(1, 1, 2, 2));
 
         var e = Assert.Throws<ArgumentException>(() => B.Relu(t));
@@ -95,7 +96,7 @@ public class TorchTensorTests
     [Fact]
     public void LiveBytes_CountsTensorsUntilDisposed()
     {
-        using var backend = new TorchBackend(new TorchOptions { Device = "cpu" });
+        using var backend = new TorchBackend(TorchTestSupport.Options.Torch.WithDevice("cpu"));
         var a = backend.Zeros(new Shape(2, 3), DType.Float64);
         var b = backend.Upload<float>(new float[5], new Shape(5));
         Assert.Equal(6 * 8 + 5 * 4, backend.LiveBytes);
