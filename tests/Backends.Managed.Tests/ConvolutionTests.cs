@@ -380,20 +380,22 @@ public sealed class WinogradTests
     }
 
     /// <summary>
-    /// Several bands (the budget splits 3×3's 200 tile rows into 2; 5×5's small products take one row a band), a single
-    /// band split by phase (14×14 and 15×17 outputs, 98 and 72 tiles: the input transform by channels, the products by
+    /// Many bands (small products take one tile row a band: 199×127), two bands (the budget splits 200×26's 200 tile
+    /// rows of 192 channels in two: one a worker on 2 workers, band after band, each phase by phase, on 3), a single band
+    /// split by phase (14×14 and 15×17 outputs, 98 and 72 tiles: the input transform by channels, the products by
     /// position, the output transform by filters), uneven output, padding 0, 1, 2 and 4: the same bits on 1, 2 and 3
     /// workers, and within float rounding of im2col + GEMM, forward and input gradient.
     /// </summary>
     [Theory]
-    [InlineData(DType.Float32, 1, 3, 199, 127, 32)]
-    [InlineData(DType.Float64, 1, 3, 199, 127, 32)]
-    [InlineData(DType.Float64, 2, 3, 199, 127, 32)]
-    [InlineData(DType.Float32, 2, 5, 199, 127, 32)]
-    [InlineData(DType.Float64, 4, 5, 199, 127, 32)]
-    [InlineData(DType.Float32, 1, 3, 14, 14, 40)]
-    [InlineData(DType.Float64, 0, 3, 17, 19, 40)]
-    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f, int h, int width, int channels)
+    [InlineData(DType.Float32, 1, 3, 199, 127, 32, 200)]
+    [InlineData(DType.Float64, 1, 3, 199, 127, 32, 200)]
+    [InlineData(DType.Float64, 2, 3, 199, 127, 32, 202)]
+    [InlineData(DType.Float32, 2, 5, 199, 127, 32, 200)]
+    [InlineData(DType.Float64, 4, 5, 199, 127, 32, 204)]
+    [InlineData(DType.Float32, 1, 3, 200, 26, 192, 2)]
+    [InlineData(DType.Float32, 1, 3, 14, 14, 40, 1)]
+    [InlineData(DType.Float64, 0, 3, 17, 19, 40, 1)]
+    public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f, int h, int width, int channels, int bands)
     {
         var xs = Shape.Nchw(2, channels, h, width);
         var ws = new Shape(32, channels, f, f);
@@ -401,6 +403,7 @@ public sealed class WinogradTests
         var (outH, outW) = spec.OutputSize(xs.H, xs.W);
         var ys = Shape.Nchw(2, 32, outH, outW);
         Assert.True(Winograd.Applies(spec, 2, channels, 32, outH, outW));
+        Assert.Equal(bands, Winograd.Bands(f, 2, channels, 32, outH, outW));
         double[] x = TestSupport.Random((int)xs.Count, 91), w = TestSupport.Random((int)ws.Count, 92), b = TestSupport.Random(32, 93),
             dy = TestSupport.Random((int)ys.Count, 94);
 

@@ -51,9 +51,9 @@ namespace Lockstep.Backends.Managed.Kernels;
 //
 // Determinism: the tiles are processed in bands of whole tile rows fixed by the geometry alone, each band by one worker;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
-// A call with a single band (few tiles) splits it by phase instead — the input transform by channels, the products by
-// position, each whole on one worker, the output transform by filters — which leaves every element's arithmetic as
-// one worker would do it. The weight gradient does the same where all the batch's tiles fit one band
+// A call with fewer bands than workers (a single band where tiles are few) goes band after band and splits each by
+// phase instead — the input transform by channels, the products by position, each whole on one worker, the output
+// transform by filters — which leaves every element's arithmetic as one worker would do it. The weight gradient does the same where all the batch's tiles fit one band
 // (PhasesWeights), with dy's transform and dw's by filters; elsewhere its slots sum images into partials, added in order.
 
 /// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
@@ -147,6 +147,9 @@ internal static class Winograd
             && new Plan(3, n, channels, filters, outH, outW, BandElements).Bands == 1;
     }
 
+    /// <summary>The bands a forward or input gradient of this geometry falls into (tests).</summary>
+    internal static int Bands(int r, int n, int channels, int filters, int outH, int outW) => new Plan(r, n, channels, filters, outH, outW).Bands;
+
     private static bool Transforms(ConvSpec spec, int channels, int filters) =>
         spec is { KernelH: 3 or 5, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 } && spec.KernelW == spec.KernelH
         && spec.Padding.Top < spec.KernelH && spec.Padding.Left < spec.KernelW && channels >= MinChannels && filters >= MinChannels;
@@ -157,8 +160,9 @@ internal static class Winograd
     public static long WorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
         var plan = new Plan(r, n, channels, filters, outH, outW);
-        int slots = plan.Bands > 1 ? Math.Min(threads, plan.Bands) : 1;
-        long phasedScratch = plan.Bands == 1 ? (long)(threads - 1) * plan.ScratchElements : 0;
+        // As Run: bands over the workers where they are at least as many, else band after band, phase by phase.
+        int slots = threads > 1 && plan.Bands >= threads ? Math.Min(threads, plan.Bands) : 1;
+        long phasedScratch = threads > 1 && plan.Bands < threads ? (long)(threads - 1) * plan.ScratchElements : 0;
         return (long)plan.Positions * (channels * filters + 64) + slots * plan.SlotElements + phasedScratch;   // + 64: Spread
     }
 
@@ -617,7 +621,11 @@ internal static class Winograd
     {
         var plan = new Plan(r, n, channels, filters, outH, outW);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW, mirrored);
-        bool parallel = workers.Threads > 1 && plan.Bands > 1, phased = workers.Threads > 1 && plan.Bands == 1;
+        // Bands over the workers, each band whole on one; with fewer bands than workers (one band, or AlexNet's
+        // 13×13 384 → 384 layer in two at batch 16 on 16 threads, which ran 37 ms there against 6 for its neighbours
+        // in one band), band after band, each phase by phase over all of them. Either way each element's arithmetic is
+        // one worker's, so the bits do not depend on the choice.
+        bool parallel = workers.Threads > 1 && plan.Bands >= workers.Threads, phased = workers.Threads > 1 && plan.Bands < workers.Threads;
         int slots = parallel ? Math.Min(workers.Threads, plan.Bands) : 1;
         var job = Cache<BandJob<T>>.Rent();
         var buffers = job.Slots(slots);
@@ -636,10 +644,14 @@ internal static class Winograd
                 }
                 else if (phased)
                 {
-                    foreach (var phase in (ReadOnlySpan<BandPhase>)[BandPhase.Input, BandPhase.Products, BandPhase.Output])
+                    for (int band = 0; band < plan.Bands; band++)
                     {
-                        job.Phase = phase;
-                        workers.For(job.Items(phase), job);
+                        job.PhasedBand = band;
+                        foreach (var phase in (ReadOnlySpan<BandPhase>)[BandPhase.Input, BandPhase.Products, BandPhase.Output])
+                        {
+                            job.Phase = phase;
+                            workers.For(job.Items(phase), job);
+                        }
                     }
                 }
                 else
@@ -1189,7 +1201,10 @@ internal static class Winograd
 
         public BandPhase Phase { get; set; }
 
-        /// <summary>Items of a phase of band 0: chunks of channels, positions, chunks of filters.</summary>
+        /// <summary>The band that a phase (other than <see cref="BandPhase.All"/>) works on.</summary>
+        public int PhasedBand { get; set; }
+
+        /// <summary>Items of a phase of one band: chunks of channels, positions, chunks of filters.</summary>
         public int Items(BandPhase phase) => phase switch
         {
             BandPhase.Input => (_sizes.Channels + PhaseChunk - 1) / PhaseChunk,
@@ -1203,6 +1218,7 @@ internal static class Winograd
             _gemm = null;
             _x = _u = _b = _y = null;
             Phase = BandPhase.All;
+            PhasedBand = 0;
         }
 
         public void Run(int index, int worker)
@@ -1216,21 +1232,22 @@ internal static class Winograd
                 Band(_gemm!, _plan, _sizes, index, x, u, bias, y, _slots[worker], _oneThread);
                 return;
             }
-            // Band 0 in one slot, each worker with its own scratch in it.
+            // One band in one slot, each worker with its own scratch in it.
             var slot = _slots[0];
-            var l = BandBuffers(_plan, _sizes, 0, slot.AsSpan(), out var v, out var m);
+            int band = PhasedBand;
+            var l = BandBuffers(_plan, _sizes, band, slot.AsSpan(), out var v, out var m);
             int lo = index * PhaseChunk;
             switch (Phase)
             {
                 case BandPhase.Input:
                     var scratch = _plan.Scratch(slot.AsSpan(), worker);
-                    BandInput(_plan, _sizes, 0, x, v, l, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
+                    BandInput(_plan, _sizes, band, x, v, l, scratch, lo, Math.Min(_sizes.Channels, lo + PhaseChunk));
                     break;
                 case BandPhase.Products:
-                    BandProducts(_gemm!, _plan, _sizes, 0, u, v, m, l, index, index + 1, oneThread: true);
+                    BandProducts(_gemm!, _plan, _sizes, band, u, v, m, l, index, index + 1, oneThread: true);
                     break;
                 default:
-                    BandOutput(_plan, _sizes, 0, m, l, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
+                    BandOutput(_plan, _sizes, band, m, l, bias, y, lo, Math.Min(_sizes.Filters, lo + PhaseChunk));
                     break;
             }
         }
