@@ -23,6 +23,43 @@ internal static partial class LibTorch
     /// <summary>The libtorch version this TorchSharp was built against, e.g. "2.10.0".</summary>
     internal static string Version => torch.NormalizeNuGetVersion(torch.__version__);
 
+    /// <summary>
+    /// The version of the libtorch in the process, read from its build settings (at::show_config(), "TORCH_VERSION=…"):
+    /// with TorchVariant=cuda it is the machine's (PyTorch 2.11's, say), which TorchSharp's own version string does not
+    /// tell. Null where libtorch does not export show_config with the C++11 string ABI, or says no version.
+    /// </summary>
+    internal static string? LoadedVersion => _loadedVersion.Value;
+
+    private static readonly Lazy<string?> _loadedVersion = new(ReadLoadedVersion);
+
+    private static unsafe string? ReadLoadedVersion()
+    {
+        IntPtr library;
+        try
+        {
+            library = LoadTorchCpu("its version");
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+        // std::string at::show_config() (C++11 ABI): returned through a hidden pointer to 32 bytes { char* data;
+        // size_t length; char local[16] }; a string longer than 15 characters lives on the heap, freed by operator delete.
+        if (!NativeLibrary.TryGetExport(library, "_ZN2at11show_configB5cxx11Ev", out IntPtr showConfig)) return null;
+        byte* result = stackalloc byte[32];
+        ((delegate* unmanaged<byte*, IntPtr>)showConfig)(result);
+        IntPtr data = *(IntPtr*)result;
+        long length = *(long*)(result + 8);
+        string config = length is > 0 and < 1 << 20 ? Marshal.PtrToStringUTF8(data, (int)length) : "";
+        if (data != (IntPtr)(result + 16) && NativeLibrary.TryLoad("libstdc++.so.6", out IntPtr libstdcxx)
+            && NativeLibrary.TryGetExport(libstdcxx, "_ZdlPv", out IntPtr operatorDelete))
+        {
+            ((delegate* unmanaged<IntPtr, void>)operatorDelete)(data);
+        }
+        var match = System.Text.RegularExpressions.Regex.Match(config, @"TORCH_VERSION=([0-9][^,\s]*)");
+        return match.Success ? match.Groups[1].Value : null;
+    }
+
     /// <summary>TorchSharp's package version, read without touching the torch type (whose initializer loads libtorch).</summary>
     private static string TorchSharpVersion =>
         typeof(torch).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)

@@ -37,7 +37,11 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
         string tf32 = IsCuda ? (options.AllowTF32 ? ", tf32 allowed" : ", tf32 off")
             : options.AllowTF32 ? ", tf32 allowed (no effect on cpu)" : "";
         string cudnn = options.CuDnn ? "" : IsCuda ? ", cudnn off" : ", cudnn off (no effect on cpu)";
-        Description = $"torch ({deviceLabel}, libtorch {LibTorch.Version}, {threads} thread{(threads == 1 ? "" : "s")}" +
+        // The libtorch in the process; where it is not the one TorchSharp's glue was built for (a PyTorch install's,
+        // with TorchVariant=cuda), both.
+        string loaded = LibTorch.LoadedVersion ?? LibTorch.Version;
+        string libtorch = loaded == LibTorch.Version ? loaded : $"{loaded}, glue built for {LibTorch.Version}";
+        Description = $"torch ({deviceLabel}, libtorch {libtorch}, {threads} thread{(threads == 1 ? "" : "s")}" +
                       $"{(options.Deterministic ? ", deterministic" : "")}{tf32}{cudnn})";
         Name = IsCuda ? $"torch:{_device}" : "torch";
     }

@@ -17,6 +17,23 @@ public class TorchBackendFactoryTests
     }
 
     [Fact]
+    public void LoadedVersion_IsReadFromLibtorchsBuildSettings()
+    {
+        _ = TorchTestSupport.Backend;
+        Assert.NotNull(LibTorch.LoadedVersion);
+
+        // The TorchSharp-cpu build brings libtorch 2.10.0, the version its glue was built for; a machine's own libtorch
+        // (TorchVariant=cuda, eng/gpu-check.sh) reports its own, which the description then names beside the glue's.
+        if (LibTorch.LoadedVersion == LibTorch.Version)
+        {
+            Assert.Contains($"libtorch {LibTorch.Version},", TorchTestSupport.Backend.Description);
+            return;
+        }
+        Assert.Matches(@"^\d+\.\d+\.\d+", LibTorch.LoadedVersion);
+        Assert.Contains($"libtorch {LibTorch.LoadedVersion}, glue built for {LibTorch.Version},", TorchTestSupport.Backend.Description);
+    }
+
+    [Fact]
     public void Create_ZeroThreadsMeansAllCores()
     {
         using var backend = new TorchBackendFactory().Create(new LockstepOptions { Torch = { Threads = 0 } });
