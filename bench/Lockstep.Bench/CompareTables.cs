@@ -13,6 +13,11 @@ public static class CompareTables
         if (PeakLine(report) is { } peak) console.Profile.Out.Writer.WriteLine(peak);
         console.Write(LayerTable(report));
         console.WriteLine();
+        if (report.Layers.Any(l => l.Flops > 0))
+        {
+            console.Write(ThroughputTable(report));
+            console.WriteLine();
+        }
         if (report.Config.Backends.Count > 1)
         {
             console.Write(KindTable(report));
@@ -38,23 +43,21 @@ public static class CompareTables
         static string G(double g) => g.ToString("0.0", CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// Per layer: each backend's median forward, backward-data and backward-weights time (min–max below), the other
+    /// backends' time ÷ the first's, and the agreement. Throughput is a table of its own (<see cref="ThroughputTable"/>),
+    /// so that neither needs more than a wide terminal.
+    /// </summary>
     private static Table LayerTable(CompareReport report)
     {
         var names = report.Config.Backends.Select(b => b.Name).ToArray();
-        double? peak = report.Machine.PeakGflops;
         var table = new Table().Title($"per layer, batch {report.Config.Batch}, {report.Config.Dtype}: median ms (min–max)");
         table.AddColumn("layer").AddColumn("kind").AddColumn("output");
-        bool gemm = report.Layers.Any(l => l.Results.Values.Any(r => r.GemmForwardGflops is not null));
         foreach (string name in names)
         {
             table.AddColumn(new TableColumn($"{name}\nfwd ms").RightAligned());
             table.AddColumn(new TableColumn($"{name}\nbwd-data ms").RightAligned());
             table.AddColumn(new TableColumn($"{name}\nbwd-weights ms").RightAligned());
-            table.AddColumn(new TableColumn($"{name}\nGFLOP/s f/bd/bw").RightAligned());
-            if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null))
-            {
-                table.AddColumn(new TableColumn($"{name}\nGEMM GFLOP/s f/b").RightAligned());
-            }
         }
         foreach (string other in names.Skip(1))
         {
@@ -71,11 +74,6 @@ public static class CompareTables
                 cells.Add($"{Ms(r.ForwardMs)}\n[dim]{Ms(r.ForwardMinMs)}–{Ms(r.ForwardMaxMs)}[/]");
                 cells.Add($"{Ms(r.BackwardDataMs)}\n[dim]bwd {Ms(r.BackwardMinMs)}–{Ms(r.BackwardMaxMs)}[/]");
                 cells.Add(r.BackwardWeightsMs > 0 ? $"{Ms(r.BackwardWeightsMs)}\n[dim]{Ms(r.BackwardWeightsMinMs)}–{Ms(r.BackwardWeightsMaxMs)}[/]" : "–");
-                cells.Add(Gflops([r.ForwardGflops, r.BackwardDataGflops, r.BackwardWeightsGflops], peak));
-                if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null))
-                {
-                    cells.Add(Gflops([r.GemmForwardGflops, r.GemmBackwardGflops], peak));
-                }
             }
             foreach (string other in names.Skip(1))
             {
@@ -92,8 +90,6 @@ public static class CompareTables
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].ForwardMs)));
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardDataMs)));
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardWeightsMs)));
-            total.Add("");
-            if (gemm && report.Layers.Any(l => l.Results[name].GemmForwardGflops is not null)) total.Add("");
         }
         foreach (string other in names.Skip(1))
         {
@@ -104,6 +100,37 @@ public static class CompareTables
         }
         if (names.Length > 1) total.Add("");
         table.AddRow(total.ToArray());
+        return table;
+    }
+
+    /// <summary>
+    /// Per layer with counted operations (CONV, FC): each backend's GFLOP/s forward / backward-data / backward-weights
+    /// and its share of the measured peak, and where a backend reports it, the GEMM phase's (its products alone).
+    /// </summary>
+    private static Table ThroughputTable(CompareReport report)
+    {
+        var names = report.Config.Backends.Select(b => b.Name).ToArray();
+        double? peak = report.Machine.PeakGflops;
+        string of = peak is { } p ? $", share of the peak {p.ToString("0.0", CultureInfo.InvariantCulture)}" : "";
+        var table = new Table().Title($"per layer: GFLOP/s{of}");
+        table.AddColumn("layer").AddColumn("kind");
+        var gemm = names.Where(n => report.Layers.Any(l => l.Results[n].GemmForwardGflops is not null)).ToHashSet();
+        foreach (string name in names)
+        {
+            table.AddColumn(new TableColumn($"{name}\nf / bd / bw").RightAligned());
+            if (gemm.Contains(name)) table.AddColumn(new TableColumn($"{name}\nGEMM f / b").RightAligned());
+        }
+        foreach (var layer in report.Layers.Where(l => l.Flops > 0))
+        {
+            var cells = new List<string> { layer.Name, layer.Kind };
+            foreach (string name in names)
+            {
+                var r = layer.Results[name];
+                cells.Add(Gflops([r.ForwardGflops, r.BackwardDataGflops, r.BackwardWeightsGflops], peak));
+                if (gemm.Contains(name)) cells.Add(Gflops([r.GemmForwardGflops, r.GemmBackwardGflops], peak));
+            }
+            table.AddRow(cells.ToArray());
+        }
         return table;
     }
 
