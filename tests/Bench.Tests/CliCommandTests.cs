@@ -74,6 +74,17 @@ public sealed class CliCommandTests : IDisposable
             "--gemm", "managed", "--batch", "2", "--repeats", "1", "--warmup", "0", "--threads", "1", "--json", json);
         Assert.True(result.ExitCode == Cli.Success, result.ToString());
         Assert.Contains("report: ", result.Output, StringComparison.Ordinal);
+        // Four tables: times per layer; GFLOP/s of the layers with counted operations (CONV, FC) alone; per kind; the step.
+        int times = result.Output.IndexOf("median ms (min–max)", StringComparison.Ordinal);
+        int throughput = result.Output.IndexOf("per layer: GFLOP/s", StringComparison.Ordinal);
+        int kinds = result.Output.IndexOf("per layer type", StringComparison.Ordinal);
+        int step = result.Output.IndexOf("training step", StringComparison.Ordinal);
+        Assert.True(times >= 0 && times < throughput && throughput < kinds && kinds < step, result.Output);
+        string rates = result.Output[throughput..kinds];
+        Assert.Contains("conv1", rates, StringComparison.Ordinal);
+        Assert.Contains("fc1", rates, StringComparison.Ordinal);
+        Assert.DoesNotContain("relu1", rates, StringComparison.Ordinal);
+        Assert.DoesNotContain("pool1", rates, StringComparison.Ordinal);
 
         using var report = JsonDocument.Parse(File.ReadAllText(json));
         var root = report.RootElement;
