@@ -33,6 +33,22 @@ public class NetworkSpecTests
     }
 
     [Fact]
+    public void Parse_ReadsDilationAndGroups_PaddingKeepsTheSizeByDefault()
+    {
+        var net = NetworkSpec.Parse("INPUT 32x32x16 -> CONV3-32/D2/G4 -> RELU -> CONV5-8/g2/d3/p1/s1 -> FC-10");
+
+        var grouped = Assert.IsType<ConvDefinition>(net.Layers[0]);
+        Assert.Equal((32, 3, 1, 2, 2, 4), (grouped.Filters, grouped.Spec.KernelH, grouped.Spec.StrideH, grouped.Spec.PadH, grouped.Spec.DilationW, grouped.Spec.Groups));
+        Assert.Equal(Shape.Nchw(1, 32, 32, 32), net.Shapes(1)[0]);   // padding D·(F − 1)/2 = 2 keeps 32×32
+        Assert.Equal((32L / 4 * 16 * 3 * 3, 32L), grouped.ParameterCount(Shape.Nchw(1, 16, 32, 32)));
+        var dilated = Assert.IsType<ConvDefinition>(net.Layers[2]);
+        Assert.Equal((1, 3, 2), (dilated.Spec.PadH, dilated.Spec.DilationH, dilated.Spec.Groups));
+        Assert.Equal(Shape.Nchw(1, 8, 22, 22), net.Shapes(1)[2]);    // 32 + 2·1 − 3·(5 − 1) − 1 + 1
+        Assert.Equal("INPUT 32x32x16 -> CONV3-32/D2/G4 -> RELU -> CONV5-8/P1/D3/G2 -> FC-10", NetworkSpec.Format(net));
+        Assert.Equal(NetworkSpec.Format(net), NetworkSpec.Format(NetworkSpec.Parse(NetworkSpec.Format(net))));
+    }
+
+    [Fact]
     public void Parse_NestedRepetition()
     {
         var net = NetworkSpec.Parse("INPUT 16x16x1 -> [[CONV3-2 -> RELU]*2 -> POOL2]*2 -> FC-3");
@@ -72,7 +88,12 @@ public class NetworkSpecTests
     [InlineData("INPUT 32x32x3 -> ", 18, "expected a layer")]
     [InlineData("INPUT 32x32x3 -> CONV3 -> FC-10", 23, "'-' and the number of filters K")]
     [InlineData("INPUT 32x32x3 -> CONV3-0 -> FC-10", 24, "must be at least 1")]
-    [InlineData("INPUT 32x32x3 -> CONV3-16/X2 -> FC-10", 27, "/S<stride> or /P<padding>")]
+    [InlineData("INPUT 32x32x3 -> CONV3-16/X2 -> FC-10", 27, "/S<stride>, /P<padding>, /D<dilation> or /G<groups>")]
+    [InlineData("INPUT 32x32x3 -> POOL2/D2 -> FC-10", 24, "/S<stride> or /P<padding> after '/'")]
+    [InlineData("INPUT 32x32x4 -> CONV3-16/D2/G2/D3 -> FC-10", 33, "dilation is given twice")]
+    [InlineData("INPUT 32x32x4 -> CONV3-16/G2/G2 -> FC-10", 30, "number of groups is given twice")]
+    [InlineData("INPUT 32x32x4 -> CONV3-16/D0 -> FC-10", 28, "the dilation after /D, e.g. /D2 must be at least 1, got 0")]
+    [InlineData("INPUT 32x32x4 -> CONV3-16/G0 -> FC-10", 28, "the number of groups after /G, e.g. /G2 must be at least 1, got 0")]
     [InlineData("INPUT 32x32x3 -> CONV3-16/S2/S2 -> FC-10", 30, "stride is given twice")]
     [InlineData("INPUT 32x32x3 -> CONV3-16/P3 -> FC-10", 18, "padding must be smaller than the kernel")]
     [InlineData("INPUT 32x32x3 -> CONV3-16 FC-10", 27, "expected '->' between layers")]
@@ -96,6 +117,7 @@ public class NetworkSpecTests
     [InlineData("INPUT 6x6x1 -> [CONV3-2 -> POOL2]*2 -> FC-2", 28, "pool2: (H - F + 2P)/S + 1 = (3 - 2 + 0)/2 + 1 = 1.5")]
     [InlineData("INPUT 4x4x1 -> CONV5-2/P0 -> FC-2", 16, "does not fit")]
     [InlineData("INPUT 8x8x1 -> FC-4 -> CONV1-2", 24, "cannot follow an FC layer")]
+    [InlineData("INPUT 8x8x6 -> CONV3-16/G4 -> FC-2", 16, "conv1 (CONV): 4 groups must divide both the input's 6 channels and the 16 filters")]
     public void Parse_ThrowsForGeometry_AtTheLayer_WithTheArithmetic(string spec, int column, string fragment)
     {
         var e = Assert.Throws<SpecException>(() => NetworkSpec.Parse(spec));

@@ -53,6 +53,10 @@ public sealed record ConvDefinition(int Filters, ConvSpec Spec) : LayerDefinitio
     {
         RequireNchw(input, name, Kind);
         if (Filters < 1) throw new ArgumentException($"{name} (CONV): the number of filters K must be at least 1, got {Filters}");
+        if (input.C % Spec.Groups != 0 || Filters % Spec.Groups != 0)
+        {
+            throw new ArgumentException($"{name} (CONV): {Spec.Groups} groups must divide both the input's {input.C} channels and the {Filters} filters");
+        }
         var (h, w) = (Spec with { Name = name }).OutputSize(input.H, input.W);
         return Shape.Nchw(input.N, Filters, h, w);
     }

@@ -9,7 +9,9 @@ namespace Lockstep.Layers;
 /// <code>
 /// spec   := 'INPUT' W 'x' H 'x' D ('->' item)+          the input volume W×H×D, as the notes write it
 /// item   := layer | '[' item ('->' item)* ']' '*' N     repetition, nestable
-/// layer  := CONV F '-' K ['/S' s] ['/P' p]              stride 1 and padding (F − 1)/2 unless given
+/// layer  := CONV F '-' K ['/S' s] ['/P' p] ['/D' d] ['/G' g]
+///                                                       stride 1, dilation 1, one group and padding d·(F − 1)/2
+///                                                       unless given (options in any order)
 ///         | POOL F ['/S' s] ['/P' p]                    max pooling, stride F unless given (AVGPOOL, L2POOL likewise)
 ///         | FC '-' n | RELU
 /// </code>
@@ -47,15 +49,17 @@ public static class NetworkSpec
 
     private static string Format(LayerDefinition layer) => layer switch
     {
-        ConvDefinition c when c.Spec.KernelH == c.Spec.KernelW && c.Spec.StrideH == c.Spec.StrideW && c.Spec.PadH == c.Spec.PadW =>
+        ConvDefinition c when c.Spec.KernelH == c.Spec.KernelW && c.Spec.StrideH == c.Spec.StrideW && c.Spec.PadH == c.Spec.PadW
+                              && c.Spec.Padding.IsSymmetric && c.Spec.DilationH == c.Spec.DilationW =>
             $"CONV{c.Spec.KernelH}-{c.Filters}" + (c.Spec.StrideH != 1 ? $"/S{c.Spec.StrideH}" : "") +
-            (c.Spec.PadH != (c.Spec.KernelH - 1) / 2 ? $"/P{c.Spec.PadH}" : ""),
+            (c.Spec.PadH != c.Spec.DilationH * (c.Spec.KernelH - 1) / 2 ? $"/P{c.Spec.PadH}" : "") +
+            (c.Spec.DilationH != 1 ? $"/D{c.Spec.DilationH}" : "") + (c.Spec.Groups != 1 ? $"/G{c.Spec.Groups}" : ""),
         PoolDefinition p when p.Spec.KernelH == p.Spec.KernelW && p.Spec.StrideH == p.Spec.StrideW && p.Spec.PadH == p.Spec.PadW =>
             (p.Spec.Mode switch { PoolMode.Max => "POOL", PoolMode.Average => "AVGPOOL", _ => "L2POOL" }) + p.Spec.KernelH +
             (p.Spec.StrideH != p.Spec.KernelH ? $"/S{p.Spec.StrideH}" : "") + (p.Spec.PadH != 0 ? $"/P{p.Spec.PadH}" : ""),
         FcDefinition f => $"FC-{f.Outputs}",
         ReluDefinition => "RELU",
-        _ => throw new ArgumentException($"{layer.Kind}: {layer} has no form in the spec grammar (non-square kernel, stride or padding)"),
+        _ => throw new ArgumentException($"{layer.Kind}: {layer} has no form in the spec grammar (non-square kernel, stride, padding or dilation, or padding that differs per side)"),
     };
 
     // Each layer's shape in turn, so that a geometry error points at the layer's token.
@@ -180,8 +184,10 @@ public static class NetworkSpec
                 int f = Number("the filter size F (CONV<F>-<K>, e.g. CONV3-16)");
                 Expect('-', "'-' and the number of filters K (CONV<F>-<K>, e.g. CONV3-16)");
                 int k = Number("the number of filters K (CONV<F>-<K>, e.g. CONV3-16)");
-                var (s, p) = Options(allowed: "/S<stride> or /P<padding>");
-                return Build(column, () => new ConvDefinition(k, ConvSpec.Square(f, s ?? 1, p ?? (f - 1) / 2)));
+                var (s, p, d, g) = Options(allowed: "/S<stride>, /P<padding>, /D<dilation> or /G<groups>", convolution: true);
+                int dilation = d ?? 1;
+                return Build(column, () => new ConvDefinition(k,
+                    new ConvSpec(f, f, s ?? 1, s ?? 1, p ?? dilation * (f - 1) / 2, p ?? dilation * (f - 1) / 2, dilationH: dilation, dilationW: dilation, groups: g ?? 1)));
             }
             PoolMode? mode = TryKeyword("AVGPOOL") ? PoolMode.Average
                 : TryKeyword("L2POOL") ? PoolMode.L2
@@ -190,7 +196,7 @@ public static class NetworkSpec
             if (mode is { } m)
             {
                 int f = Number("the window size F (POOL<F>, e.g. POOL2)");
-                var (s, p) = Options(allowed: "/S<stride> or /P<padding>");
+                var (s, p, _, _) = Options(allowed: "/S<stride> or /P<padding>", convolution: false);
                 return Build(column, () => new PoolDefinition(PoolSpec.Square(m, f, s ?? f, p ?? 0)));
             }
             if (TryKeyword("FC"))
@@ -216,9 +222,10 @@ public static class NetworkSpec
             }
         }
 
-        private (int? Stride, int? Padding) Options(string allowed)
+        // /S and /P for every layer that takes them; /D and /G for a convolution alone.
+        private (int? Stride, int? Padding, int? Dilation, int? Groups) Options(string allowed, bool convolution)
         {
-            int? stride = null, padding = null;
+            int? stride = null, padding = null, dilation = null, groups = null;
             while (TryChar('/'))
             {
                 int column = Column;
@@ -232,12 +239,22 @@ public static class NetworkSpec
                     if (padding is not null) throw Error(column, "the padding is given twice");
                     padding = Number("the padding after /P, e.g. /P1", minimum: 0);
                 }
+                else if (convolution && TryKeyword("D"))
+                {
+                    if (dilation is not null) throw Error(column, "the dilation is given twice");
+                    dilation = Number("the dilation after /D, e.g. /D2");
+                }
+                else if (convolution && TryKeyword("G"))
+                {
+                    if (groups is not null) throw Error(column, "the number of groups is given twice");
+                    groups = Number("the number of groups after /G, e.g. /G2");
+                }
                 else
                 {
                     throw Error($"expected {allowed} after '/', found '{Rest()}'");
                 }
             }
-            return (stride, padding);
+            return (stride, padding, dilation, groups);
         }
 
         private int Number(string what, int minimum = 1)
