@@ -15,7 +15,7 @@ public class FuzzTests
 
     private static readonly string[] Tokens =
     [
-        "INPUT", " ", "  ", "32", "x", "3", "->", "→", "-", ">", "CONV", "conv", "POOL", "AVGPOOL", "L2POOL", "FC", "RELU", "/S", "/P",
+        "INPUT", " ", "  ", "32", "x", "3", "->", "→", "-", ">", "CONV", "conv", "POOL", "AVGPOOL", "L2POOL", "FC", "RELU", "/S", "/P", "/D", "/G",
         "[", "]", "*", "0", "1", "2", "5", "7", "11", "224", "-1", "99999999999", "2147483647", "\t", "\n", "é", "\0", "Ω", ".", ",",
     ];
 
