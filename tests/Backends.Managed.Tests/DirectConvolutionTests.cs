@@ -172,7 +172,7 @@ public sealed class DirectConvolutionTests
         for (int i = 0; i < total; i++)
         {
             var g = Generators.ConvGeometry.Generate(pcg, null, out _);
-            var spec = ConvSpec.Square(g.F, g.S, g.P);
+            var spec = g.Spec;
             if (DirectConvolution.Applies(Shape.Nchw(g.N, g.C, g.H, g.W), g.K, spec, spec.OutputSize(g.H, g.W).W, Lanes(DType.Float32))) direct++;
         }
         Assert.InRange(direct, total / 10, total - total / 2);

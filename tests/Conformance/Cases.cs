@@ -3,21 +3,30 @@ using System.Globalization;
 namespace Lockstep.Conformance;
 
 /// <summary>A convolution case: geometry, channels, batch. Its text form is the test's name and its replay key.</summary>
-public sealed record ConvCase(int F, int S, int P, int H, int W, int C, int K, int N)
+public sealed record ConvCase(int F, int S, int P, int H, int W, int C, int K, int N, int D = 1, int G = 1)
 {
-    public ConvSpec Spec => ConvSpec.Square(F, S, P, name: "conv");
+    public ConvSpec Spec => new(F, F, S, S, P, P, name: "conv", dilationH: D, dilationW: D, groups: G);
     public Shape Input => Shape.Nchw(N, C, H, W);
-    public Shape Weights => new(K, C, F, F);
+    public Shape Weights => new(K, C / G, F, F);
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"F{F} S{S} P{P} {H}x{W} C{C} K{K} N{N}");
+    /// <summary>"F3 S1 P1 5x6 C2 K4 N2", with " D2" and " G2" after it where the dilation or the groups are not 1.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"F{F} S{S} P{P} {H}x{W} C{C} K{K} N{N}")
+        + (D != 1 ? string.Create(CultureInfo.InvariantCulture, $" D{D}") : "") + (G != 1 ? string.Create(CultureInfo.InvariantCulture, $" G{G}") : "");
 
     public static ConvCase Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         var p = text.Split(' ');
         var hw = p[3].Split('x');
+        int d = 1, g = 1;
+        foreach (string option in p.Skip(7))
+        {
+            if (option.StartsWith('D')) d = Int(option);
+            else if (option.StartsWith('G')) g = Int(option);
+            else throw new FormatException($"'{text}': unknown part '{option}' (expected D<dilation> or G<groups>)");
+        }
         return new ConvCase(Int(p[0]), Int(p[1]), Int(p[2]), int.Parse(hw[0], CultureInfo.InvariantCulture),
-            int.Parse(hw[1], CultureInfo.InvariantCulture), Int(p[4]), Int(p[5]), Int(p[6]));
+            int.Parse(hw[1], CultureInfo.InvariantCulture), Int(p[4]), Int(p[5]), Int(p[6]), d, g);
         static int Int(string s) => int.Parse(s.AsSpan(1), CultureInfo.InvariantCulture);
     }
 

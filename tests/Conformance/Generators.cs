@@ -16,18 +16,20 @@ public static class Generators
     /// CONV: F ∈ {1, 2, 3, 5, 7, 11} (1×1 often, AlexNet's F=11 with S up to 4), S ≤ 4, P &lt; F, outputs of 1–5 per
     /// axis (so non-square inputs) — but a quarter of the rows 12–40 outputs wide, as first layers' rows are (kernels
     /// that vectorise along a row, the managed backend's direct convolution among them, take only such rows) —
-    /// C and K 1–4, batch 1–3.
+    /// C and K 1–4 a group, batch 1–3; one case in six dilated (D 2–3, kernels up to 5), one in six in 2–3 groups.
     /// </summary>
     public static readonly Gen<ConvCase> ConvGeometry =
         from f in Gen.Frequency((3, Gen.Const(3)), (3, Gen.Const(1)), (2, Gen.Const(5)), (1, Gen.Const(2)), (1, Gen.Const(7)), (2, Gen.Const(11)))
+        from d in f is > 1 and <= 5 ? Gen.Frequency((5, Gen.Const(1)), (1, Gen.Int[2, 3])) : Gen.Const(1)
         from s in Gen.Int[1, f == 1 ? 2 : 4]
-        from p in Gen.Int[0, Math.Min(f - 1, 3)]
+        from p in Gen.Int[0, Math.Min(d * (f - 1), 3)]
         from ho in Gen.Int[1, f >= 7 ? 3 : 5]
         from wo in Gen.Frequency((3, Gen.Int[1, f >= 7 ? 4 : 5]), (1, Gen.Int[12, 40]))
+        from g in Gen.Frequency((5, Gen.Const(1)), (1, Gen.Int[2, 3]))
         from c in Gen.Int[1, 4]
         from k in Gen.Int[1, 4]
         from n in Gen.Int[1, 3]
-        select new ConvCase(f, s, p, InputSize(ho, f, s, p), InputSize(wo, f, s, p), c, k, n);
+        select new ConvCase(f, s, p, InputSize(ho, d * (f - 1) + 1, s, p), InputSize(wo, d * (f - 1) + 1, s, p), c * g, k * g, n, d, g);
 
     /// <summary>POOL: max (twice as often), average, L2; F 1–5 with 2 and 3 favoured, S ≤ F (overlapping when S &lt; F,
     /// e.g. the notes' F=3 S=2), P ≤ F/2, outputs of 1–5 per axis, C 1–4, batch 1–3.</summary>

@@ -90,9 +90,10 @@ public sealed record ConvOpCase(ConvCase Case, InputKind Inputs, int DataSeed) :
         double mx = Result.MaxAbs(x), mw = Result.MaxAbs(w), mdy = Result.MaxAbs(dy);
         return
         [
-            // y: C·F·F products and the bias; dx: each input meets K filters at ⌈F/S⌉² kernel offsets per axis pair.
-            Result.Of("y", y, reduction: (long)c.C * c.F * c.F + 1, scale: Math.Max(mx * mw, Result.MaxAbs(b))),
-            Result.Of("dx", g.Dx!, reduction: c.K * CeilDiv(c.F, c.S) * CeilDiv(c.F, c.S), scale: mdy * mw),
+            // y: C/G·F·F products and the bias; dx: each input meets the K/G filters of its group at ⌈F/S⌉² kernel
+            // offsets per axis pair (at most F² when dilated).
+            Result.Of("y", y, reduction: (long)c.C / c.G * c.F * c.F + 1, scale: Math.Max(mx * mw, Result.MaxAbs(b))),
+            Result.Of("dx", g.Dx!, reduction: c.K / c.G * (c.D == 1 ? CeilDiv(c.F, c.S) * CeilDiv(c.F, c.S) : c.F * c.F), scale: mdy * mw),
             Result.Of("dw", g.Dw, reduction: perFilter, scale: mdy * mx),
             Result.Of("db", g.Db, reduction: perFilter, scale: mdy),
         ];
