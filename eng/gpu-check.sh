@@ -31,9 +31,9 @@
 # The managed backend needs MKL or OpenBLAS (Lockstep:Managed:Gemm = auto). A GPU machine with only PyTorch usually
 # has neither, and PyTorch's wheels link MKL statically, so there is no libmkl_rt to borrow: auto then takes the
 # managed GEMM, correct but slow (alexnet's step took 8.3 s at batch 16 on 2 cores), and compare leaves the managed
-# backend out (torch:cuda runs against torch on the CPU). MKL is not carried in the tarball: libmkl_rt alone is a dispatcher over libmkl_core, a threading
-# layer and per-ISA kernel libraries (hundreds of MB in all), and Debian 13's builds need a newer glibc than such
-# machines may have. `run` says which GEMM ran and what was skipped.
+# backend out (torch:cuda runs against torch on the CPU). MKL is not carried in the tarball: libmkl_rt alone is a
+# dispatcher over libmkl_core, a threading layer and per-ISA kernel libraries (hundreds of MB in all), and Debian 13's
+# builds need a newer glibc than such machines may have. `run` says which GEMM ran and what was skipped.
 set -uo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

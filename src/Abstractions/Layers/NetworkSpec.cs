@@ -185,9 +185,9 @@ public static class NetworkSpec
                 Expect('-', "'-' and the number of filters K (CONV<F>-<K>, e.g. CONV3-16)");
                 int k = Number("the number of filters K (CONV<F>-<K>, e.g. CONV3-16)");
                 var (s, p, d, g) = Options(allowed: "/S<stride>, /P<padding>, /D<dilation> or /G<groups>", convolution: true);
-                int dilation = d ?? 1;
+                int stride = s ?? 1, dilation = d ?? 1, padding = p ?? dilation * (f - 1) / 2;
                 return Build(column, () => new ConvDefinition(k,
-                    new ConvSpec(f, f, s ?? 1, s ?? 1, p ?? dilation * (f - 1) / 2, p ?? dilation * (f - 1) / 2, dilationH: dilation, dilationW: dilation, groups: g ?? 1)));
+                    new ConvSpec(f, f, stride, stride, padding, padding, dilationH: dilation, dilationW: dilation, groups: g ?? 1)));
             }
             PoolMode? mode = TryKeyword("AVGPOOL") ? PoolMode.Average
                 : TryKeyword("L2POOL") ? PoolMode.L2
