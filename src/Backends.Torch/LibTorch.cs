@@ -37,7 +37,7 @@ internal static partial class LibTorch
         IntPtr library;
         try
         {
-            library = LoadTorchCpu("its version");
+            library = LoadTorchCpu("read its version");
         }
         catch (InvalidOperationException)
         {
@@ -219,8 +219,8 @@ internal static partial class LibTorch
         }
     }
 
-    private const string DeterministicSetting = "Deterministic (TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)";
-    private const string CuDnnSetting = "CuDnn (TorchSharp 0.107 has no torch.backends.cudnn.enabled)";
+    private const string DeterministicSetting = "set Deterministic (TorchSharp 0.107 does not implement torch.use_deterministic_algorithms)";
+    private const string CuDnnSetting = "set CuDnn (TorchSharp 0.107 has no torch.backends.cudnn.enabled)";
 
     /// <summary>
     /// torch.use_deterministic_algorithms(on): TorchSharp 0.107 declares it but throws NotImplementedException,
@@ -293,18 +293,19 @@ internal static partial class LibTorch
         }
     }
 
-    private static IntPtr LoadTorchCpu(string setting)
+    // purpose: what libtorch_cpu is wanted for, for the error ("set Deterministic (…)").
+    private static IntPtr LoadTorchCpu(string purpose)
     {
         if (NativeLibrary.TryLoad("torch_cpu", typeof(torch).Assembly, null, out IntPtr handle)) return handle;
         // With TorchVariant=cuda, TorchSharp loads libtorch from the machine by path; it is in the process already.
         if (NativeLibrary.TryLoad("libtorch_cpu.so", out handle)) return handle;
-        throw new InvalidOperationException($"torch: libtorch_cpu could not be found to set {setting}");
+        throw new InvalidOperationException($"torch: libtorch_cpu could not be found to {purpose}");
     }
 
-    private static IntPtr Export(IntPtr library, string symbol, string setting) =>
+    private static IntPtr Export(IntPtr library, string symbol, string purpose) =>
         NativeLibrary.TryGetExport(library, symbol, out IntPtr address)
             ? address
-            : throw new InvalidOperationException($"torch: libtorch_cpu does not export {symbol}, needed to set {setting}");
+            : throw new InvalidOperationException($"torch: libtorch_cpu does not export {symbol}, needed to {purpose}");
 
     /// <summary>
     /// Deterministic cuBLAS needs CUBLAS_WORKSPACE_CONFIG in the native environment (libtorch raises an error

@@ -53,8 +53,9 @@ namespace Lockstep.Backends.Managed.Kernels;
 // every output is computed inside one band in a fixed order, so results are the same bits on any number of threads.
 // A call with fewer bands than workers (a single band where tiles are few) goes band after band and splits each by
 // phase instead — the input transform by channels, the products by position, each whole on one worker, the output
-// transform by filters — which leaves every element's arithmetic as one worker would do it. The weight gradient does the same where all the batch's tiles fit one band
-// (PhasesWeights), with dy's transform and dw's by filters; elsewhere its slots sum images into partials, added in order.
+// transform by filters — which leaves every element's arithmetic as one worker would do it. The weight gradient does
+// the same where all the batch's tiles fit one band (PhasesWeights), with dy's transform and dw's by filters; elsewhere
+// its slots sum images into partials, added in order.
 
 /// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
 internal static class Winograd
