@@ -26,7 +26,10 @@
 #
 # Settings (environment): LOCKSTEP_TORCH_LIB (torch/lib; default: asked of python), PYTHON (python3),
 # LOCKSTEP_GPU_BATCH (16), LOCKSTEP_GPU_REPEATS (10), LOCKSTEP_GPU_DEVICE (cuda; cpu lets the run step be tried on a
-# machine without a GPU, against any libtorch 2.10 lib directory).
+# machine without a GPU, against any libtorch 2.10 lib directory), LOCKSTEP_GPU_STEP_SECONDS (each program a stage
+# runs is stopped after this many seconds, and the stage goes on with the next; default: no limit),
+# LOCKSTEP_GPU_ARCHIVE (a .tar.gz path: OUTDIR packed into it after every stage, so that what was done survives a
+# run stopped from outside, on a machine that hands back only a few files).
 #
 # The managed backend needs MKL or OpenBLAS (Lockstep:Managed:Gemm = auto). A GPU machine with only PyTorch usually
 # has neither, and PyTorch's wheels link MKL statically, so there is no libmkl_rt to borrow: auto then takes the
@@ -103,6 +106,17 @@ OUTDIR=
 APP=
 SUMMARY=
 STATUS=0
+
+# Runs a stage's program, stopped after LOCKSTEP_GPU_STEP_SECONDS where that is set (exit 124 then, as timeout's).
+limited() {
+  if [[ -n ${STEP_SECONDS:-} ]]; then timeout -k 10 "$STEP_SECONDS" "$@"; else "$@"; fi
+}
+
+# OUTDIR packed into LOCKSTEP_GPU_ARCHIVE, where that is set.
+archive() {
+  [[ -n ${ARCHIVE:-} ]] || return 0
+  tar -czf "$ARCHIVE" -C "$(dirname "$OUTDIR")" "$(basename "$OUTDIR")" || say "packing $OUTDIR into $ARCHIVE failed"
+}
 
 # Records one stage's outcome in the summary (and on stderr).
 record() {
@@ -194,7 +208,7 @@ tests_one() {
   # GpuCheckScriptTests test this script and gpu-anchor.py from the repository (./build.sh test runs them); the
   # package is not a repository, so they are left out here.
   LOCKSTEP__TORCH__DEVICE=$DEVICE LOCKSTEP__TORCH__CUDNN=$cudnn LOCKSTEP_ONNX_CORPUS=$APP/../onnx \
-    "$APP/Lockstep.Backends.Torch.Tests" '!GpuCheckScriptTests' >"$out" 2>&1 || rc=$?
+    limited "$APP/Lockstep.Backends.Torch.Tests" '!GpuCheckScriptTests' >"$out" 2>&1 || rc=$?
   record "tests ($DEVICE, cudnn $cudnn): exit $rc, $(tail -1 "$out") (tests-$name.txt)"
   ((rc == 0)) || STATUS=1
 }
@@ -206,7 +220,7 @@ stage_tests() {
 
 # Which GEMM the managed backend gets here (auto), from `lockstep info`.
 managed_gemm() {
-  "$APP/lockstep" info --backend managed >"$OUTDIR/info-managed.txt" 2>&1
+  limited "$APP/lockstep" info --backend managed >"$OUTDIR/info-managed.txt" 2>&1
   if grep -q 'gemm: mkl\|gemm: openblas' "$OUTDIR/info-managed.txt"; then echo native; else echo managed; fi
 }
 
@@ -214,7 +228,7 @@ compare_one() {
   local name=$1 backends=$2
   shift 2
   local rc=0
-  "$APP/lockstep" compare --net "${name%%-*}" --backends "$backends" --batch "$BATCH" --repeats "$REPEATS" \
+  limited "$APP/lockstep" compare --net "${name%%-*}" --backends "$backends" --batch "$BATCH" --repeats "$REPEATS" \
     --json "$OUTDIR/compare-$name.json" "$@" >"$OUTDIR/compare-$name.txt" 2>&1 || rc=$?
   record "compare $name ($backends): exit $rc (compare-$name.txt, compare-$name.json)"
   ((rc == 0)) || STATUS=1
@@ -244,7 +258,7 @@ stage_anchor() {
     rc=0
     local -a compare=()
     [[ -f $OUTDIR/compare-$net.json ]] && compare=(--compare "$OUTDIR/compare-$net.json" --backend "torch:$DEVICE")
-    "$PYTHON" "$ANCHOR" "$net" --device "$DEVICE" --batch "$BATCH" --repeats "$REPEATS" \
+    limited "$PYTHON" "$ANCHOR" "$net" --device "$DEVICE" --batch "$BATCH" --repeats "$REPEATS" \
       --json "$OUTDIR/anchor-$net.json" "${compare[@]}" >"$OUTDIR/anchor-$net.txt" 2>&1 || rc=$?
     record "anchor $net (plain PyTorch): exit $rc (anchor-$net.txt, anchor-$net.json)"
     ((rc == 0)) || STATUS=1
@@ -256,13 +270,13 @@ stage_cudnn() {
   local net rc
   for net in alexnet vgg16; do
     rc=0
-    "$PYTHON" "$ANCHOR" "$net" --device "$DEVICE" --batch "$BATCH" --repeats "$REPEATS" --no-cudnn \
+    limited "$PYTHON" "$ANCHOR" "$net" --device "$DEVICE" --batch "$BATCH" --repeats "$REPEATS" --no-cudnn \
       --json "$OUTDIR/anchor-$net-nocudnn.json" >"$OUTDIR/anchor-$net-nocudnn.txt" 2>&1 || rc=$?
     record "anchor $net, cuDNN disabled (plain PyTorch): exit $rc (anchor-$net-nocudnn.txt)"
     ((rc == 0)) || STATUS=1
   done
   rc=0
-  "$PYTHON" "$CUDNN_PROBE" --log "$OUTDIR" >"$OUTDIR/cudnn-dw.txt" 2>&1 || rc=$?
+  limited "$PYTHON" "$CUDNN_PROBE" --log "$OUTDIR" >"$OUTDIR/cudnn-dw.txt" 2>&1 || rc=$?
   record "cudnn_dw.py (one 5x5 layer's dw under PyTorch's cuDNN settings): exit $rc (cudnn-dw.txt, cudnn-api.log)"
   ((rc == 0)) || STATUS=1
 }
@@ -279,6 +293,14 @@ cmd_run() {
   BATCH=${LOCKSTEP_GPU_BATCH:-16}
   REPEATS=${LOCKSTEP_GPU_REPEATS:-10}
   DEVICE=${LOCKSTEP_GPU_DEVICE:-cuda}
+  STEP_SECONDS=${LOCKSTEP_GPU_STEP_SECONDS:-}
+  [[ -z $STEP_SECONDS || $STEP_SECONDS =~ ^[1-9][0-9]*$ ]] || die "LOCKSTEP_GPU_STEP_SECONDS must be a positive whole number of seconds, got '$STEP_SECONDS'"
+  ARCHIVE=${LOCKSTEP_GPU_ARCHIVE:-}
+  if [[ -n $ARCHIVE ]]; then
+    mkdir -p "$(dirname "$ARCHIVE")" || die "cannot create the directory of $ARCHIVE"
+    ARCHIVE=$(cd "$(dirname "$ARCHIVE")" && pwd)/$(basename "$ARCHIVE")
+    [[ $ARCHIVE != "$OUTDIR"/* ]] || die "LOCKSTEP_GPU_ARCHIVE must lie outside OUTDIR ($OUTDIR), got $ARCHIVE"
+  fi
   locate_package
   ANCHOR=$APP/../gpu-anchor.py
   [[ -f $ANCHOR ]] || ANCHOR=$SCRIPT_DIR/gpu-anchor.py
@@ -318,6 +340,7 @@ cmd_run() {
       anchor) stage_anchor ;;
       *) die "unknown stage '$stage' (env ldd tests compare tf32 anchor cudnn)" ;;
     esac
+    archive
   done
   ((dotnet_ok)) || STATUS=1
   echo "gpu-check: results in $OUTDIR (summary.txt)" >&2
