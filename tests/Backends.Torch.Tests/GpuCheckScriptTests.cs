@@ -36,6 +36,26 @@ public class GpuCheckScriptTests
     }
 
     [Theory]
+    [InlineData("LOCKSTEP_GPU_STEP_SECONDS", "x", "LOCKSTEP_GPU_STEP_SECONDS must be a positive whole number of seconds, got 'x'")]
+    [InlineData("LOCKSTEP_GPU_ARCHIVE", "{out}/results.tar.gz", "LOCKSTEP_GPU_ARCHIVE must lie outside OUTDIR")]
+    public void GpuCheckRun_RejectsBadSettingsBeforeItStarts(string variable, string value, string message)
+    {
+        string outDir = Path.Combine(Path.GetTempPath(), "lockstep-gpu-check-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (code, output) = Run(new Dictionary<string, string> { [variable] = value.Replace("{out}", outDir) },
+                "bash", Path.Combine(Eng, "gpu-check.sh"), "run", outDir, "env");
+
+            Assert.True(code == 2, $"exit {code}, expected 2: {output}");
+            Assert.Contains(message, output);
+        }
+        finally
+        {
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        }
+    }
+
+    [Theory]
     [InlineData("alexnet")]
     [InlineData("vgg16")]
     public void GpuAnchor_TimesTheNamedNetworksSpec(string net)
@@ -50,9 +70,12 @@ public class GpuCheckScriptTests
         Assert.Contains(spec, literals);
     }
 
-    private static (int Code, string Output) Run(string file, params string[] args)
+    private static (int Code, string Output) Run(string file, params string[] args) => Run(new Dictionary<string, string>(), file, args);
+
+    private static (int Code, string Output) Run(Dictionary<string, string> environment, string file, params string[] args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         foreach (string arg in args) start.ArgumentList.Add(arg);
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
