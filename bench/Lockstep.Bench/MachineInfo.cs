@@ -148,48 +148,54 @@ public static class MachineInfo
     private const int Accumulators = 12, Inner = 1 << 14;
 
     // float lanes; a float64 FMA has the same throughput per instruction, which `lanes` accounts for.
-    private static void Chains(bool wide, int n) => Sink(wide ? Run512(n) : Run256(n));
+    private static void Chains(bool wide, int n) => Sink(wide ? Run<Lanes512>(n) : Run<Lanes256>(n));
 
     // 12 chains hide the FMA latency (4 cycles on 2 pipes needs ≥ 8 in flight); each is a local, so the JIT keeps it in
-    // a register. x·a + b with a < 1 converges to b / (1 − a): no overflow, no denormals.
+    // a register. x·a + b with a < 1 converges to b / (1 − a): no overflow, no denormals. One loop for both widths: the
+    // JIT compiles it once per vector struct, with the struct's operations inlined (TensorPrimitives' pattern).
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static float Run512(int n)
+    private static float Run<TVector>(int n) where TVector : struct, IFmaLanes<TVector>
     {
-        var a = Vector512.Create(0.999999f);
-        var b = Vector512.Create(1e-7f);
-        Vector512<float> a0 = Vector512.Create(1f), a1 = a0 + a0, a2 = a1 + a0, a3 = a2 + a0, a4 = a3 + a0, a5 = a4 + a0;
-        Vector512<float> a6 = a5 + a0, a7 = a6 + a0, a8 = a7 + a0, a9 = a8 + a0, a10 = a9 + a0, a11 = a10 + a0;
+        var a = TVector.Create(0.999999f);
+        var b = TVector.Create(1e-7f);
+        TVector a0 = TVector.Create(1f), a1 = TVector.Add(a0, a0), a2 = TVector.Add(a1, a0), a3 = TVector.Add(a2, a0);
+        TVector a4 = TVector.Add(a3, a0), a5 = TVector.Add(a4, a0), a6 = TVector.Add(a5, a0), a7 = TVector.Add(a6, a0);
+        TVector a8 = TVector.Add(a7, a0), a9 = TVector.Add(a8, a0), a10 = TVector.Add(a9, a0), a11 = TVector.Add(a10, a0);
         for (int i = 0; i < n; i++)
         {
-            a0 = Vector512.FusedMultiplyAdd(a0, a, b); a1 = Vector512.FusedMultiplyAdd(a1, a, b);
-            a2 = Vector512.FusedMultiplyAdd(a2, a, b); a3 = Vector512.FusedMultiplyAdd(a3, a, b);
-            a4 = Vector512.FusedMultiplyAdd(a4, a, b); a5 = Vector512.FusedMultiplyAdd(a5, a, b);
-            a6 = Vector512.FusedMultiplyAdd(a6, a, b); a7 = Vector512.FusedMultiplyAdd(a7, a, b);
-            a8 = Vector512.FusedMultiplyAdd(a8, a, b); a9 = Vector512.FusedMultiplyAdd(a9, a, b);
-            a10 = Vector512.FusedMultiplyAdd(a10, a, b); a11 = Vector512.FusedMultiplyAdd(a11, a, b);
+            a0 = TVector.Fma(a0, a, b); a1 = TVector.Fma(a1, a, b); a2 = TVector.Fma(a2, a, b); a3 = TVector.Fma(a3, a, b);
+            a4 = TVector.Fma(a4, a, b); a5 = TVector.Fma(a5, a, b); a6 = TVector.Fma(a6, a, b); a7 = TVector.Fma(a7, a, b);
+            a8 = TVector.Fma(a8, a, b); a9 = TVector.Fma(a9, a, b); a10 = TVector.Fma(a10, a, b); a11 = TVector.Fma(a11, a, b);
         }
-        var sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
-        return Vector512.Sum(sum);
+        var sum = TVector.Add(TVector.Add(TVector.Add(a0, a1), TVector.Add(a2, a3)), TVector.Add(TVector.Add(a4, a5), TVector.Add(a6, a7)));
+        return TVector.Sum(TVector.Add(sum, TVector.Add(TVector.Add(a8, a9), TVector.Add(a10, a11))));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static float Run256(int n)
+    /// <summary>The few vector operations the peak loop needs, for one hardware width.</summary>
+    private interface IFmaLanes<TSelf> where TSelf : struct
     {
-        var a = Vector256.Create(0.999999f);
-        var b = Vector256.Create(1e-7f);
-        Vector256<float> a0 = Vector256.Create(1f), a1 = a0 + a0, a2 = a1 + a0, a3 = a2 + a0, a4 = a3 + a0, a5 = a4 + a0;
-        Vector256<float> a6 = a5 + a0, a7 = a6 + a0, a8 = a7 + a0, a9 = a8 + a0, a10 = a9 + a0, a11 = a10 + a0;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, a, b); a1 = Vector256.FusedMultiplyAdd(a1, a, b);
-            a2 = Vector256.FusedMultiplyAdd(a2, a, b); a3 = Vector256.FusedMultiplyAdd(a3, a, b);
-            a4 = Vector256.FusedMultiplyAdd(a4, a, b); a5 = Vector256.FusedMultiplyAdd(a5, a, b);
-            a6 = Vector256.FusedMultiplyAdd(a6, a, b); a7 = Vector256.FusedMultiplyAdd(a7, a, b);
-            a8 = Vector256.FusedMultiplyAdd(a8, a, b); a9 = Vector256.FusedMultiplyAdd(a9, a, b);
-            a10 = Vector256.FusedMultiplyAdd(a10, a, b); a11 = Vector256.FusedMultiplyAdd(a11, a, b);
-        }
-        var sum = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
-        return Vector256.Sum(sum);
+        static abstract TSelf Create(float value);
+        static abstract TSelf Add(TSelf x, TSelf y);
+        static abstract TSelf Fma(TSelf x, TSelf y, TSelf addend);
+        static abstract float Sum(TSelf x);
+    }
+
+    private readonly struct Lanes512(Vector512<float> v) : IFmaLanes<Lanes512>
+    {
+        private readonly Vector512<float> _v = v;
+        public static Lanes512 Create(float value) => new(Vector512.Create(value));
+        public static Lanes512 Add(Lanes512 x, Lanes512 y) => new(x._v + y._v);
+        public static Lanes512 Fma(Lanes512 x, Lanes512 y, Lanes512 addend) => new(Vector512.FusedMultiplyAdd(x._v, y._v, addend._v));
+        public static float Sum(Lanes512 x) => Vector512.Sum(x._v);
+    }
+
+    private readonly struct Lanes256(Vector256<float> v) : IFmaLanes<Lanes256>
+    {
+        private readonly Vector256<float> _v = v;
+        public static Lanes256 Create(float value) => new(Vector256.Create(value));
+        public static Lanes256 Add(Lanes256 x, Lanes256 y) => new(x._v + y._v);
+        public static Lanes256 Fma(Lanes256 x, Lanes256 y, Lanes256 addend) => new(Vector256.FusedMultiplyAdd(x._v, y._v, addend._v));
+        public static float Sum(Lanes256 x) => Vector256.Sum(x._v);
     }
 
     // Keeps the result observable, so that the loop cannot be removed.
