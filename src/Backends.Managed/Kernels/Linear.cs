@@ -122,45 +122,67 @@ internal sealed unsafe class DotJob<T> : IParallelWork where T : unmanaged, IFlo
         }
     }
 
-    // Σ_j a[j]·b[j]: four vector accumulators over blocks of 4 vectors from j = 0, combined (0+1)+(2+3), then the
-    // lanes in order, then the scalar tail.
+    // Σ_j a[j]·b[j]: four vector accumulators over blocks of 4 vectors from j = 0 (the widest vectors with at least one
+    // block), combined (0+1)+(2+3), then the lanes in order, then the scalar tail.
     private static T Dot(ReadOnlySpan<T> a, ReadOnlySpan<T> b)
     {
         int len = a.Length, j = 0;
         T sum = T.Zero;
         ref T ra = ref MemoryMarshal.GetReference(a);
         ref T rb = ref MemoryMarshal.GetReference(b);
-        if (Vector512.IsHardwareAccelerated && len >= 4 * Vector512<T>.Count)
-        {
-            int v = Vector512<T>.Count;
-            Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (; j <= len - 4 * v; j += 4 * v)
-            {
-                s0 += Vector512.LoadUnsafe(ref ra, (nuint)j) * Vector512.LoadUnsafe(ref rb, (nuint)j);
-                s1 += Vector512.LoadUnsafe(ref ra, (nuint)(j + v)) * Vector512.LoadUnsafe(ref rb, (nuint)(j + v));
-                s2 += Vector512.LoadUnsafe(ref ra, (nuint)(j + 2 * v)) * Vector512.LoadUnsafe(ref rb, (nuint)(j + 2 * v));
-                s3 += Vector512.LoadUnsafe(ref ra, (nuint)(j + 3 * v)) * Vector512.LoadUnsafe(ref rb, (nuint)(j + 3 * v));
-            }
-            var s = (s0 + s1) + (s2 + s3);
-            for (int k = 0; k < v; k++) sum += s.GetElement(k);
-        }
-        else if (Vector256.IsHardwareAccelerated && len >= 4 * Vector256<T>.Count)
-        {
-            int v = Vector256<T>.Count;
-            Vector256<T> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (; j <= len - 4 * v; j += 4 * v)
-            {
-                s0 += Vector256.LoadUnsafe(ref ra, (nuint)j) * Vector256.LoadUnsafe(ref rb, (nuint)j);
-                s1 += Vector256.LoadUnsafe(ref ra, (nuint)(j + v)) * Vector256.LoadUnsafe(ref rb, (nuint)(j + v));
-                s2 += Vector256.LoadUnsafe(ref ra, (nuint)(j + 2 * v)) * Vector256.LoadUnsafe(ref rb, (nuint)(j + 2 * v));
-                s3 += Vector256.LoadUnsafe(ref ra, (nuint)(j + 3 * v)) * Vector256.LoadUnsafe(ref rb, (nuint)(j + 3 * v));
-            }
-            var s = (s0 + s1) + (s2 + s3);
-            for (int k = 0; k < v; k++) sum += s.GetElement(k);
-        }
+        if (Vector512.IsHardwareAccelerated && len >= 4 * Vector512<T>.Count) sum = Blocks<Lanes512<T>>(ref ra, ref rb, len, ref j);
+        else if (Vector256.IsHardwareAccelerated && len >= 4 * Vector256<T>.Count) sum = Blocks<Lanes256<T>>(ref ra, ref rb, len, ref j);
         for (; j < len; j++) sum += Unsafe.Add(ref ra, j) * Unsafe.Add(ref rb, j);
         return sum;
     }
+
+    // The vector part of Dot for one width: whole blocks of 4 vectors from j, j left past the last.
+    private static T Blocks<TLanes>(ref T ra, ref T rb, int len, ref int j) where TLanes : struct, IVectorLanes<TLanes, T>
+    {
+        int v = TLanes.Count;
+        TLanes s0 = default, s1 = default, s2 = default, s3 = default;
+        for (; j <= len - 4 * v; j += 4 * v)
+        {
+            s0 = TLanes.Add(s0, TLanes.Multiply(TLanes.Load(ref ra, j), TLanes.Load(ref rb, j)));
+            s1 = TLanes.Add(s1, TLanes.Multiply(TLanes.Load(ref ra, j + v), TLanes.Load(ref rb, j + v)));
+            s2 = TLanes.Add(s2, TLanes.Multiply(TLanes.Load(ref ra, j + 2 * v), TLanes.Load(ref rb, j + 2 * v)));
+            s3 = TLanes.Add(s3, TLanes.Multiply(TLanes.Load(ref ra, j + 3 * v), TLanes.Load(ref rb, j + 3 * v)));
+        }
+        var s = TLanes.Add(TLanes.Add(s0, s1), TLanes.Add(s2, s3));
+        T sum = T.Zero;
+        for (int k = 0; k < v; k++) sum += TLanes.Element(s, k);
+        return sum;
+    }
+}
+
+/// <summary>The vector operations a kernel written once for several widths needs (TensorPrimitives' pattern).</summary>
+internal interface IVectorLanes<TSelf, T> where TSelf : struct where T : unmanaged
+{
+    static abstract int Count { get; }
+    static abstract TSelf Load(ref T source, int offset);
+    static abstract TSelf Add(TSelf x, TSelf y);
+    static abstract TSelf Multiply(TSelf x, TSelf y);
+    static abstract T Element(TSelf x, int index);
+}
+
+internal readonly struct Lanes512<T>(Vector512<T> v) : IVectorLanes<Lanes512<T>, T> where T : unmanaged
+{
+    private readonly Vector512<T> _v = v;
+    public static int Count => Vector512<T>.Count;
+    public static Lanes512<T> Load(ref T source, int offset) => new(Vector512.LoadUnsafe(ref source, (nuint)offset));
+    public static Lanes512<T> Add(Lanes512<T> x, Lanes512<T> y) => new(x._v + y._v);
+    public static Lanes512<T> Multiply(Lanes512<T> x, Lanes512<T> y) => new(x._v * y._v);
+    public static T Element(Lanes512<T> x, int index) => x._v.GetElement(index);
+}
+
+internal readonly struct Lanes256<T>(Vector256<T> v) : IVectorLanes<Lanes256<T>, T> where T : unmanaged
+{
+    private readonly Vector256<T> _v = v;
+    public static int Count => Vector256<T>.Count;
+    public static Lanes256<T> Load(ref T source, int offset) => new(Vector256.LoadUnsafe(ref source, (nuint)offset));
+    public static Lanes256<T> Add(Lanes256<T> x, Lanes256<T> y) => new(x._v + y._v);
+    public static Lanes256<T> Multiply(Lanes256<T> x, Lanes256<T> y) => new(x._v * y._v);
+    public static T Element(Lanes256<T> x, int index) => x._v.GetElement(index);
 }
 
 /// <summary>
