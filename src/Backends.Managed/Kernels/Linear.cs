@@ -155,36 +155,6 @@ internal sealed unsafe class DotJob<T> : IParallelWork where T : unmanaged, IFlo
     }
 }
 
-/// <summary>The vector operations a kernel written once for several widths needs (TensorPrimitives' pattern).</summary>
-internal interface IVectorLanes<TSelf, T> where TSelf : struct where T : unmanaged
-{
-    static abstract int Count { get; }
-    static abstract TSelf Load(ref T source, int offset);
-    static abstract TSelf Add(TSelf x, TSelf y);
-    static abstract TSelf Multiply(TSelf x, TSelf y);
-    static abstract T Element(TSelf x, int index);
-}
-
-internal readonly struct Lanes512<T>(Vector512<T> v) : IVectorLanes<Lanes512<T>, T> where T : unmanaged
-{
-    private readonly Vector512<T> _v = v;
-    public static int Count => Vector512<T>.Count;
-    public static Lanes512<T> Load(ref T source, int offset) => new(Vector512.LoadUnsafe(ref source, (nuint)offset));
-    public static Lanes512<T> Add(Lanes512<T> x, Lanes512<T> y) => new(x._v + y._v);
-    public static Lanes512<T> Multiply(Lanes512<T> x, Lanes512<T> y) => new(x._v * y._v);
-    public static T Element(Lanes512<T> x, int index) => x._v.GetElement(index);
-}
-
-internal readonly struct Lanes256<T>(Vector256<T> v) : IVectorLanes<Lanes256<T>, T> where T : unmanaged
-{
-    private readonly Vector256<T> _v = v;
-    public static int Count => Vector256<T>.Count;
-    public static Lanes256<T> Load(ref T source, int offset) => new(Vector256.LoadUnsafe(ref source, (nuint)offset));
-    public static Lanes256<T> Add(Lanes256<T> x, Lanes256<T> y) => new(x._v + y._v);
-    public static Lanes256<T> Multiply(Lanes256<T> x, Lanes256<T> y) => new(x._v * y._v);
-    public static T Element(Lanes256<T> x, int index) => x._v.GetElement(index);
-}
-
 /// <summary>
 /// C [M × N] = A · B [K × N] for a small K, A read through strides (A(r, k) = a[r·rowStride + k·kStride]): each element
 /// of C is Σ_k A(r, k)·B[k, j] fused-multiply-added from k = 0 up, in vector lanes and in the scalar tail alike, so the

@@ -150,41 +150,33 @@ internal static class Pooling
                 for (int k = ow; k < hi; k++) MaxWindowInside(xp, w, spec, r0, rows, k, out yRow[k], out switches[k]);
                 return;
             }
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var max = Vector512.Create(T.NegativeInfinity);
-                var arg = Vector512<T>.Zero;
-                for (int t = 0; t < rows * cols; t++)
-                {
-                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
-                    var v = s == 1 ? Vector512.LoadUnsafe(ref at) : LoadEven512(ref at);
-                    var take = Vector512.GreaterThan(v, max) | ~Vector512.Equals(v, v);
-                    max = Vector512.ConditionalSelect(take, v, max);
-                    arg = Vector512.ConditionalSelect(take, Vector512.Create(T.CreateTruncating(t)), arg);
-                }
-                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)(ow - shift));
-                arg.StoreUnsafe(ref MemoryMarshal.GetReference(taps));
-            }
-            else
-            {
-                var max = Vector256.Create(T.NegativeInfinity);
-                var arg = Vector256<T>.Zero;
-                for (int t = 0; t < rows * cols; t++)
-                {
-                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
-                    var v = s == 1 ? Vector256.LoadUnsafe(ref at) : LoadEven256(ref at);
-                    var take = Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v);
-                    max = Vector256.ConditionalSelect(take, v, max);
-                    arg = Vector256.ConditionalSelect(take, Vector256.Create(T.CreateTruncating(t)), arg);
-                }
-                max.StoreUnsafe(ref MemoryMarshal.GetReference(y), (nuint)(ow - shift));
-                arg.StoreUnsafe(ref MemoryMarshal.GetReference(taps));
-            }
+            ref T yAt = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), ow - shift);
+            if (Vector512.IsHardwareAccelerated) MaxTaps<Lanes512<T>, T>(ref Unsafe.Add(ref px, origin), offsets[..(rows * cols)], s, ref yAt, taps);
+            else MaxTaps<Lanes256<T>, T>(ref Unsafe.Add(ref px, origin), offsets[..(rows * cols)], s, ref yAt, taps);
             int count = Math.Min(lanes, hi - ow);
             for (int k = 0; k < count; k++) switches[ow + k] = origin + k * s + offsets[int.CreateTruncating(taps[k])];
             if (partial) narrow[..count].CopyTo(yRow[ow..]);
             if (ow + lanes >= hi) return;
         }
+    }
+
+    // A vector of outputs: the maximum over the taps (NaN wins, the first maximum kept) at y, and the tap it came from,
+    // as a number of type T, at taps[0..lanes).
+    private static void MaxTaps<TLanes, T>(ref T origin, ReadOnlySpan<int> offsets, int stride, ref T y, Span<T> taps)
+        where TLanes : struct, IVectorLanes<TLanes, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var max = TLanes.Create(T.NegativeInfinity);
+        var arg = TLanes.Create(T.Zero);
+        for (int t = 0; t < offsets.Length; t++)
+        {
+            ref T at = ref Unsafe.Add(ref origin, offsets[t]);
+            var v = stride == 1 ? TLanes.Load(ref at, 0) : TLanes.LoadEven(ref at);
+            var take = TLanes.GreaterOrNaN(v, max);
+            max = TLanes.Select(take, v, max);
+            arg = TLanes.Select(take, TLanes.Create(T.CreateTruncating(t)), arg);
+        }
+        TLanes.Store(max, ref y, 0);
+        TLanes.Store(arg, ref MemoryMarshal.GetReference(taps), 0);
     }
 
     // One output of the vector range, whose columns all lie inside the input (the scalar twin of MaxRow).
@@ -210,35 +202,19 @@ internal static class Pooling
         arg = best;
     }
 
-    // v[k] = src[2k]: the even elements of two consecutive vectors
-    private static Vector512<T> LoadEven512<T>(ref T src) where T : unmanaged
+    // A vector of outputs at y: the sum over the taps, from +0 in tap order, of x (average: then ÷ divisor) or of x²
+    // (L2: then its square root).
+    private static void SumTaps<TLanes, T>(ref T origin, ReadOnlySpan<int> offsets, int stride, bool squares, T divisor, ref T y)
+        where TLanes : struct, IVectorLanes<TLanes, T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var a = Vector512.LoadUnsafe(ref src);
-        var b = Vector512.LoadUnsafe(ref src, (nuint)Vector512<T>.Count);
-        if (typeof(T) == typeof(float))
+        var sum = TLanes.Create(T.Zero);
+        for (int t = 0; t < offsets.Length; t++)
         {
-            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
-            return Vector512.Create(Vector512.Shuffle(a.As<T, float>(), even).GetLower(),
-                Vector512.Shuffle(b.As<T, float>(), even).GetLower()).As<float, T>();
+            ref T at = ref Unsafe.Add(ref origin, offsets[t]);
+            var v = stride == 1 ? TLanes.Load(ref at, 0) : TLanes.LoadEven(ref at);
+            sum = TLanes.Add(sum, squares ? TLanes.Multiply(v, v) : v);
         }
-        var evenD = Vector512.Create(0L, 2, 4, 6, 0, 2, 4, 6);
-        return Vector512.Create(Vector512.Shuffle(a.As<T, double>(), evenD).GetLower(),
-            Vector512.Shuffle(b.As<T, double>(), evenD).GetLower()).As<double, T>();
-    }
-
-    private static Vector256<T> LoadEven256<T>(ref T src) where T : unmanaged
-    {
-        var a = Vector256.LoadUnsafe(ref src);
-        var b = Vector256.LoadUnsafe(ref src, (nuint)Vector256<T>.Count);
-        if (typeof(T) == typeof(float))
-        {
-            var even = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
-            return Vector256.Create(Vector256.Shuffle(a.As<T, float>(), even).GetLower(),
-                Vector256.Shuffle(b.As<T, float>(), even).GetLower()).As<float, T>();
-        }
-        var evenD = Vector256.Create(0L, 2, 0, 2);
-        return Vector256.Create(Vector256.Shuffle(a.As<T, double>(), evenD).GetLower(),
-            Vector256.Shuffle(b.As<T, double>(), evenD).GetLower()).As<double, T>();
+        TLanes.Store(squares ? TLanes.Sqrt(sum) : TLanes.Divide(sum, TLanes.Create(divisor)), ref y, 0);
     }
 
     // dx[switch] += dy, into a plane of zeros, in output order. Windows that tile the plane (2×2, stride 2) write each
@@ -500,28 +476,8 @@ internal static class Pooling
                 for (int k = ow; k < hi; k++) y[k] = SumWindow(xp, h, w, spec, oh, k, squares);
                 return;
             }
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var sum = Vector512<T>.Zero;
-                for (int t = 0; t < taps; t++)
-                {
-                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
-                    var v = s == 1 ? Vector512.LoadUnsafe(ref at) : LoadEven512(ref at);
-                    sum += squares ? v * v : v;
-                }
-                (squares ? Vector512.Sqrt(sum) : sum / Vector512.Create(divisor)).StoreUnsafe(ref py, (nuint)ow);
-            }
-            else
-            {
-                var sum = Vector256<T>.Zero;
-                for (int t = 0; t < taps; t++)
-                {
-                    ref T at = ref Unsafe.Add(ref px, origin + offsets[t]);
-                    var v = s == 1 ? Vector256.LoadUnsafe(ref at) : LoadEven256(ref at);
-                    sum += squares ? v * v : v;
-                }
-                (squares ? Vector256.Sqrt(sum) : sum / Vector256.Create(divisor)).StoreUnsafe(ref py, (nuint)ow);
-            }
+            if (Vector512.IsHardwareAccelerated) SumTaps<Lanes512<T>, T>(ref Unsafe.Add(ref px, origin), offsets[..taps], s, squares, divisor, ref Unsafe.Add(ref py, ow));
+            else SumTaps<Lanes256<T>, T>(ref Unsafe.Add(ref px, origin), offsets[..taps], s, squares, divisor, ref Unsafe.Add(ref py, ow));
             if (ow + lanes >= hi) return;
         }
     }
