@@ -18,17 +18,18 @@ internal static class Activations
         int n = x.Length, i = 0;
         ref T rx = ref MemoryMarshal.GetReference(x);
         ref T ry = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count)
-                Vector512.Max(Vector512.LoadUnsafe(ref rx, (nuint)i), Vector512<T>.Zero).StoreUnsafe(ref ry, (nuint)i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
-                Vector256.Max(Vector256.LoadUnsafe(ref rx, (nuint)i), Vector256<T>.Zero).StoreUnsafe(ref ry, (nuint)i);
-        }
+        if (Vector512.IsHardwareAccelerated) i = ReluVectors<Lanes512<T>, T>(ref rx, ref ry, n);
+        else if (Vector256.IsHardwareAccelerated) i = ReluVectors<Lanes256<T>, T>(ref rx, ref ry, n);
         if (i < n) TensorPrimitives.Max(x[i..], T.Zero, y[i..]);
+    }
+
+    // The whole vectors of Relu; returns where the tail starts.
+    private static int ReluVectors<TLanes, T>(ref T rx, ref T ry, int n) where TLanes : struct, IVectorLanes<TLanes, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var zero = TLanes.Create(T.Zero);
+        int i = 0;
+        for (; i <= n - TLanes.Count; i += TLanes.Count) TLanes.Store(TLanes.Max(TLanes.Load(ref rx, i), zero), ref ry, i);
+        return i;
     }
 
     // Relu with non-temporal stores from the first 64-byte boundary of y on (a tensor far larger than the caches: the
@@ -52,23 +53,22 @@ internal static class Activations
         ref T rdy = ref MemoryMarshal.GetReference(dy);
         ref T rx = ref MemoryMarshal.GetReference(x);
         ref T rdx = ref MemoryMarshal.GetReference(dx);
-        if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count)
-        {
-            for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count)
-            {
-                var mask = Vector512.GreaterThan(Vector512.LoadUnsafe(ref rx, (nuint)i), Vector512<T>.Zero);
-                (Vector512.LoadUnsafe(ref rdy, (nuint)i) & mask).StoreUnsafe(ref rdx, (nuint)i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count)
-        {
-            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
-            {
-                var mask = Vector256.GreaterThan(Vector256.LoadUnsafe(ref rx, (nuint)i), Vector256<T>.Zero);
-                (Vector256.LoadUnsafe(ref rdy, (nuint)i) & mask).StoreUnsafe(ref rdx, (nuint)i);
-            }
-        }
+        if (Vector512.IsHardwareAccelerated && n >= Vector512<T>.Count) i = ReluBackwardVectors<Lanes512<T>, T>(ref rdy, ref rx, ref rdx, n);
+        else if (Vector256.IsHardwareAccelerated && n >= Vector256<T>.Count) i = ReluBackwardVectors<Lanes256<T>, T>(ref rdy, ref rx, ref rdx, n);
         for (; i < n; i++) Unsafe.Add(ref rdx, i) = Unsafe.Add(ref rx, i) > T.Zero ? Unsafe.Add(ref rdy, i) : T.Zero;
+    }
+
+    // The whole vectors of ReluBackward (dy masked by x > 0); returns where the tail starts.
+    private static int ReluBackwardVectors<TLanes, T>(ref T rdy, ref T rx, ref T rdx, int n)
+        where TLanes : struct, IVectorLanes<TLanes, T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var zero = TLanes.Create(T.Zero);
+        int i = 0;
+        for (; i <= n - TLanes.Count; i += TLanes.Count)
+        {
+            TLanes.Store(TLanes.And(TLanes.Load(ref rdy, i), TLanes.GreaterThan(TLanes.Load(ref rx, i), zero)), ref rdx, i);
+        }
+        return i;
     }
 }
 

@@ -20,6 +20,11 @@ internal interface IVectorLanes<TSelf, T> where TSelf : struct where T : unmanag
     static abstract TSelf Multiply(TSelf x, TSelf y);
     static abstract TSelf Divide(TSelf x, TSelf y);
     static abstract TSelf Sqrt(TSelf x);
+    /// <summary>IEEE 754:2019 maximum: NaN propagates, max(−0, +0) = +0.</summary>
+    static abstract TSelf Max(TSelf x, TSelf y);
+    /// <summary>All ones in the lanes where x &gt; y (none where either is NaN).</summary>
+    static abstract TSelf GreaterThan(TSelf x, TSelf y);
+    static abstract TSelf And(TSelf x, TSelf y);
     /// <summary>All ones in the lanes where x &gt; y or x is NaN (a max that NaN wins).</summary>
     static abstract TSelf GreaterOrNaN(TSelf x, TSelf y);
     static abstract TSelf Select(TSelf mask, TSelf x, TSelf y);
@@ -37,6 +42,9 @@ internal readonly struct Lanes512<T>(Vector512<T> v) : IVectorLanes<Lanes512<T>,
     public static Lanes512<T> Multiply(Lanes512<T> x, Lanes512<T> y) => new(x._v * y._v);
     public static Lanes512<T> Divide(Lanes512<T> x, Lanes512<T> y) => new(x._v / y._v);
     public static Lanes512<T> Sqrt(Lanes512<T> x) => new(Vector512.Sqrt(x._v));
+    public static Lanes512<T> Max(Lanes512<T> x, Lanes512<T> y) => new(Vector512.Max(x._v, y._v));
+    public static Lanes512<T> GreaterThan(Lanes512<T> x, Lanes512<T> y) => new(Vector512.GreaterThan(x._v, y._v));
+    public static Lanes512<T> And(Lanes512<T> x, Lanes512<T> y) => new(x._v & y._v);
     public static Lanes512<T> GreaterOrNaN(Lanes512<T> x, Lanes512<T> y) => new(Vector512.GreaterThan(x._v, y._v) | ~Vector512.Equals(x._v, x._v));
     public static Lanes512<T> Select(Lanes512<T> mask, Lanes512<T> x, Lanes512<T> y) => new(Vector512.ConditionalSelect(mask._v, x._v, y._v));
     public static T Element(Lanes512<T> x, int index) => x._v.GetElement(index);
@@ -68,6 +76,9 @@ internal readonly struct Lanes256<T>(Vector256<T> v) : IVectorLanes<Lanes256<T>,
     public static Lanes256<T> Multiply(Lanes256<T> x, Lanes256<T> y) => new(x._v * y._v);
     public static Lanes256<T> Divide(Lanes256<T> x, Lanes256<T> y) => new(x._v / y._v);
     public static Lanes256<T> Sqrt(Lanes256<T> x) => new(Vector256.Sqrt(x._v));
+    public static Lanes256<T> Max(Lanes256<T> x, Lanes256<T> y) => new(Vector256.Max(x._v, y._v));
+    public static Lanes256<T> GreaterThan(Lanes256<T> x, Lanes256<T> y) => new(Vector256.GreaterThan(x._v, y._v));
+    public static Lanes256<T> And(Lanes256<T> x, Lanes256<T> y) => new(x._v & y._v);
     public static Lanes256<T> GreaterOrNaN(Lanes256<T> x, Lanes256<T> y) => new(Vector256.GreaterThan(x._v, y._v) | ~Vector256.Equals(x._v, x._v));
     public static Lanes256<T> Select(Lanes256<T> mask, Lanes256<T> x, Lanes256<T> y) => new(Vector256.ConditionalSelect(mask._v, x._v, y._v));
     public static T Element(Lanes256<T> x, int index) => x._v.GetElement(index);
