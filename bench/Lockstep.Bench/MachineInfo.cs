@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
+using Lockstep.Backends.Managed.Kernels;
+
 namespace Lockstep.Bench;
 
 /// <summary>What the benchmarks ran on: the CPU's model and vector ISA, and its measured peak.</summary>
@@ -148,54 +150,30 @@ public static class MachineInfo
     private const int Accumulators = 12, Inner = 1 << 14;
 
     // float lanes; a float64 FMA has the same throughput per instruction, which `lanes` accounts for.
-    private static void Chains(bool wide, int n) => Sink(wide ? Run<Lanes512>(n) : Run<Lanes256>(n));
+    private static void Chains(bool wide, int n) => Sink(wide ? Run<Lanes512<float>>(n) : Run<Lanes256<float>>(n));
 
     // 12 chains hide the FMA latency (4 cycles on 2 pipes needs ≥ 8 in flight); each is a local, so the JIT keeps it in
-    // a register. x·a + b with a < 1 converges to b / (1 − a): no overflow, no denormals. One loop for both widths: the
-    // JIT compiles it once per vector struct, with the struct's operations inlined (TensorPrimitives' pattern).
+    // a register. x·a + b with a < 1 converges to b / (1 − a): no overflow, no denormals. One loop for both widths, over
+    // the managed kernels' width structs (Kernels/VectorLanes.cs): the JIT compiles it once per struct, inlined.
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
-    private static float Run<TVector>(int n) where TVector : struct, IFmaLanes<TVector>
+    private static float Run<TLanes>(int n) where TLanes : struct, IVectorLanes<TLanes, float>
     {
-        var a = TVector.Create(0.999999f);
-        var b = TVector.Create(1e-7f);
-        TVector a0 = TVector.Create(1f), a1 = TVector.Add(a0, a0), a2 = TVector.Add(a1, a0), a3 = TVector.Add(a2, a0);
-        TVector a4 = TVector.Add(a3, a0), a5 = TVector.Add(a4, a0), a6 = TVector.Add(a5, a0), a7 = TVector.Add(a6, a0);
-        TVector a8 = TVector.Add(a7, a0), a9 = TVector.Add(a8, a0), a10 = TVector.Add(a9, a0), a11 = TVector.Add(a10, a0);
+        var a = TLanes.Create(0.999999f);
+        var b = TLanes.Create(1e-7f);
+        TLanes a0 = TLanes.Create(1f), a1 = TLanes.Add(a0, a0), a2 = TLanes.Add(a1, a0), a3 = TLanes.Add(a2, a0);
+        TLanes a4 = TLanes.Add(a3, a0), a5 = TLanes.Add(a4, a0), a6 = TLanes.Add(a5, a0), a7 = TLanes.Add(a6, a0);
+        TLanes a8 = TLanes.Add(a7, a0), a9 = TLanes.Add(a8, a0), a10 = TLanes.Add(a9, a0), a11 = TLanes.Add(a10, a0);
         for (int i = 0; i < n; i++)
         {
-            a0 = TVector.Fma(a0, a, b); a1 = TVector.Fma(a1, a, b); a2 = TVector.Fma(a2, a, b); a3 = TVector.Fma(a3, a, b);
-            a4 = TVector.Fma(a4, a, b); a5 = TVector.Fma(a5, a, b); a6 = TVector.Fma(a6, a, b); a7 = TVector.Fma(a7, a, b);
-            a8 = TVector.Fma(a8, a, b); a9 = TVector.Fma(a9, a, b); a10 = TVector.Fma(a10, a, b); a11 = TVector.Fma(a11, a, b);
+            a0 = TLanes.Fma(a0, a, b); a1 = TLanes.Fma(a1, a, b); a2 = TLanes.Fma(a2, a, b); a3 = TLanes.Fma(a3, a, b);
+            a4 = TLanes.Fma(a4, a, b); a5 = TLanes.Fma(a5, a, b); a6 = TLanes.Fma(a6, a, b); a7 = TLanes.Fma(a7, a, b);
+            a8 = TLanes.Fma(a8, a, b); a9 = TLanes.Fma(a9, a, b); a10 = TLanes.Fma(a10, a, b); a11 = TLanes.Fma(a11, a, b);
         }
-        var sum = TVector.Add(TVector.Add(TVector.Add(a0, a1), TVector.Add(a2, a3)), TVector.Add(TVector.Add(a4, a5), TVector.Add(a6, a7)));
-        return TVector.Sum(TVector.Add(sum, TVector.Add(TVector.Add(a8, a9), TVector.Add(a10, a11))));
-    }
-
-    /// <summary>The few vector operations the peak loop needs, for one hardware width.</summary>
-    private interface IFmaLanes<TSelf> where TSelf : struct
-    {
-        static abstract TSelf Create(float value);
-        static abstract TSelf Add(TSelf x, TSelf y);
-        static abstract TSelf Fma(TSelf x, TSelf y, TSelf addend);
-        static abstract float Sum(TSelf x);
-    }
-
-    private readonly struct Lanes512(Vector512<float> v) : IFmaLanes<Lanes512>
-    {
-        private readonly Vector512<float> _v = v;
-        public static Lanes512 Create(float value) => new(Vector512.Create(value));
-        public static Lanes512 Add(Lanes512 x, Lanes512 y) => new(x._v + y._v);
-        public static Lanes512 Fma(Lanes512 x, Lanes512 y, Lanes512 addend) => new(Vector512.FusedMultiplyAdd(x._v, y._v, addend._v));
-        public static float Sum(Lanes512 x) => Vector512.Sum(x._v);
-    }
-
-    private readonly struct Lanes256(Vector256<float> v) : IFmaLanes<Lanes256>
-    {
-        private readonly Vector256<float> _v = v;
-        public static Lanes256 Create(float value) => new(Vector256.Create(value));
-        public static Lanes256 Add(Lanes256 x, Lanes256 y) => new(x._v + y._v);
-        public static Lanes256 Fma(Lanes256 x, Lanes256 y, Lanes256 addend) => new(Vector256.FusedMultiplyAdd(x._v, y._v, addend._v));
-        public static float Sum(Lanes256 x) => Vector256.Sum(x._v);
+        var sum = TLanes.Add(TLanes.Add(TLanes.Add(a0, a1), TLanes.Add(a2, a3)), TLanes.Add(TLanes.Add(a4, a5), TLanes.Add(a6, a7)));
+        sum = TLanes.Add(sum, TLanes.Add(TLanes.Add(a8, a9), TLanes.Add(a10, a11)));
+        float total = 0;
+        for (int k = 0; k < TLanes.Count; k++) total += TLanes.Element(sum, k);
+        return total;
     }
 
     // Keeps the result observable, so that the loop cannot be removed.

@@ -6,6 +6,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed.Threading;
+using static Lockstep.Backends.Managed.Kernels.VectorFma;
 
 namespace Lockstep.Backends.Managed.Kernels;
 

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed.Threading;
+using static Lockstep.Backends.Managed.Kernels.VectorFma;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
@@ -515,20 +516,6 @@ internal static partial class DirectConvolution
             }
             for (int l = 0; ow + l < _outW; l++) row[ow + l] = acc.GetElement(l);
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> Fma<T>(Vector512<T> a, Vector512<T> b, Vector512<T> c) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
-        return Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<T> Fma<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float)) return Vector256.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
-        return Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
     }
 
     // Output vectors q and q + 1 of the band (the last alone) for 8 filters: acc[kk, v] = Σ_t w[kk, t] · xp[Input(q + v) + taps[t] …].

@@ -6,6 +6,7 @@ using System.Runtime.Intrinsics;
 using Lockstep.Backends.Managed.Gemm;
 using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed.Threading;
+using static Lockstep.Backends.Managed.Kernels.VectorFma;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
@@ -301,11 +302,6 @@ internal sealed unsafe class SmallKJob<T> : IParallelWork where T : unmanaged, I
             c[j] = sum;
         }
     }
-
-    internal static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> addend) =>
-        typeof(T) == typeof(float)
-            ? Vector512.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), addend.As<T, float>()).As<float, T>()
-            : Vector512.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(), addend.As<T, double>()).As<double, T>();
 }
 
 /// <summary>
@@ -382,7 +378,7 @@ internal sealed unsafe class OuterJob<T> : IParallelWork where T : unmanaged, IF
             for (; j <= _inputs - lanes; j += lanes)
             {
                 var acc = Vector512<T>.Zero;
-                for (int i = 0; i < _n; i++) acc = SmallKJob<T>.Fma(Vector512.Create(c[i]), Vector512.Load(_x + (long)i * _stride + j), acc);
+                for (int i = 0; i < _n; i++) acc = VectorFma.Fma(Vector512.Create(c[i]), Vector512.Load(_x + (long)i * _stride + j), acc);
                 acc.StoreAlignedNonTemporal(row + j);
             }
             for (; j < _inputs; j++) row[j] = Element(c, j);
@@ -482,10 +478,10 @@ internal sealed unsafe class StreamJob<T> : IParallelWork where T : unmanaged, I
                     for (int i = 0; i < n; i++, ci += 4, d += cols)
                     {
                         var acc = Vector512.Load(d);
-                        acc = SmallKJob<T>.Fma(b0, Vector512.Create(ci[0]), acc);
-                        acc = SmallKJob<T>.Fma(b1, Vector512.Create(ci[1]), acc);
-                        acc = SmallKJob<T>.Fma(b2, Vector512.Create(ci[2]), acc);
-                        acc = SmallKJob<T>.Fma(b3, Vector512.Create(ci[3]), acc);
+                        acc = VectorFma.Fma(b0, Vector512.Create(ci[0]), acc);
+                        acc = VectorFma.Fma(b1, Vector512.Create(ci[1]), acc);
+                        acc = VectorFma.Fma(b2, Vector512.Create(ci[2]), acc);
+                        acc = VectorFma.Fma(b3, Vector512.Create(ci[3]), acc);
                         acc.Store(d);
                     }
                 }
@@ -498,7 +494,7 @@ internal sealed unsafe class StreamJob<T> : IParallelWork where T : unmanaged, I
                     var b = Vector512.Load(wo + j);
                     T* dyo = _dy + o;
                     T* d = acc0 + j;
-                    for (int i = 0; i < n; i++, dyo += outputs, d += cols) SmallKJob<T>.Fma(b, Vector512.Create(dyo[0]), Vector512.Load(d)).Store(d);
+                    for (int i = 0; i < n; i++, dyo += outputs, d += cols) VectorFma.Fma(b, Vector512.Create(dyo[0]), Vector512.Load(d)).Store(d);
                 }
             }
         }

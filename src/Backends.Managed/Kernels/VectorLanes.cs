@@ -3,6 +3,24 @@ using System.Runtime.Intrinsics;
 
 namespace Lockstep.Backends.Managed.Kernels;
 
+/// <summary>x·y + addend in one rounding, for float or double lanes (Vector512/Vector256.FusedMultiplyAdd are not generic).</summary>
+internal static class VectorFma
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> Fma<T>(Vector512<T> x, Vector512<T> y, Vector512<T> addend) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), addend.AsSingle()).As<float, T>();
+        return Vector512.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), addend.AsDouble()).As<double, T>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<T> Fma<T>(Vector256<T> x, Vector256<T> y, Vector256<T> addend) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector256.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), addend.AsSingle()).As<float, T>();
+        return Vector256.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), addend.AsDouble()).As<double, T>();
+    }
+}
+
 /// <summary>
 /// The vector operations of the kernels written once for several widths (TensorPrimitives' pattern: a tiny struct per
 /// width, one generic driver): the JIT compiles the driver once per struct, the struct's operations inlined, so the
@@ -18,6 +36,8 @@ internal interface IVectorLanes<TSelf, T> where TSelf : struct where T : unmanag
     static abstract void Store(TSelf x, ref T destination, int offset);
     static abstract TSelf Add(TSelf x, TSelf y);
     static abstract TSelf Multiply(TSelf x, TSelf y);
+    /// <summary>x·y + addend in one rounding.</summary>
+    static abstract TSelf Fma(TSelf x, TSelf y, TSelf addend);
     static abstract TSelf Divide(TSelf x, TSelf y);
     static abstract TSelf Sqrt(TSelf x);
     /// <summary>IEEE 754:2019 maximum: NaN propagates, max(−0, +0) = +0.</summary>
@@ -40,6 +60,7 @@ internal readonly struct Lanes512<T>(Vector512<T> v) : IVectorLanes<Lanes512<T>,
     public static void Store(Lanes512<T> x, ref T destination, int offset) => x._v.StoreUnsafe(ref destination, (nuint)offset);
     public static Lanes512<T> Add(Lanes512<T> x, Lanes512<T> y) => new(x._v + y._v);
     public static Lanes512<T> Multiply(Lanes512<T> x, Lanes512<T> y) => new(x._v * y._v);
+    public static Lanes512<T> Fma(Lanes512<T> x, Lanes512<T> y, Lanes512<T> addend) => new(VectorFma.Fma(x._v, y._v, addend._v));
     public static Lanes512<T> Divide(Lanes512<T> x, Lanes512<T> y) => new(x._v / y._v);
     public static Lanes512<T> Sqrt(Lanes512<T> x) => new(Vector512.Sqrt(x._v));
     public static Lanes512<T> Max(Lanes512<T> x, Lanes512<T> y) => new(Vector512.Max(x._v, y._v));
@@ -74,6 +95,7 @@ internal readonly struct Lanes256<T>(Vector256<T> v) : IVectorLanes<Lanes256<T>,
     public static void Store(Lanes256<T> x, ref T destination, int offset) => x._v.StoreUnsafe(ref destination, (nuint)offset);
     public static Lanes256<T> Add(Lanes256<T> x, Lanes256<T> y) => new(x._v + y._v);
     public static Lanes256<T> Multiply(Lanes256<T> x, Lanes256<T> y) => new(x._v * y._v);
+    public static Lanes256<T> Fma(Lanes256<T> x, Lanes256<T> y, Lanes256<T> addend) => new(VectorFma.Fma(x._v, y._v, addend._v));
     public static Lanes256<T> Divide(Lanes256<T> x, Lanes256<T> y) => new(x._v / y._v);
     public static Lanes256<T> Sqrt(Lanes256<T> x) => new(Vector256.Sqrt(x._v));
     public static Lanes256<T> Max(Lanes256<T> x, Lanes256<T> y) => new(Vector256.Max(x._v, y._v));
