@@ -383,8 +383,9 @@ public sealed class WinogradTests
     /// Many bands (small products take one tile row a band: 199×127), two bands (the budget splits 200×26's 200 tile
     /// rows of 192 channels in two: one a worker on 2 workers, band after band, each phase by phase, on 3), a single band
     /// split by phase (14×14 and 15×17 outputs, 98 and 72 tiles: the input transform by channels, the products by
-    /// position, the output transform by filters), uneven output, padding 0, 1, 2 and 4: the same bits on 1, 2 and 3
-    /// workers, and within float rounding of im2col + GEMM, forward and input gradient.
+    /// position, the output transform by filters; with AVX-512 the 32 filters' products on packed weights, and those of
+    /// the input gradient too where the channels are whole packed blocks, 64 and 48), uneven output, padding 0, 1, 2 and
+    /// 4: the same bits on 1, 2 and 3 workers, and within float rounding of im2col + GEMM, forward and input gradient.
     /// </summary>
     [Theory]
     [InlineData(DType.Float32, 1, 3, 199, 127, 32, 200)]
@@ -395,6 +396,8 @@ public sealed class WinogradTests
     [InlineData(DType.Float32, 1, 3, 200, 26, 192, 2)]
     [InlineData(DType.Float32, 1, 3, 14, 14, 40, 1)]
     [InlineData(DType.Float64, 0, 3, 17, 19, 40, 1)]
+    [InlineData(DType.Float32, 1, 3, 14, 14, 64, 1)]
+    [InlineData(DType.Float64, 0, 3, 17, 19, 48, 1)]
     public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f, int h, int width, int channels, int bands)
     {
         var xs = Shape.Nchw(2, channels, h, width);
@@ -404,6 +407,9 @@ public sealed class WinogradTests
         var ys = Shape.Nchw(2, 32, outH, outW);
         Assert.True(Winograd.Applies(spec, 2, channels, 32, outH, outW));
         Assert.Equal(bands, Winograd.Bands(f, 2, channels, 32, outH, outW));
+        bool packs = dtype == DType.Float32 ? Winograd.Packs<float>(f, 2, channels, 32, outH, outW, inputGradient: false)
+            : Winograd.Packs<double>(f, 2, channels, 32, outH, outW, inputGradient: false);
+        Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && f == 3 && bands == 1, packs);
         double[] x = TestSupport.Random((int)xs.Count, 91), w = TestSupport.Random((int)ws.Count, 92), b = TestSupport.Random(32, 93),
             dy = TestSupport.Random((int)ys.Count, 94);
 
@@ -494,11 +500,13 @@ public sealed class WinogradTests
     [InlineData(DType.Float64, 2)]
     public void InputGradient_ReusesTheForwardsTransformUntilTheWeightsAreWritten(DType dtype, int threads)
     {
+        // 40 filters and channels: no packed products (Winograd.Packed.cs), which transform anew in each direction.
         var xs = Shape.Nchw(2, 40, 14, 14);
-        var ws = new Shape(32, 40, 3, 3);
+        var ws = new Shape(40, 40, 3, 3);
         var spec = ConvSpec.Square(3, 1, 1);
-        var ys = Shape.Nchw(2, 32, 14, 14);
-        Assert.True(Winograd.Applies(spec, 2, 40, 32, 14, 14));
+        var ys = Shape.Nchw(2, 40, 14, 14);
+        Assert.True(Winograd.Applies(spec, 2, 40, 40, 14, 14));
+        Assert.False(Winograd.Packs<float>(3, 2, 40, 40, 14, 14, inputGradient: false) || Winograd.Packs<double>(3, 2, 40, 40, 14, 14, inputGradient: true));
         double[] x = TestSupport.Input((int)xs.Count, 71, dtype), w = TestSupport.Input((int)ws.Count, 72, dtype),
             w2 = TestSupport.Input((int)ws.Count, 73, dtype), dy = TestSupport.Input((int)ys.Count, 74, dtype);
 
@@ -552,8 +560,8 @@ public sealed class WinogradTests
     [Fact]
     public void KeptTransform_SharedByThreads_GivesTheSameDx()
     {
-        var xs = Shape.Nchw(2, 32, 14, 14);
-        var ws = new Shape(32, 32, 3, 3);
+        var xs = Shape.Nchw(2, 40, 14, 14);
+        var ws = new Shape(40, 40, 3, 3);   // not packed: the forward keeps its transform
         var spec = ConvSpec.Square(3, 1, 1);
         using var backend = new ManagedBackend("auto", 1);
         using var x = backend.Upload(TestSupport.Random((int)xs.Count, 81), xs, DType.Float32);

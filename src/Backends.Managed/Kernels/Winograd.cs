@@ -23,7 +23,8 @@ namespace Lockstep.Backends.Managed.Kernels;
 // The same kernel computes the input gradient of such a convolution: dx = dy ⋆ w', a 3×3 stride-1 convolution of dy with
 // w'[c, k, i, j] = w[k, c, 2 − i, 2 − j] and top/left padding 2 − P, cut to the input's size. Its transformed kernel
 // need not be computed: G with its columns reversed is G with rows 0 and 3 swapped, so U' is the forward's U with
-// positions mirrored and each [K × C] matrix read transposed (Mirror).
+// positions mirrored and each [K × C] matrix read transposed (Mirror). Where the products run on packed weights
+// (Winograd.Packed.cs), the forward's U, packed by blocks of filters, is repacked by blocks of channels for them.
 //
 // 5×5 convolutions (AlexNet's conv2) run F(2×2, 5×5) the same way: 6×6 input patches, 36 products of 36·K·C·T
 // multiply-adds in place of im2col's 100·K·C·T — 2.8× fewer — with the points 0, ±1, ±2, ∞ (Lavin & Gray's F(4, 3)
@@ -58,7 +59,7 @@ namespace Lockstep.Backends.Managed.Kernels;
 // its slots sum images into partials, added in order.
 
 /// <summary>CONV 3×3 and 5×5 / stride 1 by Winograd F(2×2, 3×3) and F(2×2, 5×5): forward, backward-data and, by the dual F(r×r, 2×2), the weight gradient.</summary>
-internal static class Winograd
+internal static partial class Winograd
 {
     /// <summary>Below this many input channels or filters the products are too thin to repay the transforms.</summary>
     public const int MinChannels = 32;
@@ -178,16 +179,16 @@ internal static class Winograd
     {
         long version = weightTensor?.Version ?? 0;
         var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
-        bool keep = false;
+        bool packed = Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters), keep = false;
         try
         {
-            WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: false, u);
-            Run(gemm, workers, pool, r, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y);
+            WeightJob<T>.Run(workers, r, weights, filters, channels, packed ? WeightLayout.PackedFilters : WeightLayout.Rows, u);
+            Run(gemm, workers, pool, r, x, n, channels, h, w, u, filters, bias, padTop, padLeft, outH, outW, y, packed: packed);
             keep = weightTensor is not null && r == 3;
         }
         finally
         {
-            if (keep) weightTensor!.OfferDerived(u, version);
+            if (keep) weightTensor!.OfferDerived(u, version, (int)(packed ? WeightLayout.PackedFilters : WeightLayout.Rows));
             else pool.Return(u);
         }
     }
@@ -204,9 +205,13 @@ internal static class Winograd
         // 3×3: the forward's transform, read mirrored and transposed (Sizes.Mirrored); 5×5 transforms w turned 180°.
         bool mirrored = r == 3;
         int length = (r + 1) * (r + 1) * Spread<T>(filters * channels);
+        // Packed where the forward packs and the channels are whole blocks: the forward's transform, packed by filters, is
+        // repacked by channels position by position for the products (Repack).
+        bool packed = mirrored && Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters) && channels % PackRows<T>() == 0;
+        var layout = packed ? WeightLayout.PackedFilters : mirrored ? WeightLayout.Rows : WeightLayout.Rotated;
         var cache = mirrored ? weightTensor : null;
         long version = cache?.Version ?? 0;
-        var u = cache?.TakeDerived<T>();
+        var u = cache?.TakeDerived<T>((int)layout);
         if (u is not null && u.Length != length)
         {
             pool.Return(u);
@@ -216,13 +221,13 @@ internal static class Winograd
         u ??= pool.Rent<T>(length, clear: false);
         try
         {
-            if (!transformed) WeightJob<T>.Run(workers, r, weights, filters, channels, gradient: !mirrored, u);
-            Run(gemm, workers, pool, r, dy, n, filters, outH, outW, u, channels, default, r - 1 - padTop, r - 1 - padLeft, h, w, dx, mirrored);
+            if (!transformed) WeightJob<T>.Run(workers, r, weights, filters, channels, layout, u);
+            Run(gemm, workers, pool, r, dy, n, filters, outH, outW, u, channels, default, r - 1 - padTop, r - 1 - padLeft, h, w, dx, mirrored, packed);
             keep = cache is not null;
         }
         finally
         {
-            if (keep) cache!.OfferDerived(u, version);
+            if (keep) cache!.OfferDerived(u, version, (int)layout);
             else pool.Return(u);
         }
     }
@@ -507,9 +512,10 @@ internal static class Winograd
     // transformed a vector of columns at once and stored as α² sequential streams; rows are disjoint, so the workers can
     // take ranges of them.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformWeights<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, int row0, int row1, Span<T> u)
+    private static void TransformWeights<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, WeightLayout layout, int row0, int row1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        bool gradient = layout == WeightLayout.Rotated;
         int columns = gradient ? filters : channels, plane = Spread<T>(filters * channels), count = r * r, lanes = Vector256<T>.Count;
         Span<T> taps = stackalloc T[25 * WeightBlock];                 // tap t of the block's column j at t·WeightBlock + j
         Span<T> partial = stackalloc T[36 * Vector256<T>.Count];       // a last, partial vector of columns: ξ at ξ·lanes
@@ -618,10 +624,10 @@ internal static class Winograd
     // transform by channels, the products by position (each whole on one worker), the output transform by filters.
     private static unsafe void Run<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> x, int n, int channels,
         int h, int w, ReadOnlySpan<T> u, int filters, ReadOnlySpan<T> bias, int padTop, int padLeft, int outH, int outW, Span<T> y,
-        bool mirrored = false) where T : unmanaged, IFloatingPointIeee754<T>
+        bool mirrored = false, bool packed = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var plan = new Plan(r, n, channels, filters, outH, outW);
-        var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW, mirrored);
+        var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW, mirrored, packed);
         // Bands over the workers, each band whole on one; with fewer bands than workers (one band, or AlexNet's
         // 13×13 384 → 384 layer in two at batch 16 on 16 threads, which ran 37 ms there against 6 for its neighbours
         // in one band), band after band, each phase by phase over all of them. Either way each element's arithmetic is
@@ -729,6 +735,22 @@ internal static class Winograd
         int tiles = plan.Rows(band) * plan.TilesW;
         for (int xi = xi0; xi < xi1; xi++)
         {
+            if (s.Packed)
+            {
+                // U packed by filters (Winograd.Packed.cs); mirrored, position ξ reads U_π(ξ) repacked by channels, the
+                // product's rows (the repacking is counted with the product, as a BLAS's packing is).
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                var a = u.Slice((s.Mirrored ? Mirror[xi] : xi) * Spread<T>(s.Filters * s.Channels), s.Filters * s.Channels);
+                if (s.Mirrored)
+                {
+                    var byChannels = RepackScratch<T>.Get(a.Length).AsSpan(0, a.Length);
+                    Repack(a, s.Channels, s.Filters, byChannels);
+                    a = byChannels;
+                }
+                PackedProduct(a, s.Filters, s.Channels, v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, tiles, m.Slice(xi * l.MStride, s.Filters * l.Ld), l.Ld);
+                gemm.Count(s.Filters, tiles, s.Channels, start, oneThread);
+                continue;
+            }
             // Mirrored: U'_ξ [Filters × Channels] = (U_π(ξ) stored [Channels × Filters])ᵀ.
             int source = s.Mirrored ? Mirror[xi] : xi;
             gemm.Gemm(s.Mirrored, false, s.Filters, tiles, s.Channels, T.One, u.Slice(source * Spread<T>(s.Filters * s.Channels), s.Filters * s.Channels),
@@ -1080,16 +1102,28 @@ internal static class Winograd
         if (pairs < count) bottom[ow + 2 * pairs] = lanes[2 * n + pairs];
     }
 
-    /// <summary>The weight transform over the workers, each a fixed range of U's rows (on a loaded pool, inline).</summary>
+    /// <summary>
+    /// How a weight transform lays out each U_ξ: [K × C] (Rows), from w turned 180° as [C × K] (Rotated), or packed by
+    /// blocks of filters for <see cref="PackedProduct{T}"/> (PackedFilters; the input gradient repacks it by channels).
+    /// Also the kind under which a kept transform is offered beside the weights.
+    /// </summary>
+    private enum WeightLayout { Rows, Rotated, PackedFilters }
+
+    /// <summary>The weight transform over the workers, each a fixed range of U's rows or packed blocks (on a loaded pool, inline).</summary>
     private sealed unsafe class WeightJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
     {
         private T* _weights, _u;
         private int _r, _weightsLength, _uLength, _filters, _channels, _rows, _items;
-        private bool _gradient;
+        private WeightLayout _layout;
 
-        public static void Run(WorkerPool workers, int r, ReadOnlySpan<T> weights, int filters, int channels, bool gradient, Span<T> u)
+        public static void Run(WorkerPool workers, int r, ReadOnlySpan<T> weights, int filters, int channels, WeightLayout layout, Span<T> u)
         {
-            int rows = gradient ? channels : filters;
+            int rows = layout switch
+            {
+                WeightLayout.Rotated => channels,
+                WeightLayout.PackedFilters => filters / PackRows<T>(),
+                _ => filters,
+            };
             var job = Cache<WeightJob<T>>.Rent();
             fixed (T* pw = weights, pu = u)
             {
@@ -1097,8 +1131,8 @@ internal static class Winograd
                 {
                     job._weights = pw;
                     job._u = pu;
-                    (job._r, job._weightsLength, job._uLength, job._filters, job._channels, job._gradient, job._rows) =
-                        (r, weights.Length, u.Length, filters, channels, gradient, rows);
+                    (job._r, job._weightsLength, job._uLength, job._filters, job._channels, job._layout, job._rows) =
+                        (r, weights.Length, u.Length, filters, channels, layout, rows);
                     // Small transforms (under ~64K filters' worth) stay on the caller.
                     job._items = (long)filters * channels < 1 << 16 ? 1 : Math.Min(rows, 4 * workers.Threads);
                     workers.For(job._items, job);
@@ -1114,7 +1148,10 @@ internal static class Winograd
         public void Run(int index, int worker)
         {
             int row0 = (int)((long)index * _rows / _items), row1 = (int)((long)(index + 1) * _rows / _items);
-            TransformWeights(_r, new ReadOnlySpan<T>(_weights, _weightsLength), _filters, _channels, _gradient, row0, row1, new Span<T>(_u, _uLength));
+            var weights = new ReadOnlySpan<T>(_weights, _weightsLength);
+            var u = new Span<T>(_u, _uLength);
+            if (_layout == WeightLayout.PackedFilters) TransformWeightsByFilters(weights, _filters, _channels, row0, row1, u);
+            else TransformWeights(_r, weights, _filters, _channels, _layout, row0, row1, u);
         }
     }
 
@@ -1158,7 +1195,7 @@ internal static class Winograd
     /// (see <see cref="Mirror"/>).
     /// </summary>
     private readonly record struct Sizes(int Channels, int H, int W, int Filters, int PadTop, int PadLeft, int OutH, int OutW,
-        bool Mirrored = false);
+        bool Mirrored = false, bool Packed = false);
 
     /// <summary>
     /// F(2×2, 3×3)'s G with its columns reversed is G with rows 0 and 3 swapped (points 0, 1, −1, ∞: 1/a maps them onto

@@ -13,6 +13,7 @@ internal sealed class ManagedTensor : ITensor
     private long _version;
     private Array? _derived;
     private long _derivedVersion;
+    private int _derivedKind;
 
     private ManagedTensor(ManagedBackend backend, BufferPool pool, Array data, Shape shape, DType dtype)
     {
@@ -61,27 +62,28 @@ internal sealed class ManagedTensor : ITensor
 
     /// <summary>
     /// The pooled array last offered with <see cref="OfferDerived{T}"/> (Winograd's transformed weights), when it was
-    /// derived from the data as they are now; ownership passes to the caller, who offers it back or returns it to the
-    /// pool. Null when there is none, or the tensor has been written since (the stale one goes back to the pool).
+    /// derived from the data as they are now and is of <paramref name="kind"/> (the caller's tag for what it holds: a
+    /// layout); ownership passes to the caller, who offers it back or returns it to the pool. Null when there is none,
+    /// or the tensor has been written since, or it is of another kind (either goes back to the pool).
     /// </summary>
-    public T[]? TakeDerived<T>() where T : unmanaged
+    public T[]? TakeDerived<T>(int kind = 0) where T : unmanaged
     {
         lock (DerivedGate)
         {
             if (_derived is not T[] derived) return null;
             _derived = null;
-            if (_derivedVersion == Version) return derived;
+            if (_derivedVersion == Version && _derivedKind == kind) return derived;
             Return(derived);
             return null;
         }
     }
 
     /// <summary>
-    /// Keeps <paramref name="derived"/> (a pooled array computed from the data at <paramref name="version"/>) for a later
-    /// <see cref="TakeDerived{T}"/>, in place of the one kept before; returns it to the pool instead when the tensor has
-    /// been written since or disposed. Either way the caller no longer owns it.
+    /// Keeps <paramref name="derived"/> (a pooled array computed from the data at <paramref name="version"/>, of
+    /// <paramref name="kind"/>) for a later <see cref="TakeDerived{T}"/>, in place of the one kept before; returns it to
+    /// the pool instead when the tensor has been written since or disposed. Either way the caller no longer owns it.
     /// </summary>
-    public void OfferDerived<T>(T[] derived, long version) where T : unmanaged
+    public void OfferDerived<T>(T[] derived, long version, int kind = 0) where T : unmanaged
     {
         lock (DerivedGate)
         {
@@ -91,7 +93,7 @@ internal sealed class ManagedTensor : ITensor
                 return;
             }
             if (_derived is not null) Return(_derived);
-            (_derived, _derivedVersion) = (derived, version);
+            (_derived, _derivedVersion, _derivedKind) = (derived, version, kind);
         }
     }
 

@@ -57,6 +57,17 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
         Interlocked.Add(ref _flops, 2L * m * n * k);
     }
 
+    /// <summary>
+    /// Counts a product that a kernel of the backend's own did (2·m·n·k operations from <paramref name="start"/>, a
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp) in <see cref="Statistics"/>, as <see cref="Gemm{T}"/> would.
+    /// </summary>
+    public void Count(int m, int n, int k, long start, bool oneThread)
+    {
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        Interlocked.Add(ref _ticks, oneThread ? ticks / workers.Threads : ticks);
+        Interlocked.Add(ref _flops, 2L * m * n * k);
+    }
+
     private unsafe void Split<T>(bool transA, bool transB, int m, int n, int k, T alpha, ReadOnlySpan<T> a, int lda,
         ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
     {

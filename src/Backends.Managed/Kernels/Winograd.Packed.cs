@@ -1,0 +1,265 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static Lockstep.Backends.Managed.Kernels.VectorFma;
+
+namespace Lockstep.Backends.Managed.Kernels;
+
+// The products of a single band on packed weights. Where all the batch's tiles fit one band (VGG16's 14×14 and 28×28
+// and AlexNet's 13×13 layers at the batches of the sweeps) the products M_ξ = U_ξ · V_ξ are short — 512 × 512 × 98
+// tiles for VGG16's 14×14×512 at batch 2 — and OpenBLAS, which packs U_ξ anew in every call and reads it from beyond the
+// core's caches, ran them at 140–160 GFLOP/s on two threads, 60–70% of peak. Here the forward's weight transform writes
+// U already packed — for each block of PackRows filters, channel by channel, the block's U_ξ[k, c] side by side — so
+// that a kernel call reads one contiguous panel and keeps a PackRows × PackColumns block of M_ξ in 28 vector registers,
+// V_ξ read as the input transform left it: 195 against OpenBLAS 0.3.29's 156 GFLOP/s at 512 × 512 × 98, measured alone
+// (2 threads, one product a worker, float32). The input gradient's products need U_ξᵀ packed by channels: it takes the
+// forward's transform (kept beside the weights) and repacks each position just before its product, into the core's cache.
+// Interleaved call by call in one process (2 threads, float32, medians of 21, two processes): VGG16's 14×14×512 at
+// batch 2 forward 6.5 against 7.6 ms and 8.7 against 9.8, input gradient 5.9 against 6.2 and 6.1 against 6.4; its
+// 28×28×512 forward 21.5 against 22.2 and 22.8, input gradient 21.3–21.9 against 21.1–21.6; AlexNet's 13×13 layers at
+// batch 8 level (384 → 384 forward 13.5–13.6 against 13.9).
+//
+// Each element of M is one sum over the depth in order, one fused multiply-add a step, so its bits depend on the
+// operands alone: the same on any number of threads. Whether a call packs depends on the geometry and on AVX-512.
+internal static partial class Winograd
+{
+    /// <summary>Rows of U in a packed block: two Vector512s (32 floats, 16 doubles).</summary>
+    internal static int PackRows<T>() where T : unmanaged => 2 * Vector512<T>.Count;
+
+    /// <summary>Columns (tiles) of M a kernel call computes: 2 × 14 accumulators, 28 of the 32 vector registers.</summary>
+    private const int PackColumns = 14;
+
+    /// <summary>
+    /// Whether a call's products run on packed weights: a 3×3 layer whose tiles fit one band, with AVX-512, and the
+    /// product's rows (<paramref name="rows"/>: filters forward, channels for the input gradient) whole packed blocks.
+    /// </summary>
+    private static bool Packs<T>(int r, in Plan plan, int rows) where T : unmanaged =>
+        Vector512.IsHardwareAccelerated && r == 3 && plan.Bands == 1 && rows % PackRows<T>() == 0;
+
+    /// <summary>Whether the forward, or the input gradient, of this geometry packs (tests): outH × outW that direction's output (x's for the input gradient).</summary>
+    internal static bool Packs<T>(int r, int n, int channels, int filters, int outH, int outW, bool inputGradient) where T : unmanaged =>
+        inputGradient
+            ? Packs<T>(r, new Plan(r, n, filters, channels, outH, outW), channels)
+            : Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters);
+
+    // M [rows × cols] (rows ldm apart) = A · B, A packed ([rows / PackRows][depth][PackRows]), B [depth × cols] (rows ldb
+    // apart): for each block of A's rows, its panel is read once per PackColumns columns of B, and stays in the core's
+    // caches between them. A last, narrower block of columns is copied, padded with zeros. The kernel reads without
+    // bounds checks, so the sizes are checked here.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackedProduct<T>(ReadOnlySpan<T> a, int rows, int depth, ReadOnlySpan<T> b, int ldb, int cols, Span<T> m, int ldm)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pack = PackRows<T>(), whole = cols / PackColumns * PackColumns, rest = cols - whole;
+        if (rows % pack != 0 || depth < 1 || cols < 1 || ldb < cols || ldm < cols || a.Length < (long)rows * depth
+            || b.Length < (long)(depth - 1) * ldb + cols || m.Length < (long)(rows - 1) * ldm + cols)
+        {
+            throw new ArgumentException($"packed product: {rows} × {cols} × {depth} (rows a multiple of {pack}) with ldb {ldb}, ldm {ldm} " +
+                $"does not fit A {a.Length}, B {b.Length}, M {m.Length} elements");
+        }
+        var scratch = PackScratch<T>.Get(pack * PackColumns + (rest > 0 ? depth * PackColumns : 0));
+        var block = scratch.AsSpan(0, pack * PackColumns);
+        var tail = scratch.AsSpan(block.Length);
+        if (rest > 0)
+        {
+            for (int d = 0; d < depth; d++)
+            {
+                b.Slice(d * ldb + whole, rest).CopyTo(tail.Slice(d * PackColumns));
+                tail.Slice(d * PackColumns + rest, PackColumns - rest).Clear();
+            }
+        }
+        for (int r0 = 0; r0 < rows; r0 += pack)
+        {
+            var panel = a.Slice(r0 * depth, pack * depth);
+            for (int c0 = 0; c0 < cols; c0 += PackColumns)
+            {
+                bool full = c0 < whole;
+                PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block);
+                int width = full ? PackColumns : rest;
+                for (int i = 0; i < pack; i++)
+                {
+                    var row = m.Slice((r0 + i) * ldm + c0, width);
+                    for (int j = 0; j < width; j++) row[j] = block[j * pack + i];
+                }
+            }
+        }
+    }
+
+    // block[j·PackRows + i] = Σ_d panel[d·PackRows + i] · b[d·ldb + j], i < PackRows, j < PackColumns, d in order.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackedKernel<T>(ReadOnlySpan<T> panel, ReadOnlySpan<T> b, int ldb, int depth, Span<T> block)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lanes = Vector512<T>.Count;
+        ref T ap = ref MemoryMarshal.GetReference(panel);
+        ref T bp = ref MemoryMarshal.GetReference(b);
+        Vector512<T> a00 = default, a01 = default, a02 = default, a03 = default, a04 = default, a05 = default, a06 = default;
+        Vector512<T> a07 = default, a08 = default, a09 = default, a0a = default, a0b = default, a0c = default, a0d = default;
+        Vector512<T> a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default, a16 = default;
+        Vector512<T> a17 = default, a18 = default, a19 = default, a1a = default, a1b = default, a1c = default, a1d = default;
+        for (int d = 0; d < depth; d++, ap = ref Unsafe.Add(ref ap, 2 * lanes), bp = ref Unsafe.Add(ref bp, ldb))
+        {
+            var v0 = Vector512.LoadUnsafe(ref ap);
+            var v1 = Vector512.LoadUnsafe(ref ap, (nuint)lanes);
+            var w = Vector512.Create(bp);
+            a00 = Fma(v0, w, a00); a10 = Fma(v1, w, a10);
+            w = Vector512.Create(Unsafe.Add(ref bp, 1));
+            a01 = Fma(v0, w, a01); a11 = Fma(v1, w, a11);
+            w = Vector512.Create(Unsafe.Add(ref bp, 2));
+            a02 = Fma(v0, w, a02); a12 = Fma(v1, w, a12);
+            w = Vector512.Create(Unsafe.Add(ref bp, 3));
+            a03 = Fma(v0, w, a03); a13 = Fma(v1, w, a13);
+            w = Vector512.Create(Unsafe.Add(ref bp, 4));
+            a04 = Fma(v0, w, a04); a14 = Fma(v1, w, a14);
+            w = Vector512.Create(Unsafe.Add(ref bp, 5));
+            a05 = Fma(v0, w, a05); a15 = Fma(v1, w, a15);
+            w = Vector512.Create(Unsafe.Add(ref bp, 6));
+            a06 = Fma(v0, w, a06); a16 = Fma(v1, w, a16);
+            w = Vector512.Create(Unsafe.Add(ref bp, 7));
+            a07 = Fma(v0, w, a07); a17 = Fma(v1, w, a17);
+            w = Vector512.Create(Unsafe.Add(ref bp, 8));
+            a08 = Fma(v0, w, a08); a18 = Fma(v1, w, a18);
+            w = Vector512.Create(Unsafe.Add(ref bp, 9));
+            a09 = Fma(v0, w, a09); a19 = Fma(v1, w, a19);
+            w = Vector512.Create(Unsafe.Add(ref bp, 10));
+            a0a = Fma(v0, w, a0a); a1a = Fma(v1, w, a1a);
+            w = Vector512.Create(Unsafe.Add(ref bp, 11));
+            a0b = Fma(v0, w, a0b); a1b = Fma(v1, w, a1b);
+            w = Vector512.Create(Unsafe.Add(ref bp, 12));
+            a0c = Fma(v0, w, a0c); a1c = Fma(v1, w, a1c);
+            w = Vector512.Create(Unsafe.Add(ref bp, 13));
+            a0d = Fma(v0, w, a0d); a1d = Fma(v1, w, a1d);
+        }
+        ref T o = ref MemoryMarshal.GetReference(block);
+        int s = 2 * lanes;
+        a00.StoreUnsafe(ref o, 0); a10.StoreUnsafe(ref o, (nuint)lanes);
+        a01.StoreUnsafe(ref o, (nuint)s); a11.StoreUnsafe(ref o, (nuint)(s + lanes));
+        a02.StoreUnsafe(ref o, (nuint)(2 * s)); a12.StoreUnsafe(ref o, (nuint)(2 * s + lanes));
+        a03.StoreUnsafe(ref o, (nuint)(3 * s)); a13.StoreUnsafe(ref o, (nuint)(3 * s + lanes));
+        a04.StoreUnsafe(ref o, (nuint)(4 * s)); a14.StoreUnsafe(ref o, (nuint)(4 * s + lanes));
+        a05.StoreUnsafe(ref o, (nuint)(5 * s)); a15.StoreUnsafe(ref o, (nuint)(5 * s + lanes));
+        a06.StoreUnsafe(ref o, (nuint)(6 * s)); a16.StoreUnsafe(ref o, (nuint)(6 * s + lanes));
+        a07.StoreUnsafe(ref o, (nuint)(7 * s)); a17.StoreUnsafe(ref o, (nuint)(7 * s + lanes));
+        a08.StoreUnsafe(ref o, (nuint)(8 * s)); a18.StoreUnsafe(ref o, (nuint)(8 * s + lanes));
+        a09.StoreUnsafe(ref o, (nuint)(9 * s)); a19.StoreUnsafe(ref o, (nuint)(9 * s + lanes));
+        a0a.StoreUnsafe(ref o, (nuint)(10 * s)); a1a.StoreUnsafe(ref o, (nuint)(10 * s + lanes));
+        a0b.StoreUnsafe(ref o, (nuint)(11 * s)); a1b.StoreUnsafe(ref o, (nuint)(11 * s + lanes));
+        a0c.StoreUnsafe(ref o, (nuint)(12 * s)); a1c.StoreUnsafe(ref o, (nuint)(12 * s + lanes));
+        a0d.StoreUnsafe(ref o, (nuint)(13 * s)); a1d.StoreUnsafe(ref o, (nuint)(13 * s + lanes));
+    }
+
+    // U_ξ packed by filters for the forward's products: for each block kb of PackRows filters and each channel c, the
+    // block's U_ξ[k, c] side by side, at ξ·plane + (kb·C + c)·PackRows + k mod PackRows; blocks [kb0, kb1). Channel by
+    // channel, the block's filters' taps are gathered and transformed a vector of filters at once. The gather reads
+    // PackRows streams through w, C·9 elements apart, that the hardware does not follow: each is prefetched
+    // WeightPrefetch channels ahead (VGG16's 14×14×512 forward at batch 2, 2 threads: 7.0 against 8.5–8.7 ms without).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TransformWeightsByFilters<T>(ReadOnlySpan<T> weights, int filters, int channels, int kb0, int kb1, Span<T> u)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pack = PackRows<T>(), plane = Spread<T>(filters * channels), lanes = Vector256<T>.Count;
+        Span<T> taps = stackalloc T[9 * WeightBlock];
+        fixed (T* pw = weights)
+        {
+            for (int kb = kb0; kb < kb1; kb++)
+            for (int c = 0; c < channels; c++)
+            {
+                bool prefetch = c + WeightPrefetch < channels;
+                for (int j = 0; j < pack; j++)
+                {
+                    int at = ((kb * pack + j) * channels + c) * 9;
+                    var g = weights.Slice(at, 9);
+                    for (int t = 0; t < 9; t++) taps[t * WeightBlock + j] = g[t];
+                    if (prefetch) Sse.Prefetch0(pw + at + WeightPrefetch * 9);
+                }
+                int to = (kb * channels + c) * pack;
+                for (int j = 0; j < pack; j += lanes) TransformFilters3(taps, j, u[(to + j)..], plane);
+            }
+        }
+    }
+
+    /// <summary>Channels ahead that <see cref="TransformWeightsByFilters{T}"/> prefetches (8 and 16 measured alike).</summary>
+    private const int WeightPrefetch = 16;
+
+    // U_ξ packed by filters (P_ξ[kb][c][k mod PackRows], as the forward's transform leaves it) repacked by channels for
+    // the input gradient's products (Q_ξ[cb][k][c mod PackRows]): each PackRows × PackRows block transposed. Done for one
+    // position at a time into a worker's buffer, just before its product, so that Q_ξ (1 MB for 512 × 512 floats) is
+    // written into the core's cache and read from there; a pass over all 16 positions through memory beforehand cost the
+    // input gradient about as much as the packed products saved (VGG16's 14×14×512 at batch 2: 6.9 against 6.4 ms).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Repack<T>(ReadOnlySpan<T> byFilters, int filters, int channels, Span<T> byChannels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pack = PackRows<T>(), side = Vector256<T>.Count;
+        for (int kb = 0; kb < filters / pack; kb++)
+        for (int cb = 0; cb < channels / pack; cb++)
+        {
+            var source = byFilters.Slice((kb * channels + cb * pack) * pack, pack * pack);   // rows: channels; along a row: filters
+            var target = byChannels.Slice((cb * filters + kb * pack) * pack, pack * pack);   // rows: filters; along a row: channels
+            for (int i = 0; i < pack; i += side)
+            for (int j = 0; j < pack; j += side)
+            {
+                ref T at = ref Unsafe.AsRef(in source[i * pack + j]);
+                ref T into = ref target[j * pack + i];
+                if (typeof(T) == typeof(float)) Transpose8(ref Unsafe.As<T, float>(ref at), ref Unsafe.As<T, float>(ref into), pack);
+                else Transpose4(ref Unsafe.As<T, double>(ref at), ref Unsafe.As<T, double>(ref into), pack);
+            }
+        }
+    }
+
+    // The 8 × 8 block of rows `stride` apart at source, transposed into the one at target (AVX's unpack, shuffle and lane swap).
+    private static void Transpose8(ref float source, ref float target, int stride)
+    {
+        var r0 = Vector256.LoadUnsafe(ref source);
+        var r1 = Vector256.LoadUnsafe(ref source, (nuint)stride);
+        var r2 = Vector256.LoadUnsafe(ref source, (nuint)(2 * stride));
+        var r3 = Vector256.LoadUnsafe(ref source, (nuint)(3 * stride));
+        var r4 = Vector256.LoadUnsafe(ref source, (nuint)(4 * stride));
+        var r5 = Vector256.LoadUnsafe(ref source, (nuint)(5 * stride));
+        var r6 = Vector256.LoadUnsafe(ref source, (nuint)(6 * stride));
+        var r7 = Vector256.LoadUnsafe(ref source, (nuint)(7 * stride));
+        var (t0, t1, t2, t3) = (Avx.UnpackLow(r0, r1), Avx.UnpackHigh(r0, r1), Avx.UnpackLow(r2, r3), Avx.UnpackHigh(r2, r3));
+        var (t4, t5, t6, t7) = (Avx.UnpackLow(r4, r5), Avx.UnpackHigh(r4, r5), Avx.UnpackLow(r6, r7), Avx.UnpackHigh(r6, r7));
+        var (s0, s1, s2, s3) = (Avx.Shuffle(t0, t2, 0x44), Avx.Shuffle(t0, t2, 0xEE), Avx.Shuffle(t1, t3, 0x44), Avx.Shuffle(t1, t3, 0xEE));
+        var (s4, s5, s6, s7) = (Avx.Shuffle(t4, t6, 0x44), Avx.Shuffle(t4, t6, 0xEE), Avx.Shuffle(t5, t7, 0x44), Avx.Shuffle(t5, t7, 0xEE));
+        Avx.Permute2x128(s0, s4, 0x20).StoreUnsafe(ref target, 0);
+        Avx.Permute2x128(s1, s5, 0x20).StoreUnsafe(ref target, (nuint)stride);
+        Avx.Permute2x128(s2, s6, 0x20).StoreUnsafe(ref target, (nuint)(2 * stride));
+        Avx.Permute2x128(s3, s7, 0x20).StoreUnsafe(ref target, (nuint)(3 * stride));
+        Avx.Permute2x128(s0, s4, 0x31).StoreUnsafe(ref target, (nuint)(4 * stride));
+        Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref target, (nuint)(5 * stride));
+        Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref target, (nuint)(6 * stride));
+        Avx.Permute2x128(s3, s7, 0x31).StoreUnsafe(ref target, (nuint)(7 * stride));
+    }
+
+    // The 4 × 4 block of doubles, likewise.
+    private static void Transpose4(ref double source, ref double target, int stride)
+    {
+        var r0 = Vector256.LoadUnsafe(ref source);
+        var r1 = Vector256.LoadUnsafe(ref source, (nuint)stride);
+        var r2 = Vector256.LoadUnsafe(ref source, (nuint)(2 * stride));
+        var r3 = Vector256.LoadUnsafe(ref source, (nuint)(3 * stride));
+        var (t0, t1, t2, t3) = (Avx.UnpackLow(r0, r1), Avx.UnpackHigh(r0, r1), Avx.UnpackLow(r2, r3), Avx.UnpackHigh(r2, r3));
+        Avx.Permute2x128(t0, t2, 0x20).StoreUnsafe(ref target, 0);
+        Avx.Permute2x128(t1, t3, 0x20).StoreUnsafe(ref target, (nuint)stride);
+        Avx.Permute2x128(t0, t2, 0x31).StoreUnsafe(ref target, (nuint)(2 * stride));
+        Avx.Permute2x128(t1, t3, 0x31).StoreUnsafe(ref target, (nuint)(3 * stride));
+    }
+
+    /// <summary>A worker's block of M and padded last columns of B, kept between calls (grown, never shrunk).</summary>
+    private static class PackScratch<T> where T : unmanaged
+    {
+        [ThreadStatic] private static T[]? t_buffer;
+
+        public static T[] Get(int length) => t_buffer is { } buffer && buffer.Length >= length ? buffer : t_buffer = new T[length];
+    }
+
+    /// <summary>A worker's repacked U_ξ (<see cref="Repack{T}"/>), kept between calls (grown, never shrunk).</summary>
+    private static class RepackScratch<T> where T : unmanaged
+    {
+        [ThreadStatic] private static T[]? t_buffer;
+
+        public static T[] Get(int length) => t_buffer is { } buffer && buffer.Length >= length ? buffer : t_buffer = new T[length];
+    }
+}

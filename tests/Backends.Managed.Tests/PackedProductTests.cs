@@ -1,0 +1,76 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using Lockstep.Backends.Managed.Kernels;
+using Xunit;
+
+namespace Lockstep.Tests;
+
+/// <summary>Winograd's products on packed weights (Kernels/Winograd.Packed.cs), against the sum they define.</summary>
+public sealed class PackedProductTests
+{
+    /// <summary>
+    /// Whole blocks of 14 columns and a last narrower one (1, 13, 15, 98 columns), one and several blocks of rows, a
+    /// depth of 1 and an odd one, B and M with rows wider than the product: every element is the in-order sum
+    /// Σ_d fma(a[r, d], b[d, j], ·) from zero, bit for bit, and what lies beyond the product in M is left alone.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(2, 37, 13)]
+    [InlineData(1, 64, 14)]
+    [InlineData(3, 5, 15)]
+    [InlineData(2, 200, 98)]
+    public void PackedProduct_IsTheInOrderFusedSum(int blocks, int depth, int cols)
+    {
+        Check<float>(blocks, depth, cols, MathF.FusedMultiplyAdd);
+        Check<double>(blocks, depth, cols, Math.FusedMultiplyAdd);
+    }
+
+    /// <summary>Operands shorter than the sizes say (B one element short, rows not whole blocks): an error before the kernel reads.</summary>
+    [Fact]
+    public void PackedProduct_ThrowsForOperandsShorterThanTheSizes()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Winograd.PackedProduct<float>(new float[32 * 4], 32, 4, new float[3 * 14 + 13], 14, 14, new float[32 * 14], 14));
+        Assert.Contains("32 × 14 × 4", e.Message);
+        Assert.Throws<ArgumentException>(() => Winograd.PackedProduct<float>(new float[31 * 4], 31, 4, new float[4 * 14], 14, 14, new float[31 * 14], 14));
+    }
+
+    private static void Check<T>(int blocks, int depth, int cols, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            // Without AVX-512 no layer may take the packed products (the layer tests cover the other path).
+            Assert.False(Winograd.Packs<T>(3, 2, 512, 512, 14, 14, inputGradient: false), "packed products chosen without AVX-512");
+            return;
+        }
+        int pack = Winograd.PackRows<T>(), rows = blocks * pack, ldb = cols + 3, ldm = cols + 5;
+        var rng = new Random(rows * 131 + depth * 7 + cols);
+        T Draw() => T.CreateTruncating(rng.NextDouble() * 2 - 1);
+        var a = new T[rows, depth];
+        for (int r = 0; r < rows; r++)
+        for (int d = 0; d < depth; d++) a[r, d] = Draw();
+        var packed = new T[rows * depth];
+        for (int r = 0; r < rows; r++)
+        for (int d = 0; d < depth; d++) packed[(r / pack) * depth * pack + d * pack + r % pack] = a[r, d];
+        var b = new T[(depth - 1) * ldb + cols];   // no slack past the last row
+        for (int i = 0; i < b.Length; i++) b[i] = Draw();
+        var m = new T[rows * ldm];
+        var sentinel = T.CreateTruncating(12345);
+        m.AsSpan().Fill(sentinel);
+
+        Winograd.PackedProduct<T>(packed, rows, depth, b, ldb, cols, m, ldm);
+
+        for (int r = 0; r < rows; r++)
+        for (int j = 0; j < ldm; j++)
+        {
+            T actual = m[r * ldm + j];
+            if (j >= cols)
+            {
+                Assert.True(actual == sentinel, $"{typeof(T).Name}: M[{r}, {j}] past the product's {cols} columns was written");
+                continue;
+            }
+            T sum = T.Zero;
+            for (int d = 0; d < depth; d++) sum = fma(a[r, d], b[d * ldb + j], sum);
+            Assert.True(actual.Equals(sum), $"{typeof(T).Name} rows {rows} depth {depth} cols {cols}: M[{r}, {j}] = {actual}, the in-order sum {sum}");
+        }
+    }
+}
