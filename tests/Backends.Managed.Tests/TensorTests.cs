@@ -61,8 +61,8 @@ public sealed class TensorTests : IDisposable
 
     /// <summary>
     /// Data derived from a tensor (Winograd's transformed weights) is taken back only at the version it was made
-    /// from: every writable access counts as a write, reads do not, and a stale or disposed tensor's derived data
-    /// goes back to the pool.
+    /// from and of the kind asked for: every writable access counts as a write, reads do not, and a stale, disposed
+    /// or other kind of derived data goes back to the pool.
     /// </summary>
     [Fact]
     public void DerivedData_IsTakenBackOnlyUntilTheTensorIsWritten()
@@ -76,6 +76,12 @@ public sealed class TensorTests : IDisposable
         Assert.Same(derived, t.TakeDerived<float>());
         Assert.Null(t.TakeDerived<float>());          // taken: the caller owns it now
         Assert.Null(t.TakeDerived<double>());
+
+        t.OfferDerived(derived, version, kind: 2);     // another layout of the same data
+        Assert.Null(t.TakeDerived<float>(kind: 1));    // asked for another kind: dropped
+        Assert.Null(t.TakeDerived<float>(kind: 2));
+        t.OfferDerived(derived, t.Version, kind: 2);
+        Assert.Same(derived, t.TakeDerived<float>(kind: 2));
 
         t.OfferDerived(derived, version);
         _ = t.Span<float>();                           // a write
