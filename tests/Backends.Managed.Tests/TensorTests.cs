@@ -77,11 +77,12 @@ public sealed class TensorTests : IDisposable
         Assert.Null(t.TakeDerived<float>());          // taken: the caller owns it now
         Assert.Null(t.TakeDerived<double>());
 
-        t.OfferDerived(derived, version, kind: 2);     // another layout of the same data
-        Assert.Null(t.TakeDerived<float>(kind: 1));    // asked for another kind: dropped
+        var other = new float[8];
+        t.OfferDerived(other, version, kind: 2);       // another layout of the same data
+        Assert.Same(other, t.TakeDerived<float>(kind: 2));
+        t.OfferDerived(other, version, kind: 2);
+        Assert.Null(t.TakeDerived<float>(kind: 1));    // asked for another kind: dropped (back to the pool)
         Assert.Null(t.TakeDerived<float>(kind: 2));
-        t.OfferDerived(derived, t.Version, kind: 2);
-        Assert.Same(derived, t.TakeDerived<float>(kind: 2));
 
         t.OfferDerived(derived, version);
         _ = t.Span<float>();                           // a write
