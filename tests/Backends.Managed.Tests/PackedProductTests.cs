@@ -25,6 +25,57 @@ public sealed class PackedProductTests
         Check<double>(blocks, depth, cols, Math.FusedMultiplyAdd);
     }
 
+    /// <summary>
+    /// The weight gradient's products M = D · Vᵀ (both operands packed inside): filters in whole blocks of 16 and not
+    /// (14, 13, 37, 64), one and several blocks of channels, depths short, odd and whole vectors: every element of M
+    /// the in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit, and nothing past the product written.
+    /// </summary>
+    [Theory]
+    [InlineData(14, 1, 5)]
+    [InlineData(13, 2, 98)]
+    [InlineData(37, 3, 1)]
+    [InlineData(64, 2, 16)]
+    public void PackedProductTransposed_IsTheInOrderFusedSum(int filters, int blocks, int depth)
+    {
+        CheckTransposed<float>(filters, blocks, depth, MathF.FusedMultiplyAdd);
+        CheckTransposed<double>(filters, blocks, depth, Math.FusedMultiplyAdd);
+    }
+
+    private static void CheckTransposed<T>(int filters, int blocks, int depth, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            Assert.False(Winograd.PacksWeights<T>(512), "packed weight products chosen without AVX-512");
+            return;
+        }
+        int channels = blocks * Winograd.PackRows<T>(), ldd = depth + 2, ldv = depth + 7, ldm = channels + 3;
+        var rng = new Random(filters * 31 + channels + depth);
+        T Draw() => T.CreateTruncating(rng.NextDouble() * 2 - 1);
+        var d = new T[(filters - 1) * ldd + depth];
+        var v = new T[(channels - 1) * ldv + depth];
+        for (int i = 0; i < d.Length; i++) d[i] = Draw();
+        for (int i = 0; i < v.Length; i++) v[i] = Draw();
+        var m = new T[filters * ldm];
+        var sentinel = T.CreateTruncating(-777);
+        m.AsSpan().Fill(sentinel);
+
+        Winograd.PackedProductTransposed<T>(d, filters, ldd, v, channels, ldv, depth, m, ldm);
+
+        for (int k = 0; k < filters; k++)
+        for (int c = 0; c < ldm; c++)
+        {
+            T actual = m[k * ldm + c];
+            if (c >= channels)
+            {
+                Assert.True(actual == sentinel, $"{typeof(T).Name}: M[{k}, {c}] past the product's {channels} columns was written");
+                continue;
+            }
+            T sum = T.Zero;
+            for (int t = 0; t < depth; t++) sum = fma(d[k * ldd + t], v[c * ldv + t], sum);
+            Assert.True(actual.Equals(sum), $"{typeof(T).Name} filters {filters} channels {channels} depth {depth}: M[{k}, {c}] = {actual}, the in-order sum {sum}");
+        }
+    }
+
     /// <summary>Operands shorter than the sizes say (B one element short, rows not whole blocks): an error before the kernel reads.</summary>
     [Fact]
     public void PackedProduct_ThrowsForOperandsShorterThanTheSizes()

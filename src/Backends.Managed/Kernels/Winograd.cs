@@ -1363,6 +1363,14 @@ internal static partial class Winograd
                 case WeightsPhase.Products:
                 {
                     int kc = Spread<T>(s.Filters * s.Channels), tiles = _plan.TileRows * _plan.TilesW;
+                    if (PacksWeights<T>(s.Channels))
+                    {
+                        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                        PackedProductTransposed(udy.Slice(index * l.MStride, s.Filters * l.Ld), s.Filters, l.Ld, v.Slice(index * l.VStride, s.Channels * l.Ld),
+                            s.Channels, l.Ld, tiles, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels);
+                        _gemm!.Count(s.Filters, s.Channels, tiles, start, oneThread: true);
+                        break;
+                    }
                     _gemm!.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, udy.Slice(index * l.MStride, s.Filters * l.Ld), l.Ld,
                         v.Slice(index * l.VStride, s.Channels * l.Ld), l.Ld, T.Zero, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels,
                         oneThread: true);
