@@ -67,7 +67,7 @@ public sealed class AllocationTests : IDisposable
     /// <summary>
     /// The kernel's paths: direct (a small first layer), im2col with whole columns, im2col in bands of output rows
     /// (C·F·F × H'·W' over 1M), Winograd (3×3 and 5×5, ≥ 32 channels both ways; in bands and in one band split by
-    /// phase), pointwise (no columns).
+    /// phase, its products on packed weights or by the BLAS), pointwise (no columns).
     /// </summary>
     [Theory]
     [InlineData(DType.Float32, 2, 8, 16, 3, 16)]
@@ -81,7 +81,8 @@ public sealed class AllocationTests : IDisposable
     [InlineData(DType.Float32, 2, 48, 27, 5, 64)]   // Winograd F(2×2, 5×5), one tile row a band
     [InlineData(DType.Float64, 2, 48, 27, 5, 64)]
     [InlineData(DType.Float32, 2, 64, 14, 3, 48)]   // Winograd in one band, phase by phase (98 tiles), dw too
-    [InlineData(DType.Float64, 2, 64, 14, 3, 48)]
+    [InlineData(DType.Float64, 2, 64, 14, 3, 48)]   // (doubles: on packed weights with AVX-512, 48 filters being whole blocks of 16)
+    [InlineData(DType.Float32, 2, 64, 14, 3, 64)]   // on packed weights with AVX-512: forward, input gradient and dw
     public void Conv2d_IntoDestination_AllocatesNothing(DType dtype, int n, int channels, int size, int kernel, int filters)
     {
         var spec = ConvSpec.Square(kernel, 1, (kernel - 1) / 2, name: "conv1");
