@@ -21,8 +21,23 @@ public sealed class PackedProductTests
     [InlineData(2, 200, 98)]
     public void PackedProduct_IsTheInOrderFusedSum(int blocks, int depth, int cols)
     {
-        Check<float>(blocks, depth, cols, MathF.FusedMultiplyAdd);
-        Check<double>(blocks, depth, cols, Math.FusedMultiplyAdd);
+        Check<float>(blocks, depth, cols, MathF.FusedMultiplyAdd, byFilters: false);
+        Check<double>(blocks, depth, cols, Math.FusedMultiplyAdd, byFilters: false);
+    }
+
+    /// <summary>
+    /// The input gradient's form: A given packed the other way (the forward's transform, [depth / PackRows][rows]
+    /// [PackRows]) and repacked panel by panel inside, with the next panel prefetched — the same in-order sums, bit for
+    /// bit, over one and several panels and a last narrower block of columns.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 2, 14)]
+    [InlineData(3, 4, 15)]
+    [InlineData(2, 1, 98)]
+    public void PackedProduct_FromTheForwardsPacking_IsTheInOrderFusedSum(int blocks, int depthBlocks, int cols)
+    {
+        Check<float>(blocks, depthBlocks * Winograd.PackRows<float>(), cols, MathF.FusedMultiplyAdd, byFilters: true);
+        Check<double>(blocks, depthBlocks * Winograd.PackRows<double>(), cols, Math.FusedMultiplyAdd, byFilters: true);
     }
 
     /// <summary>
@@ -85,7 +100,7 @@ public sealed class PackedProductTests
         Assert.Throws<ArgumentException>(() => Winograd.PackedProduct<float>(new float[31 * 4], 31, 4, new float[4 * 14], 14, 14, new float[31 * 14], 14));
     }
 
-    private static void Check<T>(int blocks, int depth, int cols, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Check<T>(int blocks, int depth, int cols, Func<T, T, T, T> fma, bool byFilters) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!Vector512.IsHardwareAccelerated)
         {
@@ -101,14 +116,15 @@ public sealed class PackedProductTests
         for (int d = 0; d < depth; d++) a[r, d] = Draw();
         var packed = new T[rows * depth];
         for (int r = 0; r < rows; r++)
-        for (int d = 0; d < depth; d++) packed[(r / pack) * depth * pack + d * pack + r % pack] = a[r, d];
+        for (int d = 0; d < depth; d++)
+            packed[byFilters ? (d / pack * rows + r) * pack + d % pack : (r / pack) * depth * pack + d * pack + r % pack] = a[r, d];
         var b = new T[(depth - 1) * ldb + cols];   // no slack past the last row
         for (int i = 0; i < b.Length; i++) b[i] = Draw();
         var m = new T[rows * ldm];
         var sentinel = T.CreateTruncating(12345);
         m.AsSpan().Fill(sentinel);
 
-        Winograd.PackedProduct<T>(packed, rows, depth, b, ldb, cols, m, ldm);
+        Winograd.PackedProduct<T>(packed, rows, depth, b, ldb, cols, m, ldm, byFilters);
 
         for (int r = 0; r < rows; r++)
         for (int j = 0; j < ldm; j++)

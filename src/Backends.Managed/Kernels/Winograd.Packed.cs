@@ -14,12 +14,14 @@ namespace Lockstep.Backends.Managed.Kernels;
 // U already packed — for each block of PackRows filters, channel by channel, the block's U_ξ[k, c] side by side — so
 // that a kernel call reads one contiguous panel and keeps a PackRows × PackColumns block of M_ξ in 28 vector registers,
 // V_ξ read as the input transform left it: 195 against OpenBLAS 0.3.29's 156 GFLOP/s at 512 × 512 × 98, measured alone
-// (2 threads, one product a worker, float32). The input gradient's products need U_ξᵀ packed by channels: it takes the
-// forward's transform (kept beside the weights) and repacks each position just before its product, into the core's cache.
+// (2 threads, one product a worker, float32). The input gradient's products need U_ξᵀ packed by channels: they take
+// the forward's transform (kept beside the weights) and repack it panel by panel, each just before its kernel calls,
+// which prefetch the next panel's blocks (a pass over all 16 positions through memory first cost the input gradient
+// as much as the kernel saved; a position at a time, unprefetched, its products ran at 169–176 GFLOP/s, now 180–183).
 // Interleaved call by call in one process (2 threads, float32, medians of 21, two processes): VGG16's 14×14×512 at
-// batch 2 forward 6.5 against 7.6 ms and 8.7 against 9.8, input gradient 5.9 against 6.2 and 6.1 against 6.4; its
-// 28×28×512 forward 21.5 against 22.2 and 22.8, input gradient 21.3–21.9 against 21.1–21.6; AlexNet's 13×13 layers at
-// batch 8 level (384 → 384 forward 13.5–13.6 against 13.9).
+// batch 2 forward 6.5 against 7.6 ms and 8.7 against 9.8, input gradient 5.9 against 6.2 and 6.1 against 6.4 (a
+// position at a time; 5.7–5.8 prefetched); its 28×28×512 forward 21.5 against 22.2 and 22.8, input gradient 21.3–21.9
+// against 21.1–21.6; AlexNet's 13×13 layers at batch 8 level (384 → 384 forward 13.5–13.6 against 13.9).
 //
 // Each element of M is one sum over the depth in order, one fused multiply-add a step, so its bits depend on the
 // operands alone: the same on any number of threads. Whether a call packs depends on the geometry and on AVX-512.
@@ -54,22 +56,26 @@ internal static partial class Winograd
 
     // M [rows × cols] (rows ldm apart) = A · B, A packed ([rows / PackRows][depth][PackRows]), B [depth × cols] (rows ldb
     // apart): for each block of A's rows, its panel is read once per PackColumns columns of B, and stays in the core's
-    // caches between them. A last, narrower block of columns is copied, padded with zeros. The kernel reads without
-    // bounds checks, so the sizes are checked here.
+    // caches between them. A last, narrower block of columns is copied, padded with zeros. With byFilters, A is Aᵀ
+    // packed the other way ([depth / PackRows][rows][PackRows]: the forward's transform, for the input gradient), and
+    // each panel is made from it just before its kernel calls, by PackRows × PackRows transposes, while those calls
+    // prefetch the next panel's blocks into L2 (the panel's blocks lie PackRows·rows apart, which no hardware
+    // prefetcher follows). The kernel reads without bounds checks, so the sizes are checked here.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackedProduct<T>(ReadOnlySpan<T> a, int rows, int depth, ReadOnlySpan<T> b, int ldb, int cols, Span<T> m, int ldm)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    internal static unsafe void PackedProduct<T>(ReadOnlySpan<T> a, int rows, int depth, ReadOnlySpan<T> b, int ldb, int cols, Span<T> m, int ldm,
+        bool byFilters = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int pack = PackRows<T>(), whole = cols / PackColumns * PackColumns, rest = cols - whole;
         if (rows % pack != 0 || depth < 1 || cols < 1 || ldb < cols || ldm < cols || a.Length < (long)rows * depth
-            || b.Length < (long)(depth - 1) * ldb + cols || m.Length < (long)(rows - 1) * ldm + cols)
+            || b.Length < (long)(depth - 1) * ldb + cols || m.Length < (long)(rows - 1) * ldm + cols || (byFilters && depth % pack != 0))
         {
-            throw new ArgumentException($"packed product: {rows} × {cols} × {depth} (rows a multiple of {pack}) with ldb {ldb}, ldm {ldm} " +
-                $"does not fit A {a.Length}, B {b.Length}, M {m.Length} elements");
+            throw new ArgumentException($"packed product: {rows} × {cols} × {depth} (rows{(byFilters ? " and depth" : "")} a multiple of {pack}) " +
+                $"with ldb {ldb}, ldm {ldm} does not fit A {a.Length}, B {b.Length}, M {m.Length} elements");
         }
-        var scratch = PackScratch<T>.Get(pack * PackColumns + (rest > 0 ? depth * PackColumns : 0));
+        var scratch = PackScratch<T>.Get(pack * PackColumns + (rest > 0 ? depth * PackColumns : 0) + (byFilters ? pack * depth : 0));
         var block = scratch.AsSpan(0, pack * PackColumns);
-        var tail = scratch.AsSpan(block.Length);
+        var tail = scratch.AsSpan(block.Length, rest > 0 ? depth * PackColumns : 0);
+        var made = scratch.AsSpan(block.Length + tail.Length, byFilters ? pack * depth : 0);
         if (rest > 0)
         {
             for (int d = 0; d < depth; d++)
@@ -78,21 +84,44 @@ internal static partial class Winograd
                 tail.Slice(d * PackColumns + rest, PackColumns - rest).Clear();
             }
         }
-        for (int r0 = 0; r0 < rows; r0 += pack)
+        // A panel's blocks (byFilters): depth / pack of them, PackRows² elements each, rows·pack apart.
+        int lineShift = BitOperations.Log2((uint)(pack * pack * Unsafe.SizeOf<T>() / 64)), calls = (cols + PackColumns - 1) / PackColumns;
+        int lines = (depth / pack) << lineShift, perCall = (lines + calls - 1) / calls;
+        fixed (T* pa = a)
         {
-            var panel = a.Slice(r0 * depth, pack * depth);
-            for (int c0 = 0; c0 < cols; c0 += PackColumns)
+            for (int r0 = 0; r0 < rows; r0 += pack)
             {
-                bool full = c0 < whole;
-                PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block);
-                int width = full ? PackColumns : rest;
-                for (int i = 0; i < pack; i++)
+                var panel = a.Slice(r0 * depth, byFilters ? 0 : pack * depth);
+                var next = default(Prefetch);
+                if (byFilters)
                 {
-                    var row = m.Slice((r0 + i) * ldm + c0, width);
-                    for (int j = 0; j < width; j++) row[j] = block[j * pack + i];
+                    for (int kb = 0; kb < depth / pack; kb++)
+                        TransposeRows(a.Slice((kb * rows + r0) * pack, pack * pack), pack, pack, pack, made.Slice(kb * pack * pack, pack * pack), pack);
+                    panel = made;
+                    if (r0 + pack < rows) next = new Prefetch((byte*)(pa + (r0 + pack) * pack), (nint)rows * pack * Unsafe.SizeOf<T>(), lineShift);
+                }
+                for (int c0 = 0, call = 0; c0 < cols; c0 += PackColumns, call++)
+                {
+                    bool full = c0 < whole;
+                    int first = Math.Min(lines, call * perCall);
+                    PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block, next, first, Math.Min(lines, first + perCall));
+                    int width = full ? PackColumns : rest;
+                    for (int i = 0; i < pack; i++)
+                    {
+                        var row = m.Slice((r0 + i) * ldm + c0, width);
+                        for (int j = 0; j < width; j++) row[j] = block[j * pack + i];
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>Lines to prefetch: line i of a set of blocks at Start + (i >> LineShift)·Block + (i mod 2^LineShift)·64 bytes.</summary>
+    private readonly unsafe struct Prefetch(byte* start, nint block, int lineShift)
+    {
+        public byte* Start { get; } = start;
+        public nint Block { get; } = block;
+        public int LineShift { get; } = lineShift;
     }
 
     // M [K × C] (rows ldm apart) = D · Vᵀ for D [K × depth] and V [C × depth] (rows ldd and ldv apart): the weight
@@ -138,7 +167,7 @@ internal static partial class Winograd
             int k0 = kb * PackColumns, count = Math.Min(PackColumns, filters - k0);
             for (int c0 = 0; c0 < channels; c0 += pack)
             {
-                PackedKernel(a.Slice(c0 * depth, pack * depth), panel, width, depth, block);
+                PackedKernel(a.Slice(c0 * depth, pack * depth), panel, width, depth, block, default, 0, 0);
                 for (int j = 0; j < count; j++) block.Slice(j * pack, pack).CopyTo(m.Slice((k0 + j) * ldm + c0, pack));
             }
         }
@@ -164,9 +193,11 @@ internal static partial class Winograd
 
     // block[j·PackRows + i] = Σ_d panel[d·PackRows + i] · b[d·ldb + j], i < PackRows, j < PackColumns, d in order.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackedKernel<T>(ReadOnlySpan<T> panel, ReadOnlySpan<T> b, int ldb, int depth, Span<T> block)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    // Lines [line, end) of `prefetch` are prefetched into L2 on the way, one every other step.
+    private static unsafe void PackedKernel<T>(ReadOnlySpan<T> panel, ReadOnlySpan<T> b, int ldb, int depth, Span<T> block,
+        Prefetch prefetch, int line, int end) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int mask = (1 << prefetch.LineShift) - 1;
         int lanes = Vector512<T>.Count;
         ref T ap = ref MemoryMarshal.GetReference(panel);
         ref T bp = ref MemoryMarshal.GetReference(b);
@@ -176,6 +207,11 @@ internal static partial class Winograd
         Vector512<T> a17 = default, a18 = default, a19 = default, a1a = default, a1b = default, a1c = default, a1d = default;
         for (int d = 0; d < depth; d++, ap = ref Unsafe.Add(ref ap, 2 * lanes), bp = ref Unsafe.Add(ref bp, ldb))
         {
+            if (line < end && (d & 1) == 0)
+            {
+                Sse.Prefetch1(prefetch.Start + (line >> prefetch.LineShift) * prefetch.Block + ((line & mask) << 6));
+                line++;
+            }
             var v0 = Vector512.LoadUnsafe(ref ap);
             var v1 = Vector512.LoadUnsafe(ref ap, (nuint)lanes);
             var w = Vector512.Create(bp);
@@ -258,31 +294,6 @@ internal static partial class Winograd
     /// <summary>Channels ahead that <see cref="TransformWeightsByFilters{T}"/> prefetches (8 and 16 measured alike).</summary>
     private const int WeightPrefetch = 16;
 
-    // U_ξ packed by filters (P_ξ[kb][c][k mod PackRows], as the forward's transform leaves it) repacked by channels for
-    // the input gradient's products (Q_ξ[cb][k][c mod PackRows]): each PackRows × PackRows block transposed. Done for one
-    // position at a time into a worker's buffer, just before its product, so that Q_ξ (1 MB for 512 × 512 floats) is
-    // written into the core's cache and read from there; a pass over all 16 positions through memory beforehand cost the
-    // input gradient about as much as the packed products saved (VGG16's 14×14×512 at batch 2: 6.9 against 6.4 ms).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Repack<T>(ReadOnlySpan<T> byFilters, int filters, int channels, Span<T> byChannels) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int pack = PackRows<T>(), side = Vector256<T>.Count;
-        for (int kb = 0; kb < filters / pack; kb++)
-        for (int cb = 0; cb < channels / pack; cb++)
-        {
-            var source = byFilters.Slice((kb * channels + cb * pack) * pack, pack * pack);   // rows: channels; along a row: filters
-            var target = byChannels.Slice((cb * filters + kb * pack) * pack, pack * pack);   // rows: filters; along a row: channels
-            for (int i = 0; i < pack; i += side)
-            for (int j = 0; j < pack; j += side)
-            {
-                ref T at = ref Unsafe.AsRef(in source[i * pack + j]);
-                ref T into = ref target[j * pack + i];
-                if (typeof(T) == typeof(float)) Transpose8(ref Unsafe.As<T, float>(ref at), pack, ref Unsafe.As<T, float>(ref into), pack);
-                else Transpose4(ref Unsafe.As<T, double>(ref at), pack, ref Unsafe.As<T, double>(ref into), pack);
-            }
-        }
-    }
-
     // The 8 × 8 block of rows `stride` apart at source, transposed into the one of rows `targetStride` apart at target
     // (AVX's unpack, shuffle and lane swap).
     private static void Transpose8(ref float source, int stride, ref float target, int targetStride)
@@ -325,14 +336,6 @@ internal static partial class Winograd
 
     /// <summary>A worker's block of M and padded last columns of B, kept between calls (grown, never shrunk).</summary>
     private static class PackScratch<T> where T : unmanaged
-    {
-        [ThreadStatic] private static T[]? t_buffer;
-
-        public static T[] Get(int length) => t_buffer is { } buffer && buffer.Length >= length ? buffer : t_buffer = new T[length];
-    }
-
-    /// <summary>A worker's repacked U_ξ (<see cref="Repack{T}"/>), kept between calls (grown, never shrunk).</summary>
-    private static class RepackScratch<T> where T : unmanaged
     {
         [ThreadStatic] private static T[]? t_buffer;
 

@@ -206,7 +206,7 @@ internal static partial class Winograd
         bool mirrored = r == 3;
         int length = (r + 1) * (r + 1) * Spread<T>(filters * channels);
         // Packed where the forward packs and the channels are whole blocks: the forward's transform, packed by filters, is
-        // repacked by channels position by position for the products (Repack).
+        // repacked by channels panel by panel in the products (PackedProduct's byFilters).
         bool packed = mirrored && Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters) && channels % PackRows<T>() == 0;
         var layout = packed ? WeightLayout.PackedFilters : mirrored ? WeightLayout.Rows : WeightLayout.Rotated;
         var cache = mirrored ? weightTensor : null;
@@ -737,17 +737,12 @@ internal static partial class Winograd
         {
             if (s.Packed)
             {
-                // U packed by filters (Winograd.Packed.cs); mirrored, position ξ reads U_π(ξ) repacked by channels, the
-                // product's rows (the repacking is counted with the product, as a BLAS's packing is).
+                // U packed by filters (Winograd.Packed.cs); mirrored, position ξ reads U_π(ξ), whose rows are the
+                // product's depth, repacked by channels panel by panel (counted with the product, as a BLAS's packing is).
                 long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 var a = u.Slice((s.Mirrored ? Mirror[xi] : xi) * Spread<T>(s.Filters * s.Channels), s.Filters * s.Channels);
-                if (s.Mirrored)
-                {
-                    var byChannels = RepackScratch<T>.Get(a.Length).AsSpan(0, a.Length);
-                    Repack(a, s.Channels, s.Filters, byChannels);
-                    a = byChannels;
-                }
-                PackedProduct(a, s.Filters, s.Channels, v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, tiles, m.Slice(xi * l.MStride, s.Filters * l.Ld), l.Ld);
+                PackedProduct(a, s.Filters, s.Channels, v.Slice(xi * l.VStride, s.Channels * l.Ld), l.Ld, tiles, m.Slice(xi * l.MStride, s.Filters * l.Ld), l.Ld,
+                    byFilters: s.Mirrored);
                 gemm.Count(s.Filters, tiles, s.Channels, start, oneThread);
                 continue;
             }
