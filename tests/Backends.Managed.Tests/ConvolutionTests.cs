@@ -407,8 +407,8 @@ public sealed class WinogradTests
         var ys = Shape.Nchw(2, 32, outH, outW);
         Assert.True(Winograd.Applies(spec, 2, channels, 32, outH, outW));
         Assert.Equal(bands, Winograd.Bands(f, 2, channels, 32, outH, outW));
-        bool packs = dtype == DType.Float32 ? Winograd.Packs<float>(f, 2, channels, 32, outH, outW, inputGradient: false)
-            : Winograd.Packs<double>(f, 2, channels, 32, outH, outW, inputGradient: false);
+        bool packs = dtype == DType.Float32 ? Winograd.PacksForward<float>(f, 2, channels, 32, outH, outW)
+            : Winograd.PacksForward<double>(f, 2, channels, 32, outH, outW);
         Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && f == 3 && bands == 1, packs);
         double[] x = TestSupport.Random((int)xs.Count, 91), w = TestSupport.Random((int)ws.Count, 92), b = TestSupport.Random(32, 93),
             dy = TestSupport.Random((int)ys.Count, 94);
@@ -509,7 +509,7 @@ public sealed class WinogradTests
         var spec = ConvSpec.Square(3, 1, 1);
         var ys = Shape.Nchw(2, 40, 14, 14);
         Assert.True(Winograd.Applies(spec, 2, 40, 40, 14, 14));
-        Assert.False(Winograd.Packs<float>(3, 2, 40, 40, 14, 14, inputGradient: false) || Winograd.Packs<double>(3, 2, 40, 40, 14, 14, inputGradient: true));
+        Assert.False(Winograd.PacksForward<float>(3, 2, 40, 40, 14, 14) || Winograd.PacksForward<double>(3, 2, 40, 40, 14, 14));
         double[] x = TestSupport.Input((int)xs.Count, 71, dtype), w = TestSupport.Input((int)ws.Count, 72, dtype),
             w2 = TestSupport.Input((int)ws.Count, 73, dtype), dy = TestSupport.Input((int)ys.Count, 74, dtype);
 

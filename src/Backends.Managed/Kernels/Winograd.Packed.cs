@@ -34,11 +34,18 @@ internal static partial class Winograd
     private const int PackColumns = 14;
 
     /// <summary>
-    /// Whether a call's products run on packed weights: a 3×3 layer whose tiles fit one band, with AVX-512, and the
-    /// product's rows (<paramref name="rows"/>: filters forward, channels for the input gradient) whole packed blocks.
+    /// Whether a forward's products run on packed weights: a 3×3 layer whose tiles fit one band, with AVX-512, and the
+    /// filters (the products' rows) whole packed blocks.
     /// </summary>
-    private static bool Packs<T>(int r, in Plan plan, int rows) where T : unmanaged =>
-        Vector512.IsHardwareAccelerated && r == 3 && plan.Bands == 1 && rows % PackRows<T>() == 0;
+    internal static bool PacksForward<T>(int r, int n, int channels, int filters, int outH, int outW) where T : unmanaged =>
+        Vector512.IsHardwareAccelerated && r == 3 && new Plan(r, n, channels, filters, outH, outW).Bands == 1 && filters % PackRows<T>() == 0;
+
+    /// <summary>
+    /// Whether an input gradient's products do (outH × outW: dy's sizes): where the forward's do — they read its
+    /// transform — and the channels, their rows, are whole packed blocks too.
+    /// </summary>
+    internal static bool PacksInputGradient<T>(int r, int n, int channels, int filters, int outH, int outW) where T : unmanaged =>
+        PacksForward<T>(r, n, channels, filters, outH, outW) && channels % PackRows<T>() == 0;
 
     /// <summary>
     /// Whether a phased weight gradient's products run packed (<see cref="PackedProductTransposed{T}"/>): with AVX-512,
@@ -47,12 +54,6 @@ internal static partial class Winograd
     /// </summary>
     internal static bool PacksWeights<T>(int channels) where T : unmanaged =>
         Vector512.IsHardwareAccelerated && channels % PackRows<T>() == 0;
-
-    /// <summary>Whether the forward, or the input gradient, of this geometry packs (tests): outH × outW that direction's output (x's for the input gradient).</summary>
-    internal static bool Packs<T>(int r, int n, int channels, int filters, int outH, int outW, bool inputGradient) where T : unmanaged =>
-        inputGradient
-            ? Packs<T>(r, new Plan(r, n, filters, channels, outH, outW), channels)
-            : Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters);
 
     // M [rows × cols] (rows ldm apart) = A · B, A packed ([rows / PackRows][depth][PackRows]), B [depth × cols] (rows ldb
     // apart): for each block of A's rows, its panel is read once per PackColumns columns of B, and stays in the core's

@@ -179,7 +179,7 @@ internal static partial class Winograd
     {
         long version = weightTensor?.Version ?? 0;
         var u = pool.Rent<T>((r + 1) * (r + 1) * Spread<T>(filters * channels), clear: false);
-        bool packed = Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters), keep = false;
+        bool packed = PacksForward<T>(r, n, channels, filters, outH, outW), keep = false;
         try
         {
             WeightJob<T>.Run(workers, r, weights, filters, channels, packed ? WeightLayout.PackedFilters : WeightLayout.Rows, u);
@@ -207,7 +207,7 @@ internal static partial class Winograd
         int length = (r + 1) * (r + 1) * Spread<T>(filters * channels);
         // Packed where the forward packs and the channels are whole blocks: the forward's transform, packed by filters, is
         // repacked by channels panel by panel in the products (PackedProduct's byFilters).
-        bool packed = mirrored && Packs<T>(r, new Plan(r, n, channels, filters, outH, outW), filters) && channels % PackRows<T>() == 0;
+        bool packed = mirrored && PacksInputGradient<T>(r, n, channels, filters, outH, outW);
         var layout = packed ? WeightLayout.PackedFilters : mirrored ? WeightLayout.Rows : WeightLayout.Rotated;
         var cache = mirrored ? weightTensor : null;
         long version = cache?.Version ?? 0;
