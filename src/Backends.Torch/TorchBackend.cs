@@ -358,6 +358,21 @@ public sealed class TorchBackend : IBackend, IMemoryStatistics
             Wrap(db, new Shape(w.Shape[0]), "FC"));
     }
 
+    /// <summary>
+    /// LinearBackward into <paramref name="destination"/>: dx and dw by addmm_ with β = 0 straight into them (libtorch's
+    /// mm is that very call, so the same bits), where the allocating form's result and a copy would take a new tensor of
+    /// dw's size each call — VGG16's fc1 dw is 411 MB, which glibc maps anew and the kernel faults in page by page.
+    /// </summary>
+    public void LinearBackward(ITensor dy, ITensor x, ITensor w, LinearGradients destination)
+    {
+        OpChecks.LinearBackward(this, dy, x, w, destination);
+        using var scope = torch.NewDisposeScope();
+        var outputGradient = Value(dy);
+        if (destination.Dx is not null) ((TorchTensor)destination.Dx).Mutable.flatten(1).addmm_(outputGradient, Value(w), beta: 0, alpha: 1);
+        ((TorchTensor)destination.Dw).Mutable.addmm_(outputGradient.t(), Value(x).flatten(1), beta: 0, alpha: 1);
+        ((TorchTensor)destination.Db).Mutable.copy_(outputGradient.sum(0L));
+    }
+
     /// <summary>y = max(0, x); NaN stays NaN, and −0 gives +0.</summary>
     public ITensor Relu(ITensor x)
     {
