@@ -41,6 +41,46 @@ public sealed class WorkerPoolTests
         }
     }
 
+    /// <summary>
+    /// One job through loops of alternating counts, as Winograd's phases run (a phase of 16 positions, then one of 32
+    /// chunks): every item of every loop runs exactly once, and each For returns only after all its items have finished.
+    /// Found on VGG16's weight gradient, where a thread that had read the finished loop's claim and then the next
+    /// loop's job and count claimed an item under the old generation and counted it against the new loop, which then
+    /// returned with an item still running — on a job already cleared (NullReferenceException in its output phase).
+    /// </summary>
+    [Fact]
+    public void For_RunsEachItemOnceAndReturnsWhenAllHaveFinished()
+    {
+        using var pool = new WorkerPool(3);
+        var job = new Counter();
+        for (int loop = 0; loop < 100_000; loop++)
+        {
+            int count = loop % 2 == 0 ? 2 : 5;
+            job.Start(count);
+            pool.For(count, job);
+            int[] runs = job.Finish();
+            Assert.True(runs.All(r => r == 1), $"loop {loop} of {count} items: runs per item {string.Join(", ", runs)} when For returned");
+        }
+    }
+
+    private sealed class Counter : IParallelWork
+    {
+        private int[] _started = [], _finished = [];
+
+        public void Start(int count) => (_started, _finished) = (new int[count], new int[count]);
+
+        public int[] Finish() => _finished.Select((f, i) => Volatile.Read(ref _finished[i]) == Volatile.Read(ref _started[i]) ? f : -1).ToArray();
+
+        public void Run(int index, int worker)
+        {
+            var started = _started;
+            var finished = _finished;
+            Interlocked.Increment(ref started[index]);
+            Thread.SpinWait(50);
+            Interlocked.Increment(ref finished[index]);
+        }
+    }
+
     /// <summary>More pool threads than images or Winograd bands: im2col, Winograd (forward, dx, dw) and pooling run.</summary>
     [Theory]
     [InlineData(3, 2)]     // im2col

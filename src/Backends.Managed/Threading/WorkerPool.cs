@@ -69,13 +69,19 @@ internal sealed class WorkerPool : IDisposable
         }
         try
         {
+            // The new generation's claims closed first: a thread that read the last loop's finished claim and then read
+            // this loop's work and count would otherwise claim an item with its CAS on the old claim still matching,
+            // run it twice and count it against this loop, which would return with an item still running (VGG16's
+            // weight gradient: a phase's job cleared under it). Any claim read before this exchange now fails its CAS;
+            // one read after it finds no items until the loop is published.
+            long generation = (Volatile.Read(ref _claim) >> 32) + 1;
+            Interlocked.Exchange(ref _claim, (generation << 32) | int.MaxValue);
             _work = work;
             _count = count;
             _error = null;
             _pending = count;
             _joined = 0;
             _done.Reset();
-            long generation = (Volatile.Read(ref _claim) >> 32) + 1;
             Volatile.Write(ref _claim, generation << 32);   // publishes the loop
             _start.Release(Math.Min(_threads.Length, count - 1));
             Drain();
