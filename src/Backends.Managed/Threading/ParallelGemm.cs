@@ -53,13 +53,12 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
         }
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         inner.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        Interlocked.Add(ref _ticks, (System.Diagnostics.Stopwatch.GetTimestamp() - start) / workers.Threads);
-        Interlocked.Add(ref _flops, 2L * m * n * k);
+        Count(m, n, k, start, oneThread: true);
     }
 
     /// <summary>
-    /// Counts a product that a kernel of the backend's own did (2·m·n·k operations from <paramref name="start"/>, a
-    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp) in <see cref="Statistics"/>, as <see cref="Gemm{T}"/> would.
+    /// Counts a product (2·m·n·k operations from <paramref name="start"/>, a <see cref="System.Diagnostics.Stopwatch"/>
+    /// timestamp) in <see cref="Statistics"/>: the provider's, or one a kernel of the backend's own did.
     /// </summary>
     public void Count(int m, int n, int k, long start, bool oneThread)
     {
@@ -79,8 +78,7 @@ internal sealed class ParallelGemm(IGemmProvider inner, WorkerPool workers) : IG
         }
         finally
         {
-            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
-            Interlocked.Add(ref _flops, 2L * m * n * k);
+            Count(m, n, k, start, oneThread: false);
         }
     }
 
