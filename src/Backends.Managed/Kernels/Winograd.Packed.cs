@@ -101,11 +101,13 @@ internal static partial class Winograd
                     panel = made;
                     if (r0 + pack < rows) next = new Prefetch((byte*)(pa + (r0 + pack) * pack), (nint)rows * pack * Unsafe.SizeOf<T>(), lineShift);
                 }
+                // Nothing to prefetch without a next panel (the forward's A is read in place, the last panel has none).
+                int prefetched = next.Start == null ? 0 : lines;
                 for (int c0 = 0, call = 0; c0 < cols; c0 += PackColumns, call++)
                 {
                     bool full = c0 < whole;
-                    int first = Math.Min(lines, call * perCall);
-                    PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block, next, first, Math.Min(lines, first + perCall));
+                    int first = Math.Min(prefetched, call * perCall);
+                    PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block, next, first, Math.Min(prefetched, first + perCall));
                     int width = full ? PackColumns : rest;
                     for (int i = 0; i < pack; i++)
                     {
