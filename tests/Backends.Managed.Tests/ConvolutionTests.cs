@@ -369,6 +369,13 @@ public sealed class WinogradTests
         Assert.False(Winograd.PhasesWeights(3, 2, 256, 512, 28, 28));
         Assert.False(Winograd.PhasesWeights(3, 8, 512, 512, 28, 28));
         Assert.True(Winograd.AppliesToWeights(spec, 8, 512, 512, 28, 28));
+        // The products fused with dw's transform (AVX-512, channels whole blocks) up to 160 tiles deep: 14×14 at batch 2 and 3, not 4, nor 28×28.
+        bool avx512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        Assert.Equal(avx512, Winograd.FusesWeights<float>(512, 98));
+        Assert.Equal(avx512, Winograd.FusesWeights<double>(48, 147));
+        Assert.False(Winograd.FusesWeights<float>(512, 196));
+        Assert.False(Winograd.FusesWeights<float>(512, 392));
+        Assert.False(Winograd.FusesWeights<float>(40, 98));
         // 5×5 keeps two bands' worth for all three.
         Assert.False(Winograd.Applies(ConvSpec.Square(5, 1, 2), 2, 64, 48, 14, 14));
         Assert.True(Winograd.Applies(ConvSpec.Square(5, 1, 2), 6, 64, 48, 14, 14));
@@ -442,8 +449,10 @@ public sealed class WinogradTests
     /// <summary>
     /// The weight gradient phase by phase (Winograd.PhasesWeights): 98 tiles (14×14, padding 1), 144 tiles of uneven
     /// 15×17 outputs (padding 0), and 512 × 512 over 392 tiles, with AVX-512 the products packed where the channels are
-    /// whole packed blocks (512, 64, 48; 40 filters leave a narrower last block); dw and db within tolerance of the
-    /// definition (of im2col for the widest), the same bits on 1, 2 and 3 workers and whether dx is asked for or not.
+    /// whole packed blocks (512, 96, 64, 48; 40 and 70 filters leave a narrower last block), fused with dw's transform
+    /// up to 160 tiles (Winograd.FusesWeights: 96 × 70 takes three blocks of channels and two groups of filter blocks),
+    /// whole positions deeper; dw and db within tolerance of the definition (of im2col for the widest), the same bits on
+    /// 1, 2 and 3 workers and whether dx is asked for or not.
     /// </summary>
     [Theory]
     [InlineData(DType.Float64, 2, 40, 32, 14, 14, 1)]
@@ -451,6 +460,7 @@ public sealed class WinogradTests
     [InlineData(DType.Float64, 2, 40, 32, 17, 19, 0)]
     [InlineData(DType.Float32, 2, 512, 512, 28, 28, 1)]
     [InlineData(DType.Float32, 2, 64, 40, 14, 14, 1)]
+    [InlineData(DType.Float32, 2, 96, 70, 14, 14, 1)]
     [InlineData(DType.Float64, 2, 48, 32, 17, 19, 0)]
     public void PhasedWeightGradient_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int h, int width, int pad)
     {

@@ -41,7 +41,7 @@ public sealed class PackedProductTests
     }
 
     /// <summary>
-    /// The weight gradient's products M = D · Vᵀ (both operands packed inside): filters in whole blocks of 16 and not
+    /// The weight gradient's products M = D · Vᵀ whole, one position (both operands packed inside): filters in whole blocks of 16 and not
     /// (14, 13, 37, 64), one and several blocks of channels, depths short, odd and whole vectors: every element of M
     /// the in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit, and nothing past the product written.
     /// </summary>
@@ -91,13 +91,73 @@ public sealed class PackedProductTests
         }
     }
 
-    /// <summary>Operands shorter than the sizes say (B one element short, rows not whole blocks): an error before the kernel reads.</summary>
+    /// <summary>
+    /// The weight gradient's products M = D · Vᵀ, both operands packed first (PackWeightOperands), then block by block
+    /// (PackedWeightBlock): filters in whole blocks of 14 and not (14, 13, 37, 64), one and several blocks of channels,
+    /// depths short, odd and whole vectors, D and V with rows wider than the depth: every element of every block the
+    /// in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit, and zeros for the filters past the last.
+    /// </summary>
+    [Theory]
+    [InlineData(14, 1, 5)]
+    [InlineData(13, 2, 98)]
+    [InlineData(37, 3, 1)]
+    [InlineData(64, 2, 16)]
+    public void PackedWeightBlocks_AreTheInOrderFusedSums(int filters, int blocks, int depth)
+    {
+        CheckWeightBlocks<float>(filters, blocks, depth, MathF.FusedMultiplyAdd);
+        CheckWeightBlocks<double>(filters, blocks, depth, Math.FusedMultiplyAdd);
+    }
+
+    private static void CheckWeightBlocks<T>(int filters, int blocks, int depth, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            Assert.False(Winograd.PacksWeights<T>(512), "packed weight products chosen without AVX-512");
+            return;
+        }
+        int pack = Winograd.PackRows<T>(), channels = blocks * pack, ldd = depth + 2, ldv = depth + 7, columns = 14;
+        var rng = new Random(filters * 31 + channels + depth);
+        T Draw() => T.CreateTruncating(rng.NextDouble() * 2 - 1);
+        var d = new T[(filters - 1) * ldd + depth];
+        var v = new T[(channels - 1) * ldv + depth];
+        for (int i = 0; i < d.Length; i++) d[i] = Draw();
+        for (int i = 0; i < v.Length; i++) v[i] = Draw();
+        var packed = new T[Winograd.PackedWeightOperandsElements<T>(filters, channels, depth)];
+        packed.AsSpan().Fill(T.CreateTruncating(-777));   // what the packing leaves unwritten must never be read
+        Winograd.PackWeightOperands<T>(d, filters, ldd, v, channels, ldv, depth, packed);
+
+        var block = new T[pack * columns];
+        for (int kb = 0; kb < Winograd.FilterBlocks(filters); kb++)
+        for (int c0 = 0; c0 < channels; c0 += pack)
+        {
+            Winograd.PackedWeightBlock<T>(packed, filters, channels, depth, kb, c0, block);
+            for (int j = 0; j < columns; j++)
+            for (int i = 0; i < pack; i++)
+            {
+                int k = kb * columns + j, c = c0 + i;
+                T sum = T.Zero;
+                if (k < filters) for (int t = 0; t < depth; t++) sum = fma(d[k * ldd + t], v[c * ldv + t], sum);
+                T actual = block[j * pack + i];
+                Assert.True(actual.Equals(sum), $"{typeof(T).Name} filters {filters} channels {channels} depth {depth}: M[{k}, {c}] = {actual}, the in-order sum {sum}");
+            }
+        }
+    }
+
+    /// <summary>Operands shorter than the sizes say, blocks that are not there: an error before the kernel reads.</summary>
     [Fact]
     public void PackedProduct_ThrowsForOperandsShorterThanTheSizes()
     {
         var e = Assert.Throws<ArgumentException>(() => Winograd.PackedProduct<float>(new float[32 * 4], 32, 4, new float[3 * 14 + 13], 14, 14, new float[32 * 14], 14));
         Assert.Contains("32 × 14 × 4", e.Message);
         Assert.Throws<ArgumentException>(() => Winograd.PackedProduct<float>(new float[31 * 4], 31, 4, new float[4 * 14], 14, 14, new float[31 * 14], 14));
+        // The weight gradient's: V one element short; a block of channels past the last, or not on a block's start; a filter block past the last.
+        int packed = Winograd.PackedWeightOperandsElements<float>(20, 32, 5);
+        e = Assert.Throws<ArgumentException>(() => Winograd.PackWeightOperands<float>(new float[20 * 5], 20, 5, new float[32 * 5 - 1], 32, 5, 5, new float[packed]));
+        Assert.Contains("20 filters × 32 channels", e.Message);
+        Assert.Throws<ArgumentException>(() => Winograd.PackedWeightBlock<float>(new float[packed], 20, 32, 5, 0, 32, new float[32 * 14]));
+        Assert.Throws<ArgumentException>(() => Winograd.PackedWeightBlock<float>(new float[packed], 20, 32, 5, 0, 16, new float[32 * 14]));
+        Assert.Throws<ArgumentException>(() => Winograd.PackedWeightBlock<float>(new float[packed], 20, 32, 5, 2, 0, new float[32 * 14]));
+        Assert.Throws<ArgumentException>(() => Winograd.PackedWeightBlock<float>(new float[packed - 1], 20, 32, 5, 0, 0, new float[32 * 14]));
     }
 
     private static void Check<T>(int blocks, int depth, int cols, Func<T, T, T, T> fma, bool byFilters) where T : unmanaged, IFloatingPointIeee754<T>

@@ -48,9 +48,8 @@ internal static partial class Winograd
         PacksForward<T>(r, n, channels, filters, outH, outW) && channels % PackRows<T>() == 0;
 
     /// <summary>
-    /// Whether a phased weight gradient's products run packed (<see cref="PackedProductTransposed{T}"/>): with AVX-512,
-    /// channels whole blocks. Measured alone (2 threads, one product a worker, float32): 175–177 against OpenBLAS's
-    /// 164–166 GFLOP/s at 512 × 512 × 98, 189–194 against 185–186 at 512 × 512 × 392.
+    /// Whether a phased weight gradient's products run packed (<see cref="PackedProductTransposed{T}"/>,
+    /// <see cref="PackedWeightBlock{T}"/>): with AVX-512, channels whole blocks.
     /// </summary>
     internal static bool PacksWeights<T>(int channels) where T : unmanaged =>
         Vector512.IsHardwareAccelerated && channels % PackRows<T>() == 0;
@@ -127,30 +126,54 @@ internal static partial class Winograd
         public int LineShift { get; } = lineShift;
     }
 
-    // M [K × C] (rows ldm apart) = D · Vᵀ for D [K × depth] and V [C × depth] (rows ldd and ldv apart): the weight
-    // gradient's products, whose depth, the batch's tiles, is short (98 for VGG16's 14×14 layers at batch 2). Both are
-    // packed first, each read once, by vector transposes: V by blocks of PackRows channels ([C / PackRows][depth]
-    // [PackRows]), D by blocks of PackColumns filters ([⌈K / PackColumns⌉][depth][16], whole vectors wide, the slots past
-    // PackColumns never read; a last block short of two vectors of filters by element, padded with zeros);
-    // then each PackRows × PackColumns block of Mᵀ is one kernel call, stored a row of M at a time.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackedProductTransposed<T>(ReadOnlySpan<T> d, int filters, int ldd, ReadOnlySpan<T> v, int channels, int ldv, int depth,
-        Span<T> m, int ldm) where T : unmanaged, IFloatingPointIeee754<T>
+    // The weight gradient's products M_ξ = D_ξ · V_ξᵀ, D_ξ [K × depth] (dy's transform) and V_ξ [C × depth], whose depth,
+    // the batch's tiles, is short: 98 for VGG16's 14×14 layers at batch 2, so that each element of M is 196 flops, and
+    // storing M — to memory, to be read back by dw's transform — cost a fifth of the kernel's time (one thread,
+    // 512 × 512 × 98: 108 GFLOP/s into a block kept in L1, 85 storing each block into M). Both operands are packed
+    // first by PackWeightOperands; then either a position's M whole, block by block (PackedProductTransposed), or,
+    // where the depth is short (FusesWeights), M is never stored whole: every position's operands are packed (a
+    // position an item) and an item, a block of channels by a few blocks of filters, runs all 16 positions' kernel calls
+    // (PackedWeightBlock) into blocks kept in the worker's caches and transforms them into dw at once
+    // (Winograd.PhasedWeights). Interleaved in one process (2 threads, float32, medians of 31–41), VGG16's 14×14×512
+    // weight gradient: at batch 2 (98 tiles) 7.8–8.5 against 9.0–9.5 ms, at batch 3 (147) 11.6–11.9 against 12.5–13.1;
+    // at batch 4 (196) now faster, now slower; at 28×28 and batch 2 (392 tiles) slower, 25.2–26.3 against 23.7–24.1:
+    // there the operands of all 16 positions, 28 MB, are read from memory again for every block of channels.
+
+    /// <summary>
+    /// Whether a phased weight gradient's products run fused with dw's transform (see above): packed, and at most
+    /// <see cref="FusedWeightTiles"/> tiles deep.
+    /// </summary>
+    internal static bool FusesWeights<T>(int channels, int tiles) where T : unmanaged => PacksWeights<T>(channels) && tiles <= FusedWeightTiles;
+
+    /// <summary>The deepest product (tiles) that <see cref="FusesWeights{T}"/> fuses: 98 and 147 measured faster, 196 either way, 392 slower.</summary>
+    internal const int FusedWeightTiles = 160;
+
+    /// <summary>Blocks of <see cref="PackColumns"/> filters the packed weight gradient's D_ξ holds, the last one padded with zeros.</summary>
+    internal static int FilterBlocks(int filters) => (filters + PackColumns - 1) / PackColumns;
+
+    // D's packed blocks are whole Vector256s of filters wide (16), the slots past PackColumns never read.
+    private static int FilterBlockWidth<T>() where T : unmanaged => (PackColumns + Vector256<T>.Count - 1) / Vector256<T>.Count * Vector256<T>.Count;
+
+    /// <summary>Elements of one position's packed operands (<see cref="PackWeightOperands{T}"/>): V's, then D's.</summary>
+    internal static int PackedWeightOperandsElements<T>(int filters, int channels, int depth) where T : unmanaged =>
+        checked(channels * depth + FilterBlocks(filters) * FilterBlockWidth<T>() * depth);
+
+    // One position's operands into `packed`, each read once, by vector transposes: V by blocks of PackRows channels
+    // ([C / PackRows][depth][PackRows]), then D by blocks of PackColumns filters ([FilterBlocks][depth][16]; a last block
+    // short of two vectors of filters by element, padded with zeros). D and V have rows ldd and ldv apart.
+    internal static void PackWeightOperands<T>(ReadOnlySpan<T> d, int filters, int ldd, ReadOnlySpan<T> v, int channels, int ldv, int depth,
+        Span<T> packed) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int pack = PackRows<T>(), blocks = (filters + PackColumns - 1) / PackColumns, side = Vector256<T>.Count;
-        int width = (PackColumns + side - 1) / side * side;   // 16: whole vectors of filters
-        if (channels % pack != 0 || depth < 1 || ldd < depth || ldv < depth || ldm < channels
-            || d.Length < (long)(filters - 1) * ldd + depth || v.Length < (long)(channels - 1) * ldv + depth || m.Length < (long)(filters - 1) * ldm + channels)
+        int pack = PackRows<T>(), width = FilterBlockWidth<T>();
+        if (channels % pack != 0 || filters < 1 || depth < 1 || ldd < depth || ldv < depth || d.Length < (long)(filters - 1) * ldd + depth
+            || v.Length < (long)(channels - 1) * ldv + depth || packed.Length < PackedWeightOperandsElements<T>(filters, channels, depth))
         {
-            throw new ArgumentException($"packed weight product: {filters} × {channels} × {depth} (channels a multiple of {pack}) with ldd {ldd}, " +
-                $"ldv {ldv}, ldm {ldm} does not fit D {d.Length}, V {v.Length}, M {m.Length} elements");
+            throw new ArgumentException($"packed weight operands: {filters} filters × {channels} channels (a multiple of {pack}) × {depth} " +
+                $"with ldd {ldd}, ldv {ldv} does not fit D {d.Length}, V {v.Length}, packed {packed.Length} elements");
         }
-        var scratch = PackScratch<T>.Get(channels * depth + blocks * width * depth + pack * PackColumns);
-        var a = scratch.AsSpan(0, channels * depth);
-        var b = scratch.AsSpan(a.Length, blocks * width * depth);
-        var block = scratch.AsSpan(a.Length + b.Length, pack * PackColumns);
-        for (int c0 = 0; c0 < channels; c0 += pack) TransposeRows(v[(c0 * ldv)..], ldv, pack, depth, a.Slice(c0 * depth, pack * depth), pack);
-        for (int kb = 0; kb < blocks; kb++)
+        for (int c0 = 0; c0 < channels; c0 += pack) TransposeRows(v[(c0 * ldv)..], ldv, pack, depth, packed.Slice(c0 * depth, pack * depth), pack);
+        var b = packed.Slice(channels * depth, FilterBlocks(filters) * width * depth);
+        for (int kb = 0; kb < FilterBlocks(filters); kb++)
         {
             int k0 = kb * PackColumns;
             var to = b.Slice(kb * width * depth, width * depth);
@@ -163,17 +186,47 @@ internal static partial class Winograd
             for (int k = k0; k < Math.Min(filters, k0 + PackColumns); k++)
             for (int t = 0; t < depth; t++) to[t * width + k - k0] = d[k * ldd + t];
         }
-        // Block of filters by block of filters, so that M is written row after row.
-        for (int kb = 0; kb < blocks; kb++)
+    }
+
+    // M [K × C] (rows ldm apart) = D · Vᵀ, one position whole: its operands packed into the worker's scratch, then
+    // block by block, each stored a row of M at a time.
+    internal static void PackedProductTransposed<T>(ReadOnlySpan<T> d, int filters, int ldd, ReadOnlySpan<T> v, int channels, int ldv, int depth,
+        Span<T> m, int ldm) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (ldm < channels || m.Length < (long)(filters - 1) * ldm + channels)
+            throw new ArgumentException($"packed weight product: M of {m.Length} elements, rows {ldm} apart, cannot hold {filters} × {channels}");
+        int elements = PackedWeightOperandsElements<T>(filters, channels, depth), pack = PackRows<T>();
+        var scratch = PackScratch<T>.Get(elements + pack * PackColumns);
+        var packed = scratch.AsSpan(0, elements);
+        var block = scratch.AsSpan(elements, pack * PackColumns);
+        PackWeightOperands(d, filters, ldd, v, channels, ldv, depth, packed);
+        for (int kb = 0; kb < FilterBlocks(filters); kb++)
         {
-            var panel = b.Slice(kb * width * depth, width * depth);
             int k0 = kb * PackColumns, count = Math.Min(PackColumns, filters - k0);
             for (int c0 = 0; c0 < channels; c0 += pack)
             {
-                PackedKernel(a.Slice(c0 * depth, pack * depth), panel, width, depth, block, default, 0, 0);
+                PackedWeightBlock<T>(packed, filters, channels, depth, kb, c0, block);
                 for (int j = 0; j < count; j++) block.Slice(j * pack, pack).CopyTo(m.Slice((k0 + j) * ldm + c0, pack));
             }
         }
+    }
+
+    // block[j·PackRows + i] = M_ξ[kb·PackColumns + j, c0 + i] = Σ_t D_ξ[k, t] · V_ξ[c, t] in order, one fused
+    // multiply-add a step, from one position's packed operands; j < PackColumns (past the filters, zeros). The kernel
+    // reads without bounds checks, so the sizes are checked here.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackedWeightBlock<T>(ReadOnlySpan<T> packed, int filters, int channels, int depth, int kb, int c0, Span<T> block)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pack = PackRows<T>(), width = FilterBlockWidth<T>();
+        if (c0 % pack != 0 || c0 < 0 || c0 + pack > channels || kb < 0 || kb >= FilterBlocks(filters) || depth < 1
+            || packed.Length < PackedWeightOperandsElements<T>(filters, channels, depth) || block.Length < pack * PackColumns)
+        {
+            throw new ArgumentException($"packed weight block: filter block {kb}, channels from {c0} (blocks of {pack}) do not fit " +
+                $"{filters} filters × {channels} channels × {depth} in {packed.Length} packed elements and a block of {block.Length}");
+        }
+        PackedKernel(packed.Slice(c0 * depth, pack * depth), packed.Slice(channels * depth + kb * width * depth, width * depth), width, depth,
+            block, default, 0, 0);
     }
 
     // target[t·targetStride + i] = source[i·sourceStride + t] for rows i < rows (a multiple of a Vector256's lanes) and

@@ -281,24 +281,31 @@ internal static partial class Winograd
     }
 
     // The weight gradient of a single band (PhasesWeights), phase by phase over the workers: V from x by chunks of
-    // channels, Udy = (A dy Aᵀ) by chunks of filters, the 16 products M_ξ = Udy_ξ · V_ξᵀ by position (each whole on one
-    // worker, over all the batch's tiles), then dw = Gᵀ M G and db by chunks of filters. Every element's arithmetic is
-    // the same whichever worker does it, so the bits do not depend on the thread count.
+    // channels, Udy = (A dy Aᵀ) and db by chunks of filters, the 16 products M_ξ = Udy_ξ · V_ξᵀ by position (each whole
+    // on one worker, over all the batch's tiles), then dw = Gᵀ M G by chunks of filters. Where the products run fused
+    // with dw's transform (FusesWeights), M is not stored whole: each position's operands are packed (a position an
+    // item), then an item, a block of channels by a few blocks of filters, runs every position's kernel calls and
+    // transforms their blocks into dw at once (Winograd.Packed.cs). Every element's arithmetic is the same whichever worker does it, and the same on
+    // both paths, so the bits depend neither on the thread count nor on the path.
     private static unsafe void PhasedWeights<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
         Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var plan = new Plan(r, n, channels, filters, outH, outW, BandElements);
         var shape = new Sizes(channels, h, w, filters, padTop, padLeft, outH, outW);
+        bool fused = FusesWeights<T>(channels, plan.TileRows * plan.TilesW);
         var slot = pool.Rent<T>(checked((int)(plan.SlotElements + (long)(workers.Threads - 1) * plan.ScratchElements)), clear: false);
-        var m = pool.Rent<T>(plan.Positions * Spread<T>(filters * channels), clear: false);
+        var m = pool.Rent<T>(checked(plan.Positions * PhasedPlane<T>(fused, filters, channels, plan.TileRows * plan.TilesW)), clear: false);
         var job = Cache<PhasedWeightsJob<T>>.Rent();
         try
         {
             fixed (T* px = x, pdy = dy, pdw = dw, pdb = db)
             {
-                job.Set(gemm, plan, shape, slot, m, px, x.Length, pdy, dy.Length, pdw, dw.Length, pdb, db.Length);
-                foreach (var phase in (ReadOnlySpan<WeightsPhase>)[WeightsPhase.Input, WeightsPhase.Gradient, WeightsPhase.Products, WeightsPhase.Output])
+                job.Set(gemm, plan, shape, fused, slot, m, px, x.Length, pdy, dy.Length, pdw, dw.Length, pdb, db.Length);
+                var phases = fused
+                    ? (ReadOnlySpan<WeightsPhase>)[WeightsPhase.Input, WeightsPhase.Gradient, WeightsPhase.Pack, WeightsPhase.PackedProducts]
+                    : [WeightsPhase.Input, WeightsPhase.Gradient, WeightsPhase.Products, WeightsPhase.Output];
+                foreach (var phase in phases)
                 {
                     job.Phase = phase;
                     workers.For(job.Items(phase), job);
@@ -314,13 +321,20 @@ internal static partial class Winograd
         }
     }
 
+    // A position's share of PhasedWeights' second buffer: its packed operands (fused), or its M_ξ; spread (see Spread).
+    private static int PhasedPlane<T>(bool fused, int filters, int channels, int tiles) where T : unmanaged =>
+        Spread<T>(fused ? PackedWeightOperandsElements<T>(filters, channels, tiles) : filters * channels);
+
     /// <summary>Elements of the working buffers <see cref="BackwardWeights{T}"/> rents.</summary>
     public static long WeightsWorkspaceElements(int r, int n, int channels, int filters, int outH, int outW, int threads)
     {
         if (PhasesWeights(r, n, channels, filters, outH, outW))
         {
+            // M, or the packed operands where the products are fused with dw's transform (the larger: the dtype is not
+            // known here, nor whether AVX-512 is there).
             var plan = new Plan(r, n, channels, filters, outH, outW, BandElements);
-            return plan.SlotElements + (long)(threads - 1) * plan.ScratchElements + (long)plan.Positions * (filters * channels + 64);
+            long plane = Math.Max(filters * channels, PackedWeightOperandsElements<float>(filters, channels, plan.TileRows * plan.TilesW)) + 64;
+            return plan.SlotElements + (long)(threads - 1) * plan.ScratchElements + plan.Positions * plane;
         }
         int slots = threads > 1 && n > 1 ? Math.Min(threads, n) : 1;
         return slots * (WeightsSlotElements(r, n, slots, channels, filters, outH, outW) + (long)(r + 1) * (r + 1) * (filters * channels + 64)
@@ -438,24 +452,29 @@ internal static partial class Winograd
         }
     }
 
-    // dw[k, c] = Gᵀ M[k, c] G for filters [k0, k1) and every channel, M_ξ[k, c] at m[ξ·Spread(K·C) + k·C + c]; a vector of channels at once:
-    // Gᵀ down each column of M, then along each row of the result.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // dw[k, c] = Gᵀ M[k, c] G for filters [k0, k1) and every channel, M_ξ[k, c] at m[ξ·Spread(K·C) + k·C + c].
     private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int filters, int channels, Span<T> dw, int k0, int k1)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        TransformWeightGradients(r, m, Spread<T>(filters * channels), channels, k0, k1, channels, dw, channels, 0, 0);
+
+    // dw[dk + k, dc + c] (dw with `channels` channels) = Gᵀ M[k, c] G for k in [k0, k1) and c < cols, M_ξ[k, c] at
+    // m[ξ·plane + k·ld + c]; a vector of channels at once: Gᵀ down each column of M, then along each row of the result.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformWeightGradients<T>(int r, ReadOnlySpan<T> m, int plane, int ld, int k0, int k1, int cols, Span<T> dw,
+        int channels, int dk, int dc) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int alpha = r + 1, kc = Spread<T>(filters * channels), lanes = Vector256<T>.Count, taps = r * r;
+        int alpha = r + 1, lanes = Vector256<T>.Count, taps = r * r;
         Span<Vector256<T>> mv = stackalloc Vector256<T>[36], left = stackalloc Vector256<T>[30], result = stackalloc Vector256<T>[25];
         Span<T> padded = stackalloc T[Vector256<T>.Count];
         Span<T> lanesOut = stackalloc T[25 * Vector256<T>.Count];
         for (int k = k0; k < k1; k++)
         {
-            for (int c0 = 0; c0 < channels; c0 += lanes)
+            for (int c0 = 0; c0 < cols; c0 += lanes)
             {
-                int width = Math.Min(lanes, channels - c0);
+                int width = Math.Min(lanes, cols - c0);
                 for (int xi = 0; xi < alpha * alpha; xi++)
                 {
-                    var row = m.Slice(xi * kc + k * channels + c0, width);
+                    var row = m.Slice(xi * plane + k * ld + c0, width);
                     if (width == lanes)
                     {
                         mv[xi] = Vector256.Create(row);
@@ -467,11 +486,11 @@ internal static partial class Winograd
                 }
                 for (int j = 0; j < alpha; j++) GTranspose(r, mv, j, alpha, left, j, alpha);    // left[p·α + j]
                 for (int p = 0; p < r; p++) GTranspose(r, left, p * alpha, 1, result, p * r, 1); // result[p·r + q]
-                // dw[k, c0 + l, p, q] from lane l of result[p·r + q]
+                // dw[dk + k, dc + c0 + l, p, q] from lane l of result[p·r + q]
                 for (int tap = 0; tap < taps; tap++) result[tap].CopyTo(lanesOut.Slice(tap * lanes, lanes));
                 for (int l = 0; l < width; l++)
                 {
-                    var target = dw.Slice((k * channels + c0 + l) * taps, taps);
+                    var target = dw.Slice(((dk + k) * channels + dc + c0 + l) * taps, taps);
                     for (int tap = 0; tap < taps; tap++) target[tap] = lanesOut[tap * lanes + l];
                 }
             }
@@ -1289,7 +1308,10 @@ internal static partial class Winograd
     /// <summary>Channels (input transforms) or filters (dy's, the output's and dw's transforms) per item of a phase.</summary>
     private const int PhaseChunk = 16;
 
-    private enum WeightsPhase { Input, Gradient, Products, Output }
+    private enum WeightsPhase { Input, Gradient, Products, Output, Pack, PackedProducts }
+
+    /// <summary>Blocks of filters (of <see cref="PackColumns"/>) an item of <see cref="WeightsPhase.PackedProducts"/> takes.</summary>
+    private const int PackedFilterBlocksPerItem = 4;
 
     /// <summary>One phase of <see cref="PhasedWeights{T}"/> over the workers; operands pinned by the caller.</summary>
     private sealed unsafe class PhasedWeightsJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
@@ -1297,16 +1319,17 @@ internal static partial class Winograd
         private ParallelGemm? _gemm;
         private Plan _plan;
         private Sizes _sizes;
+        private bool _fused;
         private T[]? _slot, _m;
         private T* _x, _dy, _dw, _db;
         private int _xLength, _dyLength, _dwLength, _dbLength;
 
         public WeightsPhase Phase { get; set; }
 
-        public void Set(ParallelGemm gemm, in Plan plan, in Sizes sizes, T[] slot, T[] m, T* x, int xLength, T* dy, int dyLength,
+        public void Set(ParallelGemm gemm, in Plan plan, in Sizes sizes, bool fused, T[] slot, T[] m, T* x, int xLength, T* dy, int dyLength,
             T* dw, int dwLength, T* db, int dbLength)
         {
-            (_gemm, _plan, _sizes, _slot, _m) = (gemm, plan, sizes, slot, m);
+            (_gemm, _plan, _sizes, _fused, _slot, _m) = (gemm, plan, sizes, fused, slot, m);
             _x = x; _dy = dy; _dw = dw; _db = db;
             (_xLength, _dyLength, _dwLength, _dbLength) = (xLength, dyLength, dwLength, dbLength);
         }
@@ -1318,13 +1341,21 @@ internal static partial class Winograd
             _x = _dy = _dw = _db = null;
         }
 
-        /// <summary>Items of a phase: chunks of channels, chunks of filters, positions, chunks of filters.</summary>
+        /// <summary>
+        /// Items of a phase: chunks of channels (Input), chunks of filters (Gradient, Output), positions (Products,
+        /// Pack), blocks of channels by groups of filter blocks (PackedProducts).
+        /// </summary>
         public int Items(WeightsPhase phase) => phase switch
         {
             WeightsPhase.Input => (_sizes.Channels + PhaseChunk - 1) / PhaseChunk,
-            WeightsPhase.Products => _plan.Positions,
+            WeightsPhase.Products or WeightsPhase.Pack => _plan.Positions,
+            WeightsPhase.PackedProducts => _sizes.Channels / PackRows<T>() * FilterGroups,
             _ => (_sizes.Filters + PhaseChunk - 1) / PhaseChunk,
         };
+
+        private int FilterGroups => (FilterBlocks(_sizes.Filters) + PackedFilterBlocksPerItem - 1) / PackedFilterBlocksPerItem;
+
+        private int Tiles => _plan.TileRows * _plan.TilesW;
 
         public void Run(int index, int worker)
         {
@@ -1353,28 +1384,6 @@ internal static partial class Winograd
                                 k * l.Ld + r * _plan.TilesW, l.MStride);
                         }
                     }
-                    break;
-                }
-                case WeightsPhase.Products:
-                {
-                    int kc = Spread<T>(s.Filters * s.Channels), tiles = _plan.TileRows * _plan.TilesW;
-                    if (PacksWeights<T>(s.Channels))
-                    {
-                        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                        PackedProductTransposed(udy.Slice(index * l.MStride, s.Filters * l.Ld), s.Filters, l.Ld, v.Slice(index * l.VStride, s.Channels * l.Ld),
-                            s.Channels, l.Ld, tiles, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels);
-                        _gemm!.Count(s.Filters, s.Channels, tiles, start, oneThread: true);
-                        break;
-                    }
-                    _gemm!.Gemm(false, true, s.Filters, s.Channels, tiles, T.One, udy.Slice(index * l.MStride, s.Filters * l.Ld), l.Ld,
-                        v.Slice(index * l.VStride, s.Channels * l.Ld), l.Ld, T.Zero, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels,
-                        oneThread: true);
-                    break;
-                }
-                default:
-                {
-                    int hi = Math.Min(s.Filters, lo + PhaseChunk);
-                    TransformWeightGradients(_plan.R, _m, s.Filters, s.Channels, new Span<T>(_dw, _dwLength), lo, hi);
                     var db = new Span<T>(_db, _dbLength);
                     for (int k = lo; k < hi; k++)
                     {
@@ -1384,6 +1393,64 @@ internal static partial class Winograd
                     }
                     break;
                 }
+                case WeightsPhase.Products:
+                {
+                    int kc = Spread<T>(s.Filters * s.Channels);
+                    if (PacksWeights<T>(s.Channels))
+                    {
+                        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                        PackedProductTransposed(udy.Slice(index * l.MStride, s.Filters * l.Ld), s.Filters, l.Ld, v.Slice(index * l.VStride, s.Channels * l.Ld),
+                            s.Channels, l.Ld, Tiles, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels);
+                        _gemm!.Count(s.Filters, s.Channels, Tiles, start, oneThread: true);
+                        break;
+                    }
+                    _gemm!.Gemm(false, true, s.Filters, s.Channels, Tiles, T.One, udy.Slice(index * l.MStride, s.Filters * l.Ld), l.Ld,
+                        v.Slice(index * l.VStride, s.Channels * l.Ld), l.Ld, T.Zero, _m.AsSpan(index * kc, s.Filters * s.Channels), s.Channels,
+                        oneThread: true);
+                    break;
+                }
+                case WeightsPhase.Pack:
+                {
+                    // Packing is the products' own work (a BLAS packs inside its calls): counted with them, no flops.
+                    long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                    int plane = PhasedPlane<T>(_fused, s.Filters, s.Channels, Tiles);
+                    PackWeightOperands(udy.Slice(index * l.MStride, s.Filters * l.Ld), s.Filters, l.Ld, v.Slice(index * l.VStride, s.Channels * l.Ld),
+                        s.Channels, l.Ld, Tiles, _m.AsSpan(index * plane, plane));
+                    _gemm!.Count(0, 0, 0, start, oneThread: true);
+                    break;
+                }
+                case WeightsPhase.PackedProducts:
+                    PackedProducts(index);
+                    break;
+                default:
+                    TransformWeightGradients(_plan.R, _m, s.Filters, s.Channels, new Span<T>(_dw, _dwLength), lo, Math.Min(s.Filters, lo + PhaseChunk));
+                    break;
+            }
+        }
+
+        // Item `index` of PackedProducts: channels [c0, c0 + PackRows) by PackedFilterBlocksPerItem blocks of filters:
+        // position by position, the kernel calls of each block of filters (the position's V panel read once from memory,
+        // kept in the caches for them), into blocks kept in the worker's caches; then their dw. Only the kernel calls
+        // are counted as the products' time (dw's transform is not a product's work, as on the other path).
+        private void PackedProducts(int index)
+        {
+            var s = _sizes;
+            int pack = PackRows<T>(), block = pack * PackColumns, tiles = Tiles, plane = PhasedPlane<T>(_fused, s.Filters, s.Channels, tiles);
+            int c0 = index / FilterGroups * pack, kb0 = index % FilterGroups * PackedFilterBlocksPerItem;
+            int kb1 = Math.Min(FilterBlocks(s.Filters), kb0 + PackedFilterBlocksPerItem), perBlock = _plan.Positions * block;
+            var blocks = PackScratch<T>.Get(PackedFilterBlocksPerItem * perBlock).AsSpan(0, (kb1 - kb0) * perBlock);
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int xi = 0; xi < _plan.Positions; xi++)
+            for (int kb = kb0; kb < kb1; kb++)
+                PackedWeightBlock<T>(_m.AsSpan(xi * plane, plane), s.Filters, s.Channels, tiles, kb, c0, blocks.Slice((kb - kb0) * perBlock + xi * block, block));
+            _gemm!.Count(Math.Min(s.Filters, kb1 * PackColumns) - kb0 * PackColumns, pack, tiles * _plan.Positions, start, oneThread: true);
+            // blocks: M_ξ[k0 + j, c0 + i] at (kb − kb0)·perBlock + ξ·block + j·pack + i
+            var dw = new Span<T>(_dw, _dwLength);
+            for (int kb = kb0; kb < kb1; kb++)
+            {
+                int k0 = kb * PackColumns;
+                TransformWeightGradients(_plan.R, blocks.Slice((kb - kb0) * perBlock, perBlock), block, pack, 0, Math.Min(PackColumns, s.Filters - k0), pack,
+                    dw, s.Channels, k0, c0);
             }
         }
     }
