@@ -238,10 +238,7 @@ internal static partial class Winograd
         for (int i = 0; i < rows; i += side)
         for (int t = 0; t < whole; t += side)
         {
-            ref T at = ref Unsafe.AsRef(in source[i * sourceStride + t]);
-            ref T into = ref target[t * targetStride + i];
-            if (typeof(T) == typeof(float)) Transpose8(ref Unsafe.As<T, float>(ref at), sourceStride, ref Unsafe.As<T, float>(ref into), targetStride);
-            else Transpose4(ref Unsafe.As<T, double>(ref at), sourceStride, ref Unsafe.As<T, double>(ref into), targetStride);
+            TransposeBlock(ref Unsafe.AsRef(in source[i * sourceStride + t]), sourceStride, ref target[t * targetStride + i], targetStride);
         }
         for (int i = 0; i < rows; i++)
         for (int t = whole; t < depth; t++) target[t * targetStride + i] = source[i * sourceStride + t];
@@ -349,6 +346,13 @@ internal static partial class Winograd
 
     /// <summary>Channels ahead that <see cref="TransformWeightsByFilters{T}"/> prefetches (8 and 16 measured alike).</summary>
     private const int WeightPrefetch = 16;
+
+    // target[a·targetStride + b] = source[b·stride + a] for a, b below a Vector256's lanes (AVX; no bounds checks).
+    private static void TransposeBlock<T>(ref T source, int stride, ref T target, int targetStride) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) Transpose8(ref Unsafe.As<T, float>(ref source), stride, ref Unsafe.As<T, float>(ref target), targetStride);
+        else Transpose4(ref Unsafe.As<T, double>(ref source), stride, ref Unsafe.As<T, double>(ref target), targetStride);
+    }
 
     // The 8 × 8 block of rows `stride` apart at source, transposed into the one of rows `targetStride` apart at target
     // (AVX's unpack, shuffle and lane swap).

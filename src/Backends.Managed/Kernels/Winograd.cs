@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed.Threading;
 
@@ -285,8 +286,8 @@ internal static partial class Winograd
     // on one worker, over all the batch's tiles), then dw = Gᵀ M G by chunks of filters. Where the products run fused
     // with dw's transform (FusesWeights), M is not stored whole: each position's operands are packed (a position an
     // item), then an item, a block of channels by a few blocks of filters, runs every position's kernel calls and
-    // transforms their blocks into dw at once (Winograd.Packed.cs). Every element's arithmetic is the same whichever worker does it, and the same on
-    // both paths, so the bits depend neither on the thread count nor on the path.
+    // transforms their blocks into dw at once (Winograd.Packed.cs). Every element's arithmetic is the same whichever
+    // worker does it, and the same on both paths, so the bits depend neither on the thread count nor on the path.
     private static unsafe void PhasedWeights<T>(ParallelGemm gemm, WorkerPool workers, BufferPool pool, int r, ReadOnlySpan<T> dy,
         ReadOnlySpan<T> x, int n, int channels, int h, int w, int filters, int padTop, int padLeft, int outH, int outW,
         Span<T> dw, Span<T> db) where T : unmanaged, IFloatingPointIeee754<T>
@@ -486,7 +487,19 @@ internal static partial class Winograd
                 }
                 for (int j = 0; j < alpha; j++) GTranspose(r, mv, j, alpha, left, j, alpha);    // left[p·α + j]
                 for (int p = 0; p < r; p++) GTranspose(r, left, p * alpha, 1, result, p * r, 1); // result[p·r + q]
-                // dw[dk + k, dc + c0 + l, p, q] from lane l of result[p·r + q]
+                // dw[dk + k, dc + c0 + l, p, q] from lane l of result[p·r + q]: a vector of channels' taps lie side by
+                // side in dw, lanes × r² elements, written as the transpose of result, by AVX blocks of lanes × lanes
+                // taps, the last tap (r² is odd) element by element.
+                if (width == lanes && Avx.IsSupported)
+                {
+                    var target = dw.Slice(((dk + k) * channels + dc + c0) * taps, lanes * taps);
+                    var rows = MemoryMarshal.Cast<Vector256<T>, T>(result);
+                    int whole = taps / lanes * lanes;
+                    for (int t0 = 0; t0 < whole; t0 += lanes) TransposeBlock(ref rows[t0 * lanes], lanes, ref target[t0], taps);
+                    for (int tap = whole; tap < taps; tap++)
+                    for (int l = 0; l < lanes; l++) target[l * taps + tap] = rows[tap * lanes + l];
+                    continue;
+                }
                 for (int tap = 0; tap < taps; tap++) result[tap].CopyTo(lanesOut.Slice(tap * lanes, lanes));
                 for (int l = 0; l < width; l++)
                 {
