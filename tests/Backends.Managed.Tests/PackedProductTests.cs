@@ -41,91 +41,61 @@ public sealed class PackedProductTests
     }
 
     /// <summary>
-    /// The weight gradient's products M = D · Vᵀ whole, one position (both operands packed inside): filters in whole blocks of 16 and not
-    /// (14, 13, 37, 64), one and several blocks of channels, depths short, odd and whole vectors: every element of M
-    /// the in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit, and nothing past the product written.
+    /// The weight gradient's products M = D · Vᵀ in both forms: whole, one position (PackedProductTransposed, both
+    /// operands packed inside), and packed first (PackWeightOperands) then block by block (PackedWeightBlock, as the
+    /// fused weight gradient runs them). Filters in whole blocks of 14 and not (14, 13, 37, 64), one and several blocks
+    /// of channels, depths short, odd and whole vectors, D and V with rows wider than the depth: every element the
+    /// in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit; nothing past the product written in M, and
+    /// zeros in a block for the filters past the last.
     /// </summary>
     [Theory]
     [InlineData(14, 1, 5)]
     [InlineData(13, 2, 98)]
     [InlineData(37, 3, 1)]
     [InlineData(64, 2, 16)]
-    public void PackedProductTransposed_IsTheInOrderFusedSum(int filters, int blocks, int depth)
+    public void PackedWeightProducts_AreTheInOrderFusedSums(int filters, int blocks, int depth)
     {
-        CheckTransposed<float>(filters, blocks, depth, MathF.FusedMultiplyAdd);
-        CheckTransposed<double>(filters, blocks, depth, Math.FusedMultiplyAdd);
+        CheckWeightProducts<float>(filters, blocks, depth, MathF.FusedMultiplyAdd);
+        CheckWeightProducts<double>(filters, blocks, depth, Math.FusedMultiplyAdd);
     }
 
-    private static void CheckTransposed<T>(int filters, int blocks, int depth, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void CheckWeightProducts<T>(int filters, int blocks, int depth, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!Vector512.IsHardwareAccelerated)
         {
             Assert.False(Winograd.PacksWeights<T>(512), "packed weight products chosen without AVX-512");
             return;
         }
-        int channels = blocks * Winograd.PackRows<T>(), ldd = depth + 2, ldv = depth + 7, ldm = channels + 3;
+        int pack = Winograd.PackRows<T>(), channels = blocks * pack, ldd = depth + 2, ldv = depth + 7, ldm = channels + 3, columns = 14;
         var rng = new Random(filters * 31 + channels + depth);
         T Draw() => T.CreateTruncating(rng.NextDouble() * 2 - 1);
         var d = new T[(filters - 1) * ldd + depth];
         var v = new T[(channels - 1) * ldv + depth];
         for (int i = 0; i < d.Length; i++) d[i] = Draw();
         for (int i = 0; i < v.Length; i++) v[i] = Draw();
+        T Sum(int k, int c)
+        {
+            T sum = T.Zero;
+            if (k < filters) for (int t = 0; t < depth; t++) sum = fma(d[k * ldd + t], v[c * ldv + t], sum);
+            return sum;
+        }
+        string Where(int k, int c) => $"{typeof(T).Name} filters {filters} channels {channels} depth {depth}: M[{k}, {c}]";
+
         var m = new T[filters * ldm];
         var sentinel = T.CreateTruncating(-777);
         m.AsSpan().Fill(sentinel);
-
         Winograd.PackedProductTransposed<T>(d, filters, ldd, v, channels, ldv, depth, m, ldm);
-
         for (int k = 0; k < filters; k++)
         for (int c = 0; c < ldm; c++)
         {
             T actual = m[k * ldm + c];
-            if (c >= channels)
-            {
-                Assert.True(actual == sentinel, $"{typeof(T).Name}: M[{k}, {c}] past the product's {channels} columns was written");
-                continue;
-            }
-            T sum = T.Zero;
-            for (int t = 0; t < depth; t++) sum = fma(d[k * ldd + t], v[c * ldv + t], sum);
-            Assert.True(actual.Equals(sum), $"{typeof(T).Name} filters {filters} channels {channels} depth {depth}: M[{k}, {c}] = {actual}, the in-order sum {sum}");
+            if (c >= channels) Assert.True(actual == sentinel, $"{typeof(T).Name}: M[{k}, {c}] past the product's {channels} columns was written");
+            else Assert.True(actual.Equals(Sum(k, c)), $"{Where(k, c)} = {actual}, the in-order sum {Sum(k, c)}");
         }
-    }
 
-    /// <summary>
-    /// The weight gradient's products M = D · Vᵀ, both operands packed first (PackWeightOperands), then block by block
-    /// (PackedWeightBlock): filters in whole blocks of 14 and not (14, 13, 37, 64), one and several blocks of channels,
-    /// depths short, odd and whole vectors, D and V with rows wider than the depth: every element of every block the
-    /// in-order sum Σ_t fma(d[k, t], v[c, t], ·) from zero, bit for bit, and zeros for the filters past the last.
-    /// </summary>
-    [Theory]
-    [InlineData(14, 1, 5)]
-    [InlineData(13, 2, 98)]
-    [InlineData(37, 3, 1)]
-    [InlineData(64, 2, 16)]
-    public void PackedWeightBlocks_AreTheInOrderFusedSums(int filters, int blocks, int depth)
-    {
-        CheckWeightBlocks<float>(filters, blocks, depth, MathF.FusedMultiplyAdd);
-        CheckWeightBlocks<double>(filters, blocks, depth, Math.FusedMultiplyAdd);
-    }
-
-    private static void CheckWeightBlocks<T>(int filters, int blocks, int depth, Func<T, T, T, T> fma) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (!Vector512.IsHardwareAccelerated)
-        {
-            Assert.False(Winograd.PacksWeights<T>(512), "packed weight products chosen without AVX-512");
-            return;
-        }
-        int pack = Winograd.PackRows<T>(), channels = blocks * pack, ldd = depth + 2, ldv = depth + 7, columns = 14;
-        var rng = new Random(filters * 31 + channels + depth);
-        T Draw() => T.CreateTruncating(rng.NextDouble() * 2 - 1);
-        var d = new T[(filters - 1) * ldd + depth];
-        var v = new T[(channels - 1) * ldv + depth];
-        for (int i = 0; i < d.Length; i++) d[i] = Draw();
-        for (int i = 0; i < v.Length; i++) v[i] = Draw();
         var packed = new T[Winograd.PackedWeightOperandsElements<T>(filters, channels, depth)];
-        packed.AsSpan().Fill(T.CreateTruncating(-777));   // what the packing leaves unwritten must never be read
+        packed.AsSpan().Fill(sentinel);   // what the packing leaves unwritten must never be read
         Winograd.PackWeightOperands<T>(d, filters, ldd, v, channels, ldv, depth, packed);
-
         var block = new T[pack * columns];
         for (int kb = 0; kb < Winograd.FilterBlocks(filters); kb++)
         for (int c0 = 0; c0 < channels; c0 += pack)
@@ -135,10 +105,8 @@ public sealed class PackedProductTests
             for (int i = 0; i < pack; i++)
             {
                 int k = kb * columns + j, c = c0 + i;
-                T sum = T.Zero;
-                if (k < filters) for (int t = 0; t < depth; t++) sum = fma(d[k * ldd + t], v[c * ldv + t], sum);
                 T actual = block[j * pack + i];
-                Assert.True(actual.Equals(sum), $"{typeof(T).Name} filters {filters} channels {channels} depth {depth}: M[{k}, {c}] = {actual}, the in-order sum {sum}");
+                Assert.True(actual.Equals(Sum(k, c)), $"{Where(k, c)} in block ({kb}, {c0}) = {actual}, the in-order sum {Sum(k, c)}");
             }
         }
     }
