@@ -504,6 +504,54 @@ public sealed class WinogradTests
     }
 
     /// <summary>
+    /// A 5×5 weight gradient by slots, channels last (Winograd.ChannelsLast.cs) where AVX-512 is there: bands of 56 tiles
+    /// across image boundaries and a short last band (294 tiles of 7 × 7 a 13 × 13 image), a last block of 12 filters
+    /// (40 = 2·14 + 12) and none short (56), odd and even outputs, padding 2 and 1; dw within the conformance kit's
+    /// bound of the definition (db, and dx on weights packed by channels, Winograd.PacksRotated, within 1e-5) on 1, 2
+    /// and 3 workers (1, 2 and 3 slots), the same bits call after call and whether dx is asked for or not.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 6, 32, 40, 13, 13, 2)]
+    [InlineData(DType.Float64, 4, 32, 56, 20, 18, 1)]
+    [InlineData(DType.Float32, 2, 64, 64, 27, 27, 2)]
+    public void ChannelsLastWeightGradient_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int h, int width, int pad)
+    {
+        var xs = Shape.Nchw(n, c, h, width);
+        var ws = new Shape(k, c, 5, 5);
+        var spec = ConvSpec.Square(5, 1, pad);
+        var (outH, outW) = spec.OutputSize(h, width);
+        var ys = Shape.Nchw(n, k, outH, outW);
+        Assert.True(Winograd.AppliesToWeights(spec, n, c, k, outH, outW) && !Winograd.PhasesWeights(5, n, c, k, outH, outW), "the geometry must take the slots");
+        bool avx512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        Assert.Equal(avx512, dtype == DType.Float32 ? Winograd.WeightsByChannels<float>(5, c, k) : Winograd.WeightsByChannels<double>(5, c, k));
+        Assert.Equal(avx512, dtype == DType.Float32 ? Winograd.PacksRotated<float>(5, c) : Winograd.PacksRotated<double>(5, c));
+        double[] x = TestSupport.Input((int)xs.Count, 71, dtype), w = TestSupport.Input((int)ws.Count, 72, dtype),
+            dy = TestSupport.Input((int)ys.Count, 73, dtype);
+        var (edx, edw, edb) = NaiveConvolution.Backward(dy, x, xs, w, ws, spec, outH, outW);
+        // F(5×5, 2×2) rounds more than im2col (README): float32 against the conformance kit's bound c·ε·√K, c = 4, K the
+        // products' depth N·H'·W' (OpenBLAS's band products, without AVX-512, are 3.1·ε·√K off on the first case).
+        double tolerance = dtype == DType.Float32 ? 4 * 1.1920929e-7 * Math.Sqrt((double)n * outH * outW) : TestSupport.Tolerance(dtype);
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var backend = new ManagedBackend("auto", threads);
+            using var tx = backend.Upload(x, xs, dtype);
+            using var tw = backend.Upload(w, ws, dtype);
+            using var tdy = backend.Upload(dy, ys, dtype);
+            double[]? first = null;
+            foreach (bool needDx in new[] { false, true, false })
+            {
+                using var g = backend.Conv2dBackward(tdy, tx, tw, spec, needDx);
+                double[] dw = g.Dw.ToDoubles();
+                TestSupport.Close(dw, edw, tolerance, $"dw on {threads} worker(s)");
+                TestSupport.Close(g.Db.ToDoubles(), edb, TestSupport.Tolerance(dtype), $"db on {threads} worker(s)");
+                if (needDx) TestSupport.Close(g.Dx!.ToDoubles(), edx, TestSupport.Tolerance(dtype), $"dx on {threads} worker(s)");
+                first ??= dw;
+                Assert.True(first.AsSpan().SequenceEqual(dw), $"dw on {threads} worker(s), needDx {needDx}, differs from the first call");
+            }
+        }
+    }
+
+    /// <summary>
     /// The input gradient of a 3×3 Winograd layer reads the transform its forward kept beside the weights (the same
     /// bits as transforming them anew), makes it anew once the weights are written (an SGD step, an upload into
     /// them), and the kept transform goes back to the pool with the weights.

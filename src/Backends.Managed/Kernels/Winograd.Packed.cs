@@ -54,6 +54,17 @@ internal static partial class Winograd
     internal static bool PacksWeights<T>(int channels) where T : unmanaged =>
         Vector512.IsHardwareAccelerated && channels % PackRows<T>() == 0;
 
+    /// <summary>
+    /// Whether a 5×5 input gradient's products run on packed weights: with AVX-512, the channels (the products' rows)
+    /// whole packed blocks; the weight transform then writes U' packed by channels (<see cref="TransformRotatedByChannels{T}"/>).
+    /// A band of one tile row is then PackColumns tiles wide on AlexNet's conv2, 96 × 14 × 256 a product, one kernel
+    /// call a block of channels. Interleaved call by call (AlexNet's conv2 at batch 8, 2 threads, float32, medians of
+    /// 31, two processes): the input gradient 20.5 and 20.3 ms against OpenBLAS's 22.7 and 23.5, its products 12.9 and
+    /// 12.8 against 13.3 and 13.5 (the rest of the difference is the transform's gather, below).
+    /// </summary>
+    internal static bool PacksRotated<T>(int r, int channels) where T : unmanaged =>
+        Vector512.IsHardwareAccelerated && r == 5 && channels % PackRows<T>() == 0;
+
     // M [rows × cols] (rows ldm apart) = A · B, A packed ([rows / PackRows][depth][PackRows]), B [depth × cols] (rows ldb
     // apart): for each block of A's rows, its panel is read once per PackColumns columns of B, and stays in the core's
     // caches between them. A last, narrower block of columns is copied, padded with zeros. With byFilters, A is Aᵀ
@@ -106,7 +117,8 @@ internal static partial class Winograd
                 {
                     bool full = c0 < whole;
                     int first = Math.Min(prefetched, call * perCall);
-                    PackedKernel(panel, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block, next, first, Math.Min(prefetched, first + perCall));
+                    PackedKernel(panel, pack, full ? b[c0..] : tail, full ? ldb : PackColumns, depth, block, pack, false, next, first,
+                        Math.Min(prefetched, first + perCall));
                     int width = full ? PackColumns : rest;
                     for (int i = 0; i < pack; i++)
                     {
@@ -118,12 +130,16 @@ internal static partial class Winograd
         }
     }
 
-    /// <summary>Lines to prefetch: line i of a set of blocks at Start + (i >> LineShift)·Block + (i mod 2^LineShift)·64 bytes.</summary>
-    private readonly unsafe struct Prefetch(byte* start, nint block, int lineShift)
+    /// <summary>
+    /// Lines to prefetch: line i of a set of blocks at Start + (i >> LineShift)·Block + (i mod 2^LineShift)·64 bytes;
+    /// Near: into L1, one a kernel step (a block of M about to be added to), else into L2, one every other step.
+    /// </summary>
+    private readonly unsafe struct Prefetch(byte* start, nint block, int lineShift, bool near = false)
     {
         public byte* Start { get; } = start;
         public nint Block { get; } = block;
         public int LineShift { get; } = lineShift;
+        public bool Near { get; } = near;
     }
 
     // The weight gradient's products M_ξ = D_ξ · V_ξᵀ, D_ξ [K × depth] (dy's transform) and V_ξ [C × depth], whose depth,
@@ -225,8 +241,8 @@ internal static partial class Winograd
             throw new ArgumentException($"packed weight block: filter block {kb}, channels from {c0} (blocks of {pack}) do not fit " +
                 $"{filters} filters × {channels} channels × {depth} in {packed.Length} packed elements and a block of {block.Length}");
         }
-        PackedKernel(packed.Slice(c0 * depth, pack * depth), packed.Slice(channels * depth + kb * width * depth, width * depth), width, depth,
-            block, default, 0, 0);
+        PackedKernel(packed.Slice(c0 * depth, pack * depth), pack, packed.Slice(channels * depth + kb * width * depth, width * depth), width, depth,
+            block, pack, false, default, 0, 0);
     }
 
     // target[t·targetStride + i] = source[i·sourceStride + t] for rows i < rows (a multiple of a Vector256's lanes) and
@@ -244,25 +260,32 @@ internal static partial class Winograd
         for (int t = whole; t < depth; t++) target[t * targetStride + i] = source[i * sourceStride + t];
     }
 
-    // block[j·PackRows + i] = Σ_d panel[d·PackRows + i] · b[d·ldb + j], i < PackRows, j < PackColumns, d in order.
+    // block[j·ldo + i] (+)= Σ_d panel[d·ldp + i] · b[d·ldb + j], i < PackRows, j < PackColumns, d in order from zero;
+    // with `accumulate` each sum is then added to the block's value: a weight gradient's sum of band sums (one chain
+    // continued over a slot's tiles, 784 on AlexNet's conv2 at batch 8, left a 27×27×64 float32 dw 2.1e-5 off the
+    // definition; the sums of 56-tile sums are 0.72·ε·√K off float64 on conv2, OpenBLAS's band products 1.15).
+    // Lines [line, end) of `prefetch` are prefetched on the way: into L2 one every other step, or (Near) into L1 one a step.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    // Lines [line, end) of `prefetch` are prefetched into L2 on the way, one every other step.
-    private static unsafe void PackedKernel<T>(ReadOnlySpan<T> panel, ReadOnlySpan<T> b, int ldb, int depth, Span<T> block,
-        Prefetch prefetch, int line, int end) where T : unmanaged, IFloatingPointIeee754<T>
+    private static unsafe void PackedKernel<T>(ReadOnlySpan<T> panel, int ldp, ReadOnlySpan<T> b, int ldb, int depth, Span<T> block, int ldo,
+        bool accumulate, Prefetch prefetch, int line, int end) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int mask = (1 << prefetch.LineShift) - 1;
+        int mask = (1 << prefetch.LineShift) - 1, spacing = prefetch.Near ? 0 : 1;
         int lanes = Vector512<T>.Count;
         ref T ap = ref MemoryMarshal.GetReference(panel);
         ref T bp = ref MemoryMarshal.GetReference(b);
+        ref T o = ref MemoryMarshal.GetReference(block);
+        int s = ldo;
         Vector512<T> a00 = default, a01 = default, a02 = default, a03 = default, a04 = default, a05 = default, a06 = default;
         Vector512<T> a07 = default, a08 = default, a09 = default, a0a = default, a0b = default, a0c = default, a0d = default;
         Vector512<T> a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default, a16 = default;
         Vector512<T> a17 = default, a18 = default, a19 = default, a1a = default, a1b = default, a1c = default, a1d = default;
-        for (int d = 0; d < depth; d++, ap = ref Unsafe.Add(ref ap, 2 * lanes), bp = ref Unsafe.Add(ref bp, ldb))
+        for (int d = 0; d < depth; d++, ap = ref Unsafe.Add(ref ap, ldp), bp = ref Unsafe.Add(ref bp, ldb))
         {
-            if (line < end && (d & 1) == 0)
+            if (line < end && (d & spacing) == 0)
             {
-                Sse.Prefetch1(prefetch.Start + (line >> prefetch.LineShift) * prefetch.Block + ((line & mask) << 6));
+                byte* at = prefetch.Start + (line >> prefetch.LineShift) * prefetch.Block + ((line & mask) << 6);
+                if (prefetch.Near) Sse.Prefetch0(at);
+                else Sse.Prefetch1(at);
                 line++;
             }
             var v0 = Vector512.LoadUnsafe(ref ap);
@@ -296,8 +319,23 @@ internal static partial class Winograd
             w = Vector512.Create(Unsafe.Add(ref bp, 13));
             a0d = Fma(v0, w, a0d); a1d = Fma(v1, w, a1d);
         }
-        ref T o = ref MemoryMarshal.GetReference(block);
-        int s = 2 * lanes;
+        if (accumulate)
+        {
+            a00 += Vector512.LoadUnsafe(ref o, 0); a10 += Vector512.LoadUnsafe(ref o, (nuint)lanes);
+            a01 += Vector512.LoadUnsafe(ref o, (nuint)s); a11 += Vector512.LoadUnsafe(ref o, (nuint)(s + lanes));
+            a02 += Vector512.LoadUnsafe(ref o, (nuint)(2 * s)); a12 += Vector512.LoadUnsafe(ref o, (nuint)(2 * s + lanes));
+            a03 += Vector512.LoadUnsafe(ref o, (nuint)(3 * s)); a13 += Vector512.LoadUnsafe(ref o, (nuint)(3 * s + lanes));
+            a04 += Vector512.LoadUnsafe(ref o, (nuint)(4 * s)); a14 += Vector512.LoadUnsafe(ref o, (nuint)(4 * s + lanes));
+            a05 += Vector512.LoadUnsafe(ref o, (nuint)(5 * s)); a15 += Vector512.LoadUnsafe(ref o, (nuint)(5 * s + lanes));
+            a06 += Vector512.LoadUnsafe(ref o, (nuint)(6 * s)); a16 += Vector512.LoadUnsafe(ref o, (nuint)(6 * s + lanes));
+            a07 += Vector512.LoadUnsafe(ref o, (nuint)(7 * s)); a17 += Vector512.LoadUnsafe(ref o, (nuint)(7 * s + lanes));
+            a08 += Vector512.LoadUnsafe(ref o, (nuint)(8 * s)); a18 += Vector512.LoadUnsafe(ref o, (nuint)(8 * s + lanes));
+            a09 += Vector512.LoadUnsafe(ref o, (nuint)(9 * s)); a19 += Vector512.LoadUnsafe(ref o, (nuint)(9 * s + lanes));
+            a0a += Vector512.LoadUnsafe(ref o, (nuint)(10 * s)); a1a += Vector512.LoadUnsafe(ref o, (nuint)(10 * s + lanes));
+            a0b += Vector512.LoadUnsafe(ref o, (nuint)(11 * s)); a1b += Vector512.LoadUnsafe(ref o, (nuint)(11 * s + lanes));
+            a0c += Vector512.LoadUnsafe(ref o, (nuint)(12 * s)); a1c += Vector512.LoadUnsafe(ref o, (nuint)(12 * s + lanes));
+            a0d += Vector512.LoadUnsafe(ref o, (nuint)(13 * s)); a1d += Vector512.LoadUnsafe(ref o, (nuint)(13 * s + lanes));
+        }
         a00.StoreUnsafe(ref o, 0); a10.StoreUnsafe(ref o, (nuint)lanes);
         a01.StoreUnsafe(ref o, (nuint)s); a11.StoreUnsafe(ref o, (nuint)(s + lanes));
         a02.StoreUnsafe(ref o, (nuint)(2 * s)); a12.StoreUnsafe(ref o, (nuint)(2 * s + lanes));
@@ -340,6 +378,33 @@ internal static partial class Winograd
                 }
                 int to = (kb * channels + c) * pack;
                 for (int j = 0; j < pack; j += lanes) TransformFilters3(taps, j, u[(to + j)..], plane);
+            }
+        }
+    }
+
+    // U'_ξ = (G g' Gᵀ)_ξ of the filters turned 180° (g' = w[k, c] rotated), packed by blocks of channels for the input
+    // gradient's products (PackedProduct, its rows the channels, its depth the filters): for each block cb of PackRows
+    // channels and each filter k, the block's U'_ξ[c, k] side by side at ξ·plane + (cb·K + k)·PackRows + c mod PackRows;
+    // pairs (cb, k) = (ρ / K, ρ mod K) for ρ in [pair0, pair1). A pair's PackRows kernels w[k, c] lie side by side in
+    // w, so its gather reads one stream (the unpacked layout gathered across filters, C·r² elements apart: AlexNet's
+    // conv2 input gradient took 2 ms longer).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformRotatedByChannels<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, int pair0, int pair1, Span<T> u)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pack = PackRows<T>(), plane = Spread<T>(filters * channels), count = r * r, lanes = Vector256<T>.Count;
+        Span<T> taps = stackalloc T[25 * WeightBlock];
+        for (int pair = pair0; pair < pair1; pair++)
+        {
+            int cb = pair / filters, k = pair % filters;
+            var g = weights.Slice((k * channels + cb * pack) * count, pack * count);
+            for (int j = 0; j < pack; j++)
+            for (int t = 0; t < count; t++) taps[t * WeightBlock + j] = g[j * count + count - 1 - t];
+            int to = (cb * filters + k) * pack;
+            for (int j = 0; j < pack; j += lanes)
+            {
+                if (r == 3) TransformFilters3(taps, j, u[(to + j)..], plane);
+                else TransformFilters5(taps, j, u[(to + j)..], plane);
             }
         }
     }

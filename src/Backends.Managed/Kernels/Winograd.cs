@@ -207,9 +207,10 @@ internal static partial class Winograd
         bool mirrored = r == 3;
         int length = (r + 1) * (r + 1) * Spread<T>(filters * channels);
         // Packed where the forward packs and the channels are whole blocks: the forward's transform, packed by filters, is
-        // repacked by channels panel by panel in the products (PackedProduct's byFilters).
-        bool packed = mirrored && PacksInputGradient<T>(r, n, channels, filters, outH, outW);
-        var layout = packed ? WeightLayout.PackedFilters : mirrored ? WeightLayout.Rows : WeightLayout.Rotated;
+        // repacked by channels panel by panel in the products (PackedProduct's byFilters). A 5×5 layer's is made packed
+        // by channels (PacksRotated).
+        bool packed = mirrored ? PacksInputGradient<T>(r, n, channels, filters, outH, outW) : PacksRotated<T>(r, channels);
+        var layout = packed ? mirrored ? WeightLayout.PackedFilters : WeightLayout.PackedRotated : mirrored ? WeightLayout.Rows : WeightLayout.Rotated;
         var cache = mirrored ? weightTensor : null;
         long version = cache?.Version ?? 0;
         var u = cache?.TakeDerived<T>((int)layout);
@@ -343,9 +344,11 @@ internal static partial class Winograd
     }
 
     // The V, Udy and scratch elements a slot needs: the larger of the plans for its ⌈n/slots⌉ and ⌊n/slots⌋ images.
+    // A 5×5 layer's may run channels last (Winograd.ChannelsLast.cs), which needs its own.
     private static long WeightsSlotElements(int r, int n, int slots, int channels, int filters, int outH, int outW) =>
-        Math.Max(new Plan(r, (n + slots - 1) / slots, channels, filters, outH, outW, WeightsBandElements).SlotElements,
-            new Plan(r, Math.Max(1, n / slots), channels, filters, outH, outW, WeightsBandElements).SlotElements);
+        Math.Max(Math.Max(new Plan(r, (n + slots - 1) / slots, channels, filters, outH, outW, WeightsBandElements).SlotElements,
+            new Plan(r, Math.Max(1, n / slots), channels, filters, outH, outW, WeightsBandElements).SlotElements),
+            r == 5 ? ChannelsLastSlotElements(r, (n + slots - 1) / slots, channels, filters, outH, outW) : 0);
 
     // One slot's images (slot, slot + slots, …) in order, their tile rows counted over those images and cut into bands
     // as the forward's: per band, V from x (as the forward) and Udy_ξ [K × tiles] = (A dy Aᵀ)_ξ, then M_ξ += Udy_ξ · V_ξᵀ;
@@ -367,6 +370,11 @@ internal static partial class Winograd
         {
             var dyn = dy.Slice(img * s.Filters * outPlane, s.Filters * outPlane);
             for (int k = 0; k < s.Filters; k++) db[k] += TensorPrimitives.Sum(dyn.Slice(k * outPlane, outPlane));
+        }
+        if (WeightsByChannels<T>(kernel, s.Channels, s.Filters))
+        {
+            SlotWeightsByChannels(gemm, kernel, s, slot, slots, n, x, dy, buffer[..(int)workElements], m, partial[..dwLength], oneThread);
+            return;
         }
         // Every slot has an image (slots ≤ n), so band 0 exists and sets M (β = 0) before the others add to it.
         for (int band = 0; band < plan.Bands; band++)
@@ -1130,11 +1138,12 @@ internal static partial class Winograd
     }
 
     /// <summary>
-    /// How a weight transform lays out each U_ξ: [K × C] (Rows), from w turned 180° as [C × K] (Rotated), or packed by
-    /// blocks of filters for <see cref="PackedProduct{T}"/> (PackedFilters; the input gradient repacks it by channels).
+    /// How a weight transform lays out each U_ξ: [K × C] (Rows), from w turned 180° as [C × K] (Rotated), packed by
+    /// blocks of filters for <see cref="PackedProduct{T}"/> (PackedFilters; the input gradient repacks it by channels),
+    /// or from w turned 180° packed by blocks of channels (PackedRotated: a 5×5 input gradient's products).
     /// Also the kind under which a kept transform is offered beside the weights.
     /// </summary>
-    private enum WeightLayout { Rows, Rotated, PackedFilters }
+    private enum WeightLayout { Rows, Rotated, PackedFilters, PackedRotated }
 
     /// <summary>The weight transform over the workers, each a fixed range of U's rows or packed blocks (on a loaded pool, inline).</summary>
     private sealed unsafe class WeightJob<T> : IParallelWork where T : unmanaged, IFloatingPointIeee754<T>
@@ -1149,6 +1158,7 @@ internal static partial class Winograd
             {
                 WeightLayout.Rotated => channels,
                 WeightLayout.PackedFilters => filters / PackRows<T>(),
+                WeightLayout.PackedRotated => channels / PackRows<T>() * filters,     // (block of channels, filter) pairs
                 _ => filters,
             };
             var job = Cache<WeightJob<T>>.Rent();
@@ -1178,6 +1188,7 @@ internal static partial class Winograd
             var weights = new ReadOnlySpan<T>(_weights, _weightsLength);
             var u = new Span<T>(_u, _uLength);
             if (_layout == WeightLayout.PackedFilters) TransformWeightsByFilters(weights, _filters, _channels, row0, row1, u);
+            else if (_layout == WeightLayout.PackedRotated) TransformRotatedByChannels(_r, weights, _filters, _channels, row0, row1, u);
             else TransformWeights(_r, weights, _filters, _channels, _layout, row0, row1, u);
         }
     }
