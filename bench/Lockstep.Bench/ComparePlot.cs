@@ -29,7 +29,8 @@ public static class ComparePlot
             for (int b = 0; b < names.Length; b++)
             {
                 var r = layers[i].Results[names[b]];
-                double?[] rates = [r.ForwardGflops, r.BackwardDataGflops ?? r.BackwardGflops, r.BackwardWeightsGflops];
+                // A layer without weights has only its whole backward; one with weights its parts (data: none below the noise).
+                double?[] rates = [r.ForwardGflops, r.BackwardWeightsGflops is null ? r.BackwardGflops : r.BackwardDataGflops, r.BackwardWeightsGflops];
                 for (int p = 0; p < Phases.Length; p++)
                 {
                     int s = b * Phases.Length + p;

@@ -83,7 +83,8 @@ public sealed record LayerReport(
 
 /// <summary>
 /// One backend's times for a layer (medians, with min–max). Backward is dx, dw and db; backward-weights is dw and db
-/// alone (needDx: false), both once a round; backward-data is the median over the rounds of their difference. Peak shares are fractions of the measured peak; the GEMM
+/// alone (needDx: false), both once a round; backward-data is the median over the rounds of their difference, null
+/// where that is not above zero (below the rounds' noise). Peak shares are fractions of the measured peak; the GEMM
 /// figures are the products alone inside the managed kernels, a median over the rounds (null elsewhere).
 /// </summary>
 public sealed record LayerResult(
@@ -96,7 +97,7 @@ public sealed record LayerResult(
     double? ForwardGflops,
     double? BackwardGflops)
 {
-    public double BackwardDataMs { get; init; }
+    public double? BackwardDataMs { get; init; }
     public double BackwardWeightsMs { get; init; }
     public double BackwardWeightsMinMs { get; init; }
     public double BackwardWeightsMaxMs { get; init; }

@@ -72,7 +72,7 @@ public static class CompareTables
             {
                 var r = layer.Results[name];
                 cells.Add($"{Ms(r.ForwardMs)}\n[dim]{Ms(r.ForwardMinMs)}–{Ms(r.ForwardMaxMs)}[/]");
-                cells.Add($"{Ms(r.BackwardDataMs)}\n[dim]bwd {Ms(r.BackwardMinMs)}–{Ms(r.BackwardMaxMs)}[/]");
+                cells.Add($"{(r.BackwardDataMs is { } data ? Ms(data) : "[dim]< noise[/]")}\n[dim]bwd {Ms(r.BackwardMinMs)}–{Ms(r.BackwardMaxMs)}[/]");
                 cells.Add(r.BackwardWeightsMs > 0 ? $"{Ms(r.BackwardWeightsMs)}\n[dim]{Ms(r.BackwardWeightsMinMs)}–{Ms(r.BackwardWeightsMaxMs)}[/]" : "–");
             }
             foreach (string other in names.Skip(1))
@@ -88,14 +88,14 @@ public static class CompareTables
         foreach (string name in names)
         {
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].ForwardMs)));
-            total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardDataMs)));
+            total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardDataMs ?? 0)));
             total.Add(Ms(report.Layers.Sum(l => l.Results[name].BackwardWeightsMs)));
         }
         foreach (string other in names.Skip(1))
         {
             double Sum(string n, Func<LayerResult, double> f) => report.Layers.Sum(l => f(l.Results[n]));
             total.Add($"{Ratio(Sum(other, r => r.ForwardMs) / Sum(names[0], r => r.ForwardMs))} / " +
-                      $"{Ratio(Sum(other, r => r.BackwardDataMs) / Sum(names[0], r => r.BackwardDataMs))} / " +
+                      $"{Ratio(Sum(other, r => r.BackwardDataMs ?? 0) / Sum(names[0], r => r.BackwardDataMs ?? 0))} / " +
                       $"{Ratio(Sum(other, r => r.BackwardWeightsMs) / Sum(names[0], r => r.BackwardWeightsMs))}");
         }
         if (names.Length > 1) total.Add("");

@@ -321,9 +321,8 @@ public sealed class Comparison
         var results = new Dictionary<string, LayerResult>(StringComparer.Ordinal);
         foreach (var o in outcomes)
         {
-            // Backward-data: the whole backward less the weights' part, pair by pair; a layer without weights is all data.
             double weightsMs = o.BackwardWeights?.MedianMs ?? 0;
-            double dataMs = Math.Max(0, o.BackwardData?.MedianMs ?? o.Backward.MedianMs);
+            double? dataMs = BackwardDataMs(o.BackwardData, o.Backward);
             double half = backwardFlops / 2;
             results[o.Backend] = new LayerResult(
                 o.Forward.MedianMs, o.Backward.MedianMs,
@@ -334,7 +333,7 @@ public sealed class Comparison
                 BackwardWeightsMs = weightsMs,
                 BackwardWeightsMinMs = o.BackwardWeights?.MinMs ?? 0,
                 BackwardWeightsMaxMs = o.BackwardWeights?.MaxMs ?? 0,
-                BackwardDataGflops = o.BackwardWeights is null ? null : Gflops(half, dataMs),
+                BackwardDataGflops = o.BackwardWeights is null || dataMs is not { } data ? null : Gflops(half, data),
                 BackwardWeightsGflops = o.BackwardWeights is null ? null : Gflops(half, weightsMs),
                 GemmForwardGflops = o.GemmForwardGflops,
                 GemmBackwardGflops = o.GemmBackwardGflops,
@@ -364,7 +363,15 @@ public sealed class Comparison
 
     private double? Share(double? gflops) => gflops is { } g && Peak is { } p && p > 0 ? g / p : null;
 
-    private static double? Over(double other, double first) => first > 0 && other > 0 ? other / first : null;
+    private static double? Over(double? other, double? first) => first > 0 && other > 0 ? other / first : null;
+
+    /// <summary>
+    /// A layer's backward-data time: the whole backward for a layer without weights, else the median over the rounds of
+    /// (whole backward − weights-only backward), taken pair by pair — null where that median is not above zero: the
+    /// weights-only call took as long as the whole, and the data part is below the rounds' noise (libtorch's VGG16 fc2
+    /// read 0 ms so), a figure not measured rather than a time of zero.
+    /// </summary>
+    public static double? BackwardDataMs(Timing? data, Timing whole) => data is null ? whole.MedianMs : data.MedianMs > 0 ? data.MedianMs : null;
 
     /// <summary>
     /// Floating-point operations of one forward and one backward call, counting a multiply-add as two:

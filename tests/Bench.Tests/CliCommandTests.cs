@@ -116,7 +116,10 @@ public sealed class CliCommandTests : IDisposable
                 var r = results.GetProperty(backend);
                 foreach (string key in new[] { "forward_ms", "backward_data_ms", "backward_weights_ms" })
                 {
-                    Assert.True(r.GetProperty(key).GetDouble() >= 0, $"{layer.GetProperty("name")}.{backend}.{key}");
+                    // backward-data may be unresolved (null: below the rounds' noise) on a layer with weights only.
+                    var value = r.GetProperty(key);
+                    bool unresolved = key == "backward_data_ms" && value.ValueKind == JsonValueKind.Null && r.GetProperty("backward_weights_ms").GetDouble() > 0;
+                    Assert.True(unresolved || value.GetDouble() >= 0, $"{layer.GetProperty("name")}.{backend}.{key}");
                 }
             }
             double diff = layer.GetProperty("max_rel_diff").GetDouble();

@@ -31,6 +31,20 @@ public sealed class MeasurementTests
         Assert.True(calls >= 1);
     }
 
+    /// <summary>
+    /// Backward-data is the median of the rounds' whole − weights-only differences: a layer without weights reports its
+    /// whole backward, and a median not above zero (weights-only as slow as the whole) reads as not measured.
+    /// </summary>
+    [Fact]
+    public void BackwardData_IsTheMedianDifference_OrUnresolvedBelowTheNoise()
+    {
+        var whole = Timing.Of([5, 6, 7]);
+        Assert.Equal(6, Comparison.BackwardDataMs(null, whole));
+        Assert.Equal(2, Comparison.BackwardDataMs(Timing.Of([1, 2, 3]), whole));
+        Assert.Null(Comparison.BackwardDataMs(Timing.Of([-1, 0, 3]), whole));
+        Assert.Null(Comparison.BackwardDataMs(Timing.Of([-4, -1, 2]), whole));
+    }
+
     [Fact]
     public void Timing_MedianOfAnEvenCountIsTheMeanOfTheMiddleTwo()
     {
