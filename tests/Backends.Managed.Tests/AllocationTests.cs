@@ -79,7 +79,8 @@ public sealed class AllocationTests : IDisposable
     [InlineData(DType.Float64, 2, 64, 56, 3, 64)]
     [InlineData(DType.Float32, 2, 8, 16, 1, 16)]
     [InlineData(DType.Float32, 2, 48, 27, 5, 64)]   // Winograd F(2×2, 5×5), one tile row a band
-    [InlineData(DType.Float64, 2, 48, 27, 5, 64)]
+    [InlineData(DType.Float64, 2, 48, 27, 5, 64)]   // (doubles: dw channels last with AVX-512, 48 channels being whole blocks of 16)
+    [InlineData(DType.Float32, 2, 64, 27, 5, 64)]   // with AVX-512 dx on weights packed by channels, dw channels last
     [InlineData(DType.Float32, 2, 64, 14, 3, 48)]   // Winograd in one band, phase by phase (98 tiles), dw too
     [InlineData(DType.Float64, 2, 64, 14, 3, 48)]   // (doubles: on packed weights with AVX-512, 48 filters being whole blocks of 16)
     [InlineData(DType.Float32, 2, 64, 14, 3, 64)]   // on packed weights with AVX-512: forward, input gradient and dw
