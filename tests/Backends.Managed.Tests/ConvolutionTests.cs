@@ -340,6 +340,14 @@ public sealed class Im2ColNarrowTests
 /// <summary>The Winograd F(2×2, 3×3) and F(2×2, 5×5) paths of wide 3×3 and 5×5 stride-1 convolutions (Kernels/Winograd.cs).</summary>
 public sealed class WinogradTests
 {
+    /// <summary>An f×f, stride-1 layer of n images, c channels, k filters, padding pad on h × width: its shapes and output size.</summary>
+    private static (Shape X, Shape W, ConvSpec Spec, int OutH, int OutW, Shape Y) Layer(int n, int c, int k, int h, int width, int f, int pad)
+    {
+        var spec = ConvSpec.Square(f, 1, pad);
+        var (outH, outW) = spec.OutputSize(h, width);
+        return (Shape.Nchw(n, c, h, width), new Shape(k, c, f, f), spec, outH, outW, Shape.Nchw(n, k, outH, outW));
+    }
+
     [Fact]
     public void WideGrid_TakesWinogradExceptItsLastCase()
     {
@@ -407,11 +415,7 @@ public sealed class WinogradTests
     [InlineData(DType.Float64, 0, 3, 17, 19, 48, 1)]
     public void Winograd_SameBitsOnAnyThreadCount_AndAgreesWithIm2Col(DType dtype, int pad, int f, int h, int width, int channels, int bands)
     {
-        var xs = Shape.Nchw(2, channels, h, width);
-        var ws = new Shape(32, channels, f, f);
-        var spec = ConvSpec.Square(f, 1, pad);
-        var (outH, outW) = spec.OutputSize(xs.H, xs.W);
-        var ys = Shape.Nchw(2, 32, outH, outW);
+        var (xs, ws, spec, outH, outW, ys) = Layer(2, channels, 32, h, width, f, pad);
         Assert.True(Winograd.Applies(spec, 2, channels, 32, outH, outW));
         Assert.Equal(bands, Winograd.Bands(f, 2, channels, 32, outH, outW));
         bool packs = dtype == DType.Float32 ? Winograd.PacksForward<float>(f, 2, channels, 32, outH, outW)
@@ -464,11 +468,7 @@ public sealed class WinogradTests
     [InlineData(DType.Float64, 2, 48, 32, 17, 19, 0)]
     public void PhasedWeightGradient_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int h, int width, int pad)
     {
-        var xs = Shape.Nchw(n, c, h, width);
-        var ws = new Shape(k, c, 3, 3);
-        var spec = ConvSpec.Square(3, 1, pad);
-        var (outH, outW) = spec.OutputSize(h, width);
-        var ys = Shape.Nchw(n, k, outH, outW);
+        var (xs, ws, spec, outH, outW, ys) = Layer(n, c, k, h, width, 3, pad);
         Assert.True(Winograd.PhasesWeights(3, n, c, k, outH, outW), "the geometry must take the phased weight gradient");
         double[] x = TestSupport.Input((int)xs.Count, 61, dtype), w = TestSupport.Input((int)ws.Count, 62, dtype),
             dy = TestSupport.Input((int)ys.Count, 63, dtype);
@@ -516,11 +516,7 @@ public sealed class WinogradTests
     [InlineData(DType.Float32, 2, 64, 64, 27, 27, 2)]
     public void ChannelsLastWeightGradient_MatchesTheDefinitionOnAnyThreadCount(DType dtype, int n, int c, int k, int h, int width, int pad)
     {
-        var xs = Shape.Nchw(n, c, h, width);
-        var ws = new Shape(k, c, 5, 5);
-        var spec = ConvSpec.Square(5, 1, pad);
-        var (outH, outW) = spec.OutputSize(h, width);
-        var ys = Shape.Nchw(n, k, outH, outW);
+        var (xs, ws, spec, outH, outW, ys) = Layer(n, c, k, h, width, 5, pad);
         Assert.True(Winograd.AppliesToWeights(spec, n, c, k, outH, outW) && !Winograd.PhasesWeights(5, n, c, k, outH, outW), "the geometry must take the slots");
         bool avx512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
         Assert.Equal(avx512, dtype == DType.Float32 ? Winograd.WeightsByChannels<float>(5, c, k) : Winograd.WeightsByChannels<double>(5, c, k));

@@ -161,24 +161,17 @@ internal static partial class Winograd
             for (int a = 0; a < 6; a++)
             {
                 nuint p = (nuint)at + (nuint)a * row + (nuint)c;
-                var (t0, t1, t2, t3, t4, t5) = Bt(Vector256.LoadUnsafe(ref ir, p), Vector256.LoadUnsafe(ref ir, p + c1),
-                    Vector256.LoadUnsafe(ref ir, p + 2 * c1), Vector256.LoadUnsafe(ref ir, p + 3 * c1), Vector256.LoadUnsafe(ref ir, p + 4 * c1),
-                    Vector256.LoadUnsafe(ref ir, p + 5 * c1));
-                (rowsB[6 * a], rowsB[6 * a + 1], rowsB[6 * a + 2], rowsB[6 * a + 3], rowsB[6 * a + 4], rowsB[6 * a + 5]) = (t0, t1, t2, t3, t4, t5);
+                BtRow(Vector256.LoadUnsafe(ref ir, p), Vector256.LoadUnsafe(ref ir, p + c1), Vector256.LoadUnsafe(ref ir, p + 2 * c1),
+                    Vector256.LoadUnsafe(ref ir, p + 3 * c1), Vector256.LoadUnsafe(ref ir, p + 4 * c1), Vector256.LoadUnsafe(ref ir, p + 5 * c1),
+                    rowsB.Slice(6 * a, 6), 1);
             }
             for (int j = 0; j < 6; j++)
-            {
-                var (t0, t1, t2, t3, t4, t5) = Bt(rowsB[j], rowsB[6 + j], rowsB[12 + j], rowsB[18 + j], rowsB[24 + j], rowsB[30 + j]);
-                nuint o = (nuint)j * st + (nuint)c;
-                t0.StoreUnsafe(ref vr, o); t1.StoreUnsafe(ref vr, o + 6 * st); t2.StoreUnsafe(ref vr, o + 12 * st);
-                t3.StoreUnsafe(ref vr, o + 18 * st); t4.StoreUnsafe(ref vr, o + 24 * st); t5.StoreUnsafe(ref vr, o + 30 * st);
-            }
+                BtColumn(rowsB[j], rowsB[6 + j], rowsB[12 + j], rowsB[18 + j], rowsB[24 + j], rowsB[30 + j], ref vr, (nuint)j * st + (nuint)c, 6 * st);
         }
     }
 
     // D_ξ[tile, k] = (A dy Aᵀ)_ξ for one 2 × 2 tile (th, tw) of a bordered dy, a vector of filters at a time, into
-    // d[ξ·stride + k]: along each row (a, b) → (a, a + b, a − b, a + 2b, a − 2b, b), then the same down each column (as
-    // TransformGradientRow).
+    // d[ξ·stride + k] (GradientTile5, as TransformGradientRow).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GradientTileByChannels<T>(ReadOnlySpan<T> gradient, int filters, int outW, int th, int tw, Span<T> d, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -194,26 +187,7 @@ internal static partial class Winograd
             nuint p = (nuint)at + (nuint)k;
             var (a0, a1) = (Vector256.LoadUnsafe(ref gr, p), Vector256.LoadUnsafe(ref gr, p + k1));                   // tile row 0
             var (b0, b1) = (Vector256.LoadUnsafe(ref gr, p + below), Vector256.LoadUnsafe(ref gr, p + below + k1));   // tile row 1
-            nuint o = (nuint)k;
-            var (a2, b2) = (a1 + a1, b1 + b1);
-            Column(ref dr, o, st, 0, a0, b0);
-            Column(ref dr, o, st, 1, a0 + a1, b0 + b1);
-            Column(ref dr, o, st, 2, a0 - a1, b0 - b1);
-            Column(ref dr, o, st, 3, a0 + a2, b0 + b2);
-            Column(ref dr, o, st, 4, a0 - a2, b0 - b2);
-            Column(ref dr, o, st, 5, a1, b1);
-        }
-
-        static void Column(ref T d, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
-        {
-            nuint c = at + (nuint)j * st;
-            var twice = bottom + bottom;
-            top.StoreUnsafe(ref d, c);
-            (top + bottom).StoreUnsafe(ref d, c + 6 * st);
-            (top - bottom).StoreUnsafe(ref d, c + 12 * st);
-            (top + twice).StoreUnsafe(ref d, c + 18 * st);
-            (top - twice).StoreUnsafe(ref d, c + 24 * st);
-            bottom.StoreUnsafe(ref d, c + 30 * st);
+            GradientTile5(ref dr, (nuint)k, st, a0, a1, b0, b1);
         }
     }
 

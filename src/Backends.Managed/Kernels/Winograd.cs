@@ -419,27 +419,24 @@ internal static partial class Winograd
             nuint i = (nuint)t, at = (nuint)start + i;
             var (a0, a1) = (Vector256.LoadUnsafe(ref sr, i), Vector256.LoadUnsafe(ref sr, h + i));            // tile row 0
             var (b0, b1) = (Vector256.LoadUnsafe(ref sr, 2 * h + i), Vector256.LoadUnsafe(ref sr, 3 * h + i));   // tile row 1
-            if (r == 3)
-            {
-                Column3(ref ur, at, st, 0, a0, b0);
-                Column3(ref ur, at, st, 1, a0 + a1, b0 + b1);
-                Column3(ref ur, at, st, 2, a0 - a1, b0 - b1);
-                Column3(ref ur, at, st, 3, -a1, -b1);
-            }
-            else
-            {
-                var (a2, b2) = (a1 + a1, b1 + b1);
-                Column5(ref ur, at, st, 0, a0, b0);
-                Column5(ref ur, at, st, 1, a0 + a1, b0 + b1);
-                Column5(ref ur, at, st, 2, a0 - a1, b0 - b1);
-                Column5(ref ur, at, st, 3, a0 + a2, b0 + b2);
-                Column5(ref ur, at, st, 4, a0 - a2, b0 - b2);
-                Column5(ref ur, at, st, 5, a1, b1);
-            }
+            if (r == 3) GradientTile3(ref ur, at, st, a0, a1, b0, b1);
+            else GradientTile5(ref ur, at, st, a0, a1, b0, b1);
         }
+    }
 
-        // Column j of A·(top, bottom): positions ξ = 4i + j (r = 3) or 6i + j (r = 5).
-        static void Column3(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
+    // (A dy Aᵀ)_ξ of a vector of 2 × 2 tiles of dy, rows (a0, a1) and (b0, b1), at u[at + ξ·st]: along each row
+    // (a, b) → (a, a + b, a − b, −b) (r = 3) or (a, a + b, a − b, a + 2b, a − 2b, b) (r = 5), then column j of A·(top,
+    // bottom) into positions ξ = 4i + j or 6i + j.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTile3<T>(ref T u, nuint at, nuint st, Vector256<T> a0, Vector256<T> a1, Vector256<T> b0, Vector256<T> b1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Column(ref u, at, st, 0, a0, b0);
+        Column(ref u, at, st, 1, a0 + a1, b0 + b1);
+        Column(ref u, at, st, 2, a0 - a1, b0 - b1);
+        Column(ref u, at, st, 3, -a1, -b1);
+
+        static void Column(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
         {
             nuint c = at + (nuint)j * st;
             top.StoreUnsafe(ref u, c);
@@ -447,8 +444,21 @@ internal static partial class Winograd
             (top - bottom).StoreUnsafe(ref u, c + 8 * st);
             (-bottom).StoreUnsafe(ref u, c + 12 * st);
         }
+    }
 
-        static void Column5(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientTile5<T>(ref T u, nuint at, nuint st, Vector256<T> a0, Vector256<T> a1, Vector256<T> b0, Vector256<T> b1)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (a2, b2) = (a1 + a1, b1 + b1);
+        Column(ref u, at, st, 0, a0, b0);
+        Column(ref u, at, st, 1, a0 + a1, b0 + b1);
+        Column(ref u, at, st, 2, a0 - a1, b0 - b1);
+        Column(ref u, at, st, 3, a0 + a2, b0 + b2);
+        Column(ref u, at, st, 4, a0 - a2, b0 - b2);
+        Column(ref u, at, st, 5, a1, b1);
+
+        static void Column(ref T u, nuint at, nuint st, int j, Vector256<T> top, Vector256<T> bottom)
         {
             nuint c = at + (nuint)j * st;
             var twice = bottom + bottom;
@@ -899,21 +909,25 @@ internal static partial class Winograd
                     (nuint)start + i + (nuint)j * st, 6 * st);
             }
         }
+    }
 
-        static void BtRow(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
-            Span<Vector256<T>> t, int step)
-        {
-            var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
-            t[0] = t0; t[step] = t1; t[2 * step] = t2; t[3 * step] = t3; t[4 * step] = t4; t[5 * step] = t5;
-        }
+    // Bᵀ along a row of six input vectors, into t[0], t[step], …, t[5·step].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BtRow<T>(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
+        Span<Vector256<T>> t, int step) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
+        t[0] = t0; t[step] = t1; t[2 * step] = t2; t[3 * step] = t3; t[4 * step] = t4; t[5 * step] = t5;
+    }
 
-        static void BtColumn(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
-            ref T v, nuint at, nuint step)
-        {
-            var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
-            t0.StoreUnsafe(ref v, at); t1.StoreUnsafe(ref v, at + step); t2.StoreUnsafe(ref v, at + 2 * step);
-            t3.StoreUnsafe(ref v, at + 3 * step); t4.StoreUnsafe(ref v, at + 4 * step); t5.StoreUnsafe(ref v, at + 5 * step);
-        }
+    // Bᵀ down a column of six vectors, stored at v[at], v[at + step], …, v[at + 5·step].
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BtColumn<T>(Vector256<T> d0, Vector256<T> d1, Vector256<T> d2, Vector256<T> d3, Vector256<T> d4, Vector256<T> d5,
+        ref T v, nuint at, nuint step) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (t0, t1, t2, t3, t4, t5) = Bt(d0, d1, d2, d3, d4, d5);
+        t0.StoreUnsafe(ref v, at); t1.StoreUnsafe(ref v, at + step); t2.StoreUnsafe(ref v, at + 2 * step);
+        t3.StoreUnsafe(ref v, at + 3 * step); t4.StoreUnsafe(ref v, at + 4 * step); t5.StoreUnsafe(ref v, at + 5 * step);
     }
 
     // Bᵀ d for one column d of six: 4d0 − 5d2 + d4, −4(d1 + d2) + d3 + d4, 4(d1 − d2) − d3 + d4, 2(d3 − d1) − d2 + d4,
