@@ -104,6 +104,43 @@ public sealed class LinearTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The forward at batch ≤ 16 (Linear.DotBatch): input rows eight at a time on shared loads of W where at least five
+    /// remain, the rest dot by dot — 4 and 3 rows (dots only), 5 (a group of five), 8, 12 (eight, then four dots), 13
+    /// (eight, then five), 16 (two groups) — over widths with a scalar tail (1031) and without (1024), and a width below
+    /// a vector (7): the naive products within tolerance, and the same bits on one, two and three workers.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 4, 77, 1031)]
+    [InlineData(DType.Float64, 3, 77, 1031)]
+    [InlineData(DType.Float32, 5, 77, 1031)]
+    [InlineData(DType.Float32, 8, 130, 1024)]
+    [InlineData(DType.Float64, 8, 77, 1031)]
+    [InlineData(DType.Float32, 12, 77, 1031)]
+    [InlineData(DType.Float64, 13, 77, 1024)]
+    [InlineData(DType.Float32, 16, 130, 1031)]
+    [InlineData(DType.Float32, 8, 77, 7)]
+    public void Linear_SmallBatchMatchesNaiveOnAnyThreadCount(DType dtype, int n, int outputs, int inputs)
+    {
+        double[] x = TestSupport.Input(n * inputs, 91, dtype), w = TestSupport.Input(outputs * inputs, 92, dtype);
+        var ey = new double[n * outputs];
+        for (int i = 0; i < n; i++)
+        for (int o = 0; o < outputs; o++)
+        for (int k = 0; k < inputs; k++) ey[i * outputs + o] += x[i * inputs + k] * w[o * inputs + k];
+        double[]? first = null;
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var backend = new ManagedBackend("auto", threads);
+            using var tx = backend.Upload(x, new Shape(n, inputs), dtype);
+            using var tw = backend.Upload(w, new Shape(outputs, inputs), dtype);
+            using var y = backend.Linear(tx, tw, null);
+            double[] values = y.ToDoubles();
+            TestSupport.Close(values, ey, TestSupport.Tolerance(dtype), $"y on {threads} worker(s), N{n} out{outputs} in{inputs} {dtype}");
+            first ??= values;
+            Assert.True(first.AsSpan().SequenceEqual(values), $"y on {threads} workers differs from one (N{n} out{outputs} in{inputs} {dtype})");
+        }
+    }
+
     [Fact]
     public void LinearBackward_SkipsDxWhenNotNeeded()
     {
