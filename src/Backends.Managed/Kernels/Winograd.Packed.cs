@@ -382,18 +382,19 @@ internal static partial class Winograd
         }
     }
 
-    // U'_ξ = (G g' Gᵀ)_ξ of the filters turned 180° (g' = w[k, c] rotated), packed by blocks of channels for the input
+    // U'_ξ = (G g' Gᵀ)_ξ of 5×5 filters turned 180° (g' = w[k, c] rotated), packed by blocks of channels for the input
     // gradient's products (PackedProduct, its rows the channels, its depth the filters): for each block cb of PackRows
     // channels and each filter k, the block's U'_ξ[c, k] side by side at ξ·plane + (cb·K + k)·PackRows + c mod PackRows;
     // pairs (cb, k) = (ρ / K, ρ mod K) for ρ in [pair0, pair1). A pair's PackRows kernels w[k, c] lie side by side in
     // w, so its gather reads one stream (the unpacked layout gathered across filters, C·r² elements apart: AlexNet's
     // conv2 input gradient took 2 ms longer).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformRotatedByChannels<T>(int r, ReadOnlySpan<T> weights, int filters, int channels, int pair0, int pair1, Span<T> u)
+    private static void TransformRotatedByChannels<T>(ReadOnlySpan<T> weights, int filters, int channels, int pair0, int pair1, Span<T> u)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int pack = PackRows<T>(), plane = Spread<T>(filters * channels), count = r * r, lanes = Vector256<T>.Count;
-        Span<T> taps = stackalloc T[25 * WeightBlock];
+        const int count = 25;
+        int pack = PackRows<T>(), plane = Spread<T>(filters * channels), lanes = Vector256<T>.Count;
+        Span<T> taps = stackalloc T[count * WeightBlock];
         for (int pair = pair0; pair < pair1; pair++)
         {
             int cb = pair / filters, k = pair % filters;
@@ -401,11 +402,7 @@ internal static partial class Winograd
             for (int j = 0; j < pack; j++)
             for (int t = 0; t < count; t++) taps[t * WeightBlock + j] = g[j * count + count - 1 - t];
             int to = (cb * filters + k) * pack;
-            for (int j = 0; j < pack; j += lanes)
-            {
-                if (r == 3) TransformFilters3(taps, j, u[(to + j)..], plane);
-                else TransformFilters5(taps, j, u[(to + j)..], plane);
-            }
+            for (int j = 0; j < pack; j += lanes) TransformFilters5(taps, j, u[(to + j)..], plane);
         }
     }
 

@@ -1202,7 +1202,7 @@ internal static partial class Winograd
             var weights = new ReadOnlySpan<T>(_weights, _weightsLength);
             var u = new Span<T>(_u, _uLength);
             if (_layout == WeightLayout.PackedFilters) TransformWeightsByFilters(weights, _filters, _channels, row0, row1, u);
-            else if (_layout == WeightLayout.PackedRotated) TransformRotatedByChannels(_r, weights, _filters, _channels, row0, row1, u);
+            else if (_layout == WeightLayout.PackedRotated) TransformRotatedByChannels(weights, _filters, _channels, row0, row1, u);
             else TransformWeights(_r, weights, _filters, _channels, _layout, row0, row1, u);
         }
     }
