@@ -35,6 +35,8 @@ public sealed class DirectConvolutionTests
                 ConvSpec.Square(11, 4, 0)),
             ("7×7 / 2, P = 3 on W = 201: two phases split 16 outputs a time, edges one by one", Shape.Nchw(1, 2, 9, 201), 16,
                 ConvSpec.Square(7, 2, 3, SizeRule.Floor)),
+            ("11×11 / 4, P = 3 on W = 222, K = 48: four phases split by vector permutes past the padding, edges one by one, forward by filters",
+                Shape.Nchw(2, 3, 15, 222), 48, ConvSpec.Square(11, 4, 3, SizeRule.Floor)),
         };
         foreach (var (name, x, k, spec) in cases)
         foreach (var dtype in new[] { DType.Float32, DType.Float64 })

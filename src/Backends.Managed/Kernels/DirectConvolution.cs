@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Lockstep.Backends.Managed.Tensors;
 using Lockstep.Backends.Managed.Threading;
 using static Lockstep.Backends.Managed.Kernels.VectorFma;
@@ -237,10 +238,55 @@ internal static partial class DirectConvolution
             for (int m = from; m < to; m++, iw += stride) Unsafe.Add(ref d, m) = Unsafe.Add(ref s, iw);
         }
 
+        // dst[φ·mp + m] = src[4m + φ − pad] where that is inside the row (the caller zeroes the rest): 16 m of all four
+        // phases from 4 vectors by 6 two-source permutes where the 64 elements are inside the row, Gather at the edges.
+        // AlexNet's conv1 forward at one thread 16.4 against Gather's 16.8 ms (interleaved call by call, medians of 31).
+        private static unsafe void Split4(ReadOnlySpan<float> src, Span<float> dst, int mp, int pad)
+        {
+            int w = src.Length;
+            // m whose 4 elements 4m − pad … 4m − pad + 3 are all inside the row, and inside dst
+            int vlo = (pad + 3) / 4, vhi = Math.Min(mp, (w + pad) / 4);
+            int m = vlo;
+            fixed (float* s = src, d = dst)
+            {
+                var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                var odd = even + Vector512<int>.One;
+                for (; m + 16 <= vhi; m += 16)
+                {
+                    float* p = s + 4 * m - pad;
+                    var (a, b, c, e) = (Vector512.Load(p), Vector512.Load(p + 16), Vector512.Load(p + 32), Vector512.Load(p + 48));
+                    var abEven = Avx512F.PermuteVar16x32x2(a, even, b);
+                    var abOdd = Avx512F.PermuteVar16x32x2(a, odd, b);
+                    var ceEven = Avx512F.PermuteVar16x32x2(c, even, e);
+                    var ceOdd = Avx512F.PermuteVar16x32x2(c, odd, e);
+                    Avx512F.PermuteVar16x32x2(abEven, even, ceEven).Store(d + m);
+                    Avx512F.PermuteVar16x32x2(abOdd, even, ceOdd).Store(d + mp + m);
+                    Avx512F.PermuteVar16x32x2(abEven, odd, ceEven).Store(d + 2 * mp + m);
+                    Avx512F.PermuteVar16x32x2(abOdd, odd, ceOdd).Store(d + 3 * mp + m);
+                }
+            }
+            for (int ph = 0; ph < 4; ph++)
+            {
+                int first = pad - ph, last = w - 1 + pad - ph;
+                int lo = first <= 0 ? 0 : (first + 3) / 4, hi = last < 0 ? 0 : Math.Min(mp, last / 4 + 1);
+                var row = dst.Slice(ph * mp, mp);
+                if (m > vlo)
+                {
+                    Gather(src, row, lo, Math.Min(vlo, hi), 4, ph - pad);
+                    Gather(src, row, Math.Max(m, lo), hi, 4, ph - pad);
+                }
+                else
+                {
+                    Gather(src, row, lo, hi, 4, ph - pad);
+                }
+            }
+        }
+
         /// <summary>Fills the padded band for output rows oh0 … from image <paramref name="xn"/>: zero outside the input.</summary>
         public void Fill<T>(ReadOnlySpan<T> xn, int channels, int h, int w, ConvSpec spec, int oh0, Span<T> xp) where T : unmanaged
         {
             int r0 = oh0 * spec.StrideH - spec.PadH;
+            bool split = Phases == 4 && typeof(T) == typeof(float) && Avx512F.IsSupported;
             for (int c = 0; c < channels; c++)
             {
                 var plane = xn.Slice(c * h * w, h * w);
@@ -273,11 +319,12 @@ internal static partial class DirectConvolution
                         {
                             src.Slice(lo + ph - spec.PadW, hi - lo).CopyTo(dst[lo..hi]);
                         }
-                        else
+                        else if (!split)
                         {
                             Gather(src, dst, lo, hi, Phases, ph - spec.PadW);
                         }
                     }
+                    if (split) Split4(MemoryMarshal.Cast<T, float>(src), MemoryMarshal.Cast<T, float>(rowP), Mp, spec.PadW);
                 }
             }
         }
