@@ -200,7 +200,7 @@ public static class CompareCommand
         w.WriteLine($"lockstep compare: {config.Net} (input {string.Join('×', config.InputShape.Reverse())} W×H×D), " +
                     $"batch {config.Batch}, {config.Dtype}, seed {config.Seed}");
         w.WriteLine($"  cpu:      {machine.Cpu}; {machine.Cores} logical cores; peak " +
-                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores; measured again after each backend, the highest counts)" : "not measured (no hardware FMA)") +
+                    (machine.PeakGflops is { } p ? $"{p:0.#} GFLOP/s ({config.Dtype} FMA on all cores; measured again after the warm-ups and after the rounds, the highest counts)" : "not measured (no hardware FMA)") +
                     (machine.LoadAverageStart is { } load ? $"; load average {load:0.00} at start" : ""));
         if (BusyWarning(machine.LoadAverageStart, machine.Cores) is { } warning) w.WriteLine($"  warning:  {warning}");
         foreach (var b in config.Backends)
@@ -211,8 +211,10 @@ public static class CompareCommand
         w.WriteLine($"  threads:  Lockstep:Managed:Threads = {options.Managed.Threads}, Lockstep:Torch:Threads = {options.Torch.Threads} " +
                     $"(0 = all {machine.Cores} logical cores)");
         w.WriteLine($"  env:      {(machine.Environment.Count == 0 ? "no GLIBC_TUNABLES, OPENBLAS_*, MKL_*, OMP_* or KMP_* set" : string.Join(", ", machine.Environment.Select(e => $"{e.Key}={e.Value}")))}");
-        w.WriteLine($"  timing:   per backend, each layer warmed up ({config.Warmup}), then {config.Repeats} round{(config.Repeats == 1 ? "" : "s")} over all layers " +
-                    "in order; medians over the rounds (min–max below them); each call ends with Synchronize(); the step likewise after its warm-up");
+        w.WriteLine($"  timing:   each layer warmed up ({config.Warmup}), then {config.Repeats} round{(config.Repeats == 1 ? "" : "s")}, in each every backend " +
+                    $"in turn over all layers in order (side by side: each turn after a {Comparison.Handover.TotalMilliseconds:0} ms pause and an untimed round); " +
+                    "medians over the rounds (min–max below them); " +
+                    "each call ends with Synchronize(); the step likewise after its warm-up");
         w.WriteLine($"  agreement: max|a - b| / max|b| over y, dx, dw, db on the same inputs (b = {config.Backends[0].Name}); " +
                     $"tolerance {config.Tolerance:0.0e+0}");
         if (config.Backends.Count > 1)

@@ -34,7 +34,7 @@ public sealed record CompareReport(
 /// <param name="PeakGflops">Measured FMA peak for the run's dtype on all cores, the highest of <see cref="PeakSamplesGflops"/>; null where not measured.</param>
 public sealed record MachineReport(string Cpu, int Cores, double? PeakGflops)
 {
-    /// <summary>Each measurement of the peak: before the run, then after each backend's layers (noise only lowers a peak).</summary>
+    /// <summary>Each measurement of the peak: before the run, then after the warm-ups and after the rounds (noise only lowers a peak).</summary>
     public IReadOnlyList<double> PeakSamplesGflops { get; init; } = [];
 
     /// <summary>The 1-minute load average when the run started and when it ended (/proc/loadavg; the machine may be shared).</summary>

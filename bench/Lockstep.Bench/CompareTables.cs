@@ -27,16 +27,16 @@ public static class CompareTables
     }
 
     /// <summary>
-    /// "peak: 174.2 GFLOP/s before the run, 229.4 after managed, 231.0 after torch; shares against 231.0", with a
-    /// warning where the samples lie more than 10% apart; null with fewer than two samples.
+    /// "peak: 174.2 GFLOP/s before the run, 229.4 after the warm-ups, 231.0 after the rounds; shares against 231.0",
+    /// with a warning where the samples lie more than 10% apart; null with fewer than two samples.
     /// </summary>
     public static string? PeakLine(CompareReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
         var samples = report.Machine.PeakSamplesGflops;
         if (samples.Count < 2 || report.Machine.PeakGflops is not { } peak) return null;
-        var names = report.Config.Backends.Select(b => b.Name).ToArray();
-        var parts = samples.Select((g, i) => G(g) + (i == 0 ? " GFLOP/s before the run" : i - 1 < names.Length ? $" after {names[i - 1]}" : ""));
+        string[] when = [" GFLOP/s before the run", " after the warm-ups", " after the rounds"];
+        var parts = samples.Select((g, i) => G(g) + (i < when.Length ? when[i] : ""));
         string line = $"peak: {string.Join(", ", parts)}; shares against {G(peak)}";
         return samples.Min() < 0.9 * peak ? line + " (the samples lie more than 10% apart: the machine was busy for part of the run)" : line;
 

@@ -6,7 +6,7 @@ namespace Lockstep.Bench;
 /// <summary>
 /// What to compare: a network, a batch, a dtype, the backends (the first is the reference) and the timing method.
 /// <paramref name="PeakGflops"/> is the machine's peak measured before the run; <paramref name="PeakProbe"/>, when
-/// given, measures it again after each backend's layers (see <see cref="Comparison.PeakSamples"/>).
+/// given, measures it again after the warm-ups and after the rounds (see <see cref="Comparison.PeakSamples"/>).
 /// </summary>
 public sealed record ComparisonSettings(
     NetworkDefinition Net,
@@ -25,9 +25,10 @@ public sealed record ComparisonSettings(
 /// time per backend and how far the backends' results lie apart.
 /// Agreement first: every backend gets the same inputs — the network's weights from one seed, and for each layer the
 /// same host input (the first backend's output of the layer before) and the same upstream gradient — so that it
-/// measures the layer alone, not the drift accumulated before it. Then the timing, one backend after the other: each
-/// layer warmed up, then rounds over all layers in network order, one forward, one whole backward (dx, dw, db) and one
-/// weights-only backward (needDx: false, dw and db) per layer and round; backward-data is the median of the rounds'
+/// measures the layer alone, not the drift accumulated before it. Then the timing: each backend's layers warmed up,
+/// then rounds, in each round every backend in turn over all its layers in network order — one forward, one whole
+/// backward (dx, dw, db) and one weights-only backward (needDx: false, dw and db) per layer — so that the backends are
+/// timed side by side, through the same minutes of a shared machine; backward-data is the median of the rounds'
 /// differences whole − weights-only. A layer without parameters has only backward-data.
 /// </summary>
 public sealed class Comparison
@@ -44,7 +45,7 @@ public sealed class Comparison
     }
 
     /// <summary>
-    /// The peak measured before the run, then after each backend's layers (with <see cref="ComparisonSettings.PeakProbe"/>).
+    /// The peak measured before the run, then after the warm-ups and after the rounds (with <see cref="ComparisonSettings.PeakProbe"/>).
     /// A peak is a physical limit that noise only lowers: on a shared machine one probe of a second read 174 GFLOP/s
     /// where the others read 229–232, and every share of peak came out 1.3× too high (GEMM phases of 117%).
     /// </summary>
@@ -54,11 +55,11 @@ public sealed class Comparison
     public double? Peak => _peaks.Count > 0 ? _peaks.Max() : null;
 
     /// <summary>
-    /// Steps the run reports to its progress callback: each layer's agreement, and per backend each layer's warm-up,
-    /// each round, the peak probe (when given) and the training step.
+    /// Steps the run reports to its progress callback: each layer's agreement; per backend each layer's warm-up, its
+    /// share of each round and the training step; the two peak probes (when given).
     /// </summary>
     public int Steps => _settings.Net.Layers.Count
-        + _settings.Backends.Count * (_settings.Net.Layers.Count + _settings.Repeats + 1 + (_settings.PeakProbe is null ? 0 : 1));
+        + _settings.Backends.Count * (_settings.Net.Layers.Count + _settings.Repeats + 1) + (_settings.PeakProbe is null ? 0 : 2);
 
     /// <summary>Runs everything; <paramref name="progress"/> is told before each step.</summary>
     public (IReadOnlyList<LayerReport> Layers, IReadOnlyDictionary<string, StepReport> Totals) Run(Action<string>? progress = null)
@@ -94,29 +95,15 @@ public sealed class Comparison
                 xShape = shapes[i];
             }
 
-            var timings = new List<List<LayerOutcome>>(networks.Count);
-            foreach (var network in networks)
-            {
-                timings.Add(TimeLayers(network, inputs, inputShapes, shapes, progress));
-                if (s.PeakProbe is not null)
-                {
-                    progress?.Invoke($"{network.Backend.Name}: peak again");
-                    if (s.PeakProbe() is { } peak) _peaks.Add(peak);
-                }
-            }
+            var timings = TimeLayers(networks, inputs, inputShapes, shapes, progress);
             var layers = new List<LayerReport>(net.Layers.Count);
             for (int i = 0; i < net.Layers.Count; i++)
             {
                 layers.Add(Report(net.LayerNames[i], networks[0].Layers[i], inputShapes[i], shapes[i], [.. timings.Select(t => t[i])], agreements[i]));
             }
 
-            var totals = new Dictionary<string, StepReport>(StringComparer.Ordinal);
-            foreach (var network in networks)
-            {
-                progress?.Invoke($"{network.Backend.Name}: training step");
-                Settle();
-                totals[network.Backend.Name] = MeasureStep(network, input, inputShape, labels);
-            }
+            Settle();
+            var totals = MeasureSteps(networks, input, inputShape, labels, progress);
             double firstMs = totals[networks[0].Backend.Name].StepMs;
             foreach (var (name, t) in totals.ToArray())
             {
@@ -181,21 +168,80 @@ public sealed class Comparison
     }
 
     /// <summary>
-    /// One backend's timings of every layer, in rounds: each layer warmed up in turn, then round after round a call of
-    /// each layer in network order — forward, whole backward, weights-only backward — so that a layer's samples spread
-    /// over the whole run (a noisy minute on a shared machine touches a few rounds of every layer, not all of one
-    /// layer's), and each call finds the caches as a training step leaves them (the layers before have run since).
+    /// Every backend's timings of every layer, in rounds: each backend's layers warmed up in turn, then round after
+    /// round every backend in turn — the first of a round taking turns — a call of each of its layers in network
+    /// order: forward, whole backward, weights-only backward. The backends are timed side by side: on this project's
+    /// VM the speed swings up to 2× from minute to minute, and while one backend's rounds all ran before the other's,
+    /// a slow minute could land on one backend's whole measurement. A layer's samples spread over the whole run (a noisy
+    /// minute touches a few rounds of every layer, not all of one layer's), and each call finds the caches as a
+    /// training step leaves them: each turn starts with an untimed round of the same backend's layers (the other
+    /// backend's round before it had pushed this one's data out — cifar's training step, whose data fit the L3 cache,
+    /// read 5.1 ms against 3.4 so), after a pause of <see cref="Handover"/>, so that the threads of the backend before
+    /// (libtorch's OpenMP workers spin-wait after each parallel region) have gone idle.
     /// </summary>
-    private List<LayerOutcome> TimeLayers(Network network, double[][] inputs, Shape[] inputShapes, IReadOnlyList<Shape> shapes, Action<string>? progress)
+    private List<List<LayerOutcome>> TimeLayers(List<Network> networks, double[][] inputs, Shape[] inputShapes, IReadOnlyList<Shape> shapes,
+        Action<string>? progress)
+    {
+        var s = _settings;
+        var calls = new List<LayerCalls[]>(networks.Count);
+        try
+        {
+            foreach (var network in networks) calls.Add(Prepare(network, inputs, inputShapes, shapes));
+            Settle();
+            for (int b = 0; b < networks.Count; b++)
+            {
+                var gemm = networks[b].Backend as ManagedBackend;
+                foreach (var c in calls[b])
+                {
+                    progress?.Invoke($"{networks[b].Backend.Name}: warm-up {c.Layer.Name}");
+                    Measure.Warm(() => c.Round(gemm, record: -1), s.WarmUp);
+                }
+            }
+            ProbePeak(progress, "peak after the warm-ups");
+            for (int round = 0; round < s.Repeats; round++)
+            {
+                for (int turn = 0; turn < networks.Count; turn++)
+                {
+                    int b = (round + turn) % networks.Count;
+                    var backend = networks[b].Backend;
+                    progress?.Invoke($"{backend.Name}: round {round + 1} of {s.Repeats}");
+                    if (networks.Count > 1)
+                    {
+                        // The other backend's threads idle, then this one's data back in the caches, untimed.
+                        Thread.Sleep(Handover);
+                        foreach (var c in calls[b]) c.Round(backend as ManagedBackend, record: -1);
+                    }
+                    foreach (var c in calls[b]) c.Round(backend as ManagedBackend, round);
+                }
+            }
+            ProbePeak(progress, "peak after the rounds");
+            return [.. calls.Select((c, b) => c.Select(l => l.Outcome(networks[b].Backend.Name)).ToList())];
+        }
+        finally
+        {
+            foreach (var c in calls.SelectMany(c => c)) c?.Dispose();
+        }
+    }
+
+    /// <summary>The pause before each backend's turn in a round (see <see cref="TimeLayers"/>).</summary>
+    public static readonly TimeSpan Handover = TimeSpan.FromMilliseconds(20);
+
+    private void ProbePeak(Action<string>? progress, string step)
+    {
+        if (_settings.PeakProbe is null) return;
+        progress?.Invoke(step);
+        if (_settings.PeakProbe() is { } peak) _peaks.Add(peak);
+    }
+
+    // Each layer's input and upstream gradient on the network's backend.
+    private LayerCalls[] Prepare(Network network, double[][] inputs, Shape[] inputShapes, IReadOnlyList<Shape> shapes)
     {
         var s = _settings;
         var backend = network.Backend;
-        var gemm = backend as ManagedBackend;
-        int count = network.Layers.Count;
-        var calls = new LayerCalls[count];
+        var calls = new LayerCalls[network.Layers.Count];
         try
         {
-            for (int i = 0; i < count; i++)
+            for (int i = 0; i < calls.Length; i++)
             {
                 var x = backend.Upload(inputs[i], inputShapes[i], s.DType);
                 try
@@ -208,22 +254,12 @@ public sealed class Comparison
                     throw;
                 }
             }
-            Settle();
-            foreach (var c in calls)
-            {
-                progress?.Invoke($"{backend.Name}: warm-up {c.Layer.Name}");
-                Measure.Warm(() => c.Round(gemm, record: -1), s.WarmUp);
-            }
-            for (int round = 0; round < s.Repeats; round++)
-            {
-                progress?.Invoke($"{backend.Name}: round {round + 1} of {s.Repeats}");
-                foreach (var c in calls) c.Round(gemm, round);
-            }
-            return [.. calls.Select(c => c.Outcome(backend.Name))];
+            return calls;
         }
-        finally
+        catch
         {
             foreach (var c in calls) c?.Dispose();
+            throw;
         }
     }
 
@@ -300,18 +336,56 @@ public sealed class Comparison
         : parameter.EndsWith(".bias", StringComparison.Ordinal) ? "db"
         : "d" + parameter;
 
-    private StepReport MeasureStep(Network network, double[] input, Shape inputShape, int[] labels)
+    // The whole training step per backend, side by side as the layers: each backend warmed up, then the repeats, in
+    // each every backend in turn (the first taking turns), each turn an untimed step after the hand-over pause first.
+    private Dictionary<string, StepReport> MeasureSteps(List<Network> networks, double[] input, Shape inputShape, int[] labels,
+        Action<string>? progress)
     {
-        var backend = network.Backend;
-        using var x = backend.Upload(input, inputShape, _settings.DType);
-        double loss = double.NaN;
-        var step = Measure.Repeat(() => Measure.Once(backend, () =>
+        var s = _settings;
+        var inputs = new List<ITensor>(networks.Count);
+        try
         {
-            network.Forward(x);
-            loss = network.ComputeLoss(labels);
-            network.Backward();
-        }), _settings.WarmUp, _settings.Repeats);
-        return new StepReport(step.MedianMs, step.MinMs, step.MaxMs, loss);
+            foreach (var network in networks) inputs.Add(network.Backend.Upload(input, inputShape, s.DType));
+            var losses = new double[networks.Count];
+            TimeSpan Step(int b) => Measure.Once(networks[b].Backend, () =>
+            {
+                networks[b].Forward(inputs[b]);
+                losses[b] = networks[b].ComputeLoss(labels);
+                networks[b].Backward();
+            });
+            var samples = new double[networks.Count][];
+            for (int b = 0; b < networks.Count; b++)
+            {
+                progress?.Invoke($"{networks[b].Backend.Name}: training step");
+                int backend = b;
+                Measure.Warm(() => Step(backend), s.WarmUp);
+                samples[b] = new double[s.Repeats];
+            }
+            for (int r = 0; r < s.Repeats; r++)
+            {
+                for (int turn = 0; turn < networks.Count; turn++)
+                {
+                    int b = (r + turn) % networks.Count;
+                    if (networks.Count > 1)
+                    {
+                        Thread.Sleep(Handover);
+                        Step(b);
+                    }
+                    samples[b][r] = Step(b).TotalMilliseconds;
+                }
+            }
+            var totals = new Dictionary<string, StepReport>(StringComparer.Ordinal);
+            for (int b = 0; b < networks.Count; b++)
+            {
+                var t = Timing.Of(samples[b]);
+                totals[networks[b].Backend.Name] = new StepReport(t.MedianMs, t.MinMs, t.MaxMs, losses[b]);
+            }
+            return totals;
+        }
+        finally
+        {
+            foreach (var x in inputs) x.Dispose();
+        }
     }
 
     private LayerReport Report(string name, Layer layer, Shape xShape, Shape yShape, List<LayerOutcome> outcomes,

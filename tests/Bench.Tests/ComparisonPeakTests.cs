@@ -11,7 +11,7 @@ public sealed class ComparisonPeakTests
     private const string Spec = "INPUT 16x16x32 -> CONV3-32 -> RELU -> POOL2 -> FC-3";
 
     [Fact]
-    public void Run_ProbesThePeakAfterEachBackend_AndTakesSharesAgainstTheHighest()
+    public void Run_ProbesThePeakAfterTheWarmUpsAndAfterTheRounds_AndTakesSharesAgainstTheHighest()
     {
         using var managed = new ManagedBackend("managed", 1);
         using var second = new NaiveBackend();
@@ -33,6 +33,34 @@ public sealed class ComparisonPeakTests
         Assert.Equal(conv.GemmForwardGflops!.Value / 150, conv.GemmForwardPeakShare!.Value, 12);
     }
 
+    /// <summary>
+    /// The backends are timed side by side: every warm-up first, then in each round every backend in turn, the first of
+    /// a round taking turns; the training step likewise after the layers. The progress callback sees each step once,
+    /// as many as <see cref="Comparison.Steps"/> announces.
+    /// </summary>
+    [Fact]
+    public void Run_TimesTheBackendsSideBySide_RoundByRound_TheFirstTakingTurns()
+    {
+        using var managed = new ManagedBackend("managed", 1);
+        using var second = new NaiveBackend();
+        var settings = new ComparisonSettings(NetworkSpec.Parse(Spec), [managed, second], Batch: 2, DType.Float32, Seed: 1,
+            Repeats: 3, new WarmUp(1, TimeSpan.Zero), Tolerance: 1e-4, PeakGflops: 100, PeakProbe: () => 100);
+        var comparison = new Comparison(settings);
+        var steps = new List<string>();
+
+        comparison.Run(steps.Add);
+
+        Assert.Equal(comparison.Steps, steps.Count);
+        string m = managed.Name, n = second.Name;
+        var timing = steps.Where(s => s.Contains(": round ", StringComparison.Ordinal) || s.StartsWith("peak", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["peak after the warm-ups", $"{m}: round 1 of 3", $"{n}: round 1 of 3", $"{n}: round 2 of 3", $"{m}: round 2 of 3",
+            $"{m}: round 3 of 3", $"{n}: round 3 of 3", "peak after the rounds"], timing);
+        int lastWarmUp = steps.FindLastIndex(s => s.Contains(": warm-up ", StringComparison.Ordinal));
+        Assert.True(lastWarmUp < steps.IndexOf("peak after the warm-ups"), "every warm-up before the rounds");
+        Assert.Equal(4 * 2, steps.Count(s => s.Contains(": warm-up ", StringComparison.Ordinal)));   // 4 layers, 2 backends
+        Assert.Equal([$"{m}: training step", $"{n}: training step"], steps.Where(s => s.EndsWith("training step", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public void Run_WithoutAProbe_KeepsThePeakItWasGiven()
     {
@@ -48,8 +76,8 @@ public sealed class ComparisonPeakTests
     }
 
     [Theory]
-    [InlineData(new[] { 174.2, 229.4, 231.0 }, "peak: 174.2 GFLOP/s before the run, 229.4 after managed, 231.0 after torch; shares against 231.0 (the samples lie more than 10% apart")]
-    [InlineData(new[] { 229.4, 231.0, 228.1 }, "peak: 229.4 GFLOP/s before the run, 231.0 after managed, 228.1 after torch; shares against 231.0")]
+    [InlineData(new[] { 174.2, 229.4, 231.0 }, "peak: 174.2 GFLOP/s before the run, 229.4 after the warm-ups, 231.0 after the rounds; shares against 231.0 (the samples lie more than 10% apart")]
+    [InlineData(new[] { 229.4, 231.0, 228.1 }, "peak: 229.4 GFLOP/s before the run, 231.0 after the warm-ups, 228.1 after the rounds; shares against 231.0")]
     public void PeakLine_NamesEverySampleAndWarnsWhenTheyDisagree(double[] samples, string expected)
     {
         var report = Report(samples);
