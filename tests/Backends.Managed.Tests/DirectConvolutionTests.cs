@@ -35,6 +35,8 @@ public sealed class DirectConvolutionTests
                 ConvSpec.Square(11, 4, 0)),
             ("7×7 / 2, P = 3 on W = 201: two phases split 16 outputs a time, edges one by one", Shape.Nchw(1, 2, 9, 201), 16,
                 ConvSpec.Square(7, 2, 3, SizeRule.Floor)),
+            ("LeNet's conv2: 6 → 16 at W' = 10 (⅝ of a vector, few filters): the forward direct, dw by filters at any width",
+                Shape.Nchw(2, 6, 14, 14), 16, ConvSpec.Square(5)),
             ("11×11 / 4, P = 3 on W = 222, K = 48: four phases split by vector permutes past the padding, edges one by one, forward by filters",
                 Shape.Nchw(2, 3, 15, 222), 48, ConvSpec.Square(11, 4, 3, SizeRule.Floor)),
         };
@@ -147,6 +149,27 @@ public sealed class DirectConvolutionTests
                 Assert.Equal(db1, db);
             }
         }
+    }
+
+    /// <summary>
+    /// The width rules on Vector512's 16 floats: rows of ¾ of a vector for any filter count, of ⅝ (W' ≥ 10) with at most
+    /// 16 filters; the 4 × 4 weight gradient only on the wide rows, dw by filters (one vector of 16) wherever the forward
+    /// is direct.
+    /// </summary>
+    [Theory]
+    [InlineData(12, 128, true)]
+    [InlineData(11, 16, true)]
+    [InlineData(10, 16, true)]
+    [InlineData(10, 17, false)]
+    [InlineData(9, 16, false)]
+    public void Applies_WidthRules(int outW, int filters, bool direct)
+    {
+        var xs = Shape.Nchw(2, 6, 14, outW + 4);
+        var spec = ConvSpec.Square(5);
+        Assert.Equal(direct, DirectConvolution.Applies(xs, filters, spec, outW, lanes: 16));
+        Assert.Equal(outW >= 12, DirectConvolution.AppliesToWeights(xs, filters, spec, 10, outW, lanes: 16));
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated && filters == 16)
+            Assert.Equal(direct, DirectConvolution.AppliesToWeightsByFilters(xs, filters, spec, 10, outW, lanes: 16));
     }
 
     /// <summary>Past the direct kernel's limits, or where it does not apply, im2col runs — and still matches the loops.</summary>

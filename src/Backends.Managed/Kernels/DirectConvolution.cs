@@ -32,15 +32,23 @@ internal static partial class DirectConvolution
     /// <summary>
     /// Geometries the direct kernel takes (measured on the project's 2-core AVX-512 machine, README "Performance"):
     /// ungrouped, not pointwise, at most 512 taps per output, at most 128 filters, and rows of at least ¾ of a vector
-    /// of outputs (W' ≥ 12 in float32 on Vector512; narrower rows waste most lanes and im2col + GEMM wins) — cifar's
-    /// 5×5×3 (75 taps, 16 filters), AlexNet's conv1 (363, 96), VGG16's conv1_1 (27, 64), LeNet's conv1. Dilation,
-    /// padding on any side, any stride and either size rule are all handled; groups go to im2col.
+    /// of outputs (W' ≥ 12 in float32 on Vector512; narrower rows waste most lanes and im2col + GEMM wins), or of ⅝ with
+    /// at most 16 filters, where im2col's products are too small to pay (LeNet's conv2, W' = 10, 16 filters: 0.35
+    /// against 0.41 ms at batch 64, 2 threads, float32; 32 channels at W' = 10 and W' = 8 level) — cifar's 5×5×3 (75
+    /// taps, 16 filters), AlexNet's conv1 (363, 96), VGG16's conv1_1 (27, 64), LeNet's conv1 and conv2 (whose dw then
+    /// goes by filters: 0.23 against im2col's 0.95 ms). Dilation, padding on any side, any stride and either size rule
+    /// are all handled; groups go to im2col. The 4 × 4 weight gradient keeps the ¾ rule (<see cref="AppliesToWeights"/>).
     /// </summary>
-    public static bool Applies(Shape x, int filters, ConvSpec spec, int outW, int lanes)
-    {
-        int cff = x.C * spec.KernelH * spec.KernelW;
-        return spec.Groups == 1 && !Convolution.IsPointwise(spec) && cff <= 512 && filters <= 128 && 4 * outW >= 3 * lanes;
-    }
+    public static bool Applies(Shape x, int filters, ConvSpec spec, int outW, int lanes) =>
+        AppliesAtAnyWidth(x, filters, spec) && (Wide(outW, lanes) || filters <= 16 && 8 * outW >= 5 * lanes);
+
+    // Rows of at least ¾ of a vector of outputs.
+    private static bool Wide(int outW, int lanes) => 4 * outW >= 3 * lanes;
+
+    // Applies but for the width of the rows.
+    private static bool AppliesAtAnyWidth(Shape x, int filters, ConvSpec spec) =>
+        spec.Groups == 1 && !Convolution.IsPointwise(spec) && x.C * spec.KernelH * spec.KernelW <= 512 && filters <= 128;
+
 
     /// <summary>
     /// Whether dw and db are computed directly too: where the forward is, and either the image's padded copy is one
@@ -51,7 +59,7 @@ internal static partial class DirectConvolution
     /// block and lose: AlexNet's conv1 (363 taps) 15.0 against 11.5 ms, which stays on im2col.
     /// </summary>
     public static bool AppliesToWeights(Shape x, int filters, ConvSpec spec, int outH, int outW, int lanes) =>
-        Applies(x, filters, spec, outW, lanes)
+        AppliesAtAnyWidth(x, filters, spec) && Wide(outW, lanes)
         && (x.C * spec.KernelH * spec.KernelW <= MaxWeightTapsInBands || new Band(x, spec, outH, outW, lanes).Count == 1);
 
     /// <summary>Taps C·F·F up to which dw goes directly whatever the number of bands.</summary>
