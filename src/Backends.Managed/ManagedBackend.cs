@@ -128,6 +128,8 @@ public sealed class ManagedBackend : IBackend, IMemoryStatistics
         {
             if (specialized && DirectConvolution.Applies(x, filters, spec, w, lanes))
                 direct = Math.Max(direct, DirectConvolution.WorkspaceElements(x, filters, spec, h, w, threads, lanes));
+            if (specialized && DirectConvolution.AppliesToData(x, filters, spec))
+                direct = Math.Max(direct, DirectConvolution.DataWorkspaceElements(x, spec, h, w, threads, lanes));
         }
         long winogradElements = specialized && Winograd.Applies(spec, x.N, x.C, filters, h, w)
             ? Winograd.WorkspaceElements(spec.KernelH, x.N, x.C, filters, h, w, threads) : 0;

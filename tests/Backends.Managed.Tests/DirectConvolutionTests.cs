@@ -172,6 +172,47 @@ public sealed class DirectConvolutionTests
             Assert.Equal(direct, DirectConvolution.AppliesToWeightsByFilters(xs, filters, spec, 10, outW, lanes: 16));
     }
 
+    /// <summary>
+    /// dx by taps (stride 1, 9–16 filters: DirectConvolution.Data.cs) against the loops — padding that differs per side,
+    /// a non-square kernel, rows longer than a vector, a partial block of filters — and the same bits on 1, 2 and 3
+    /// workers (each image on one worker, its terms added in one fixed order).
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32)]
+    [InlineData(DType.Float64)]
+    public void Conv2dBackward_DataByTaps_MatchesTheLoopsOnAnyThreadCount(DType dtype)
+    {
+        var cases = new (Shape X, int K, ConvSpec Spec)[]
+        {
+            (Shape.Nchw(3, 6, 14, 14), 16, ConvSpec.Square(5)),
+            (Shape.Nchw(3, 5, 9, 35), 9, new ConvSpec(3, 4, 1, 1, new Padding2d(1, 2, 0, 3))),
+            (Shape.Nchw(2, 4, 11, 40), 12, ConvSpec.Square(3, 1, 1)),
+        };
+        foreach (var (xs, k, spec) in cases)
+        {
+            Assert.True(DirectConvolution.AppliesToData(xs, k, spec) == System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated);
+            var ws = new Shape(k, xs.C, spec.KernelH, spec.KernelW);
+            var (dx1, _, _) = Backward(1, xs, ws, spec, dtype, seed: 12);
+            var naive = new NaiveBackend();
+            var (outH, outW) = spec.OutputSize(xs.H, xs.W);
+            var ys = Shape.Nchw(xs.N, k, outH, outW);
+            using var x = naive.Upload(TestSupport.Input((int)xs.Count, 12, dtype), xs, DType.Float64);
+            using var w = naive.Upload(TestSupport.Input((int)ws.Count, 13, dtype), ws, DType.Float64);
+            using var dy = naive.Upload(TestSupport.Input((int)ys.Count, 14, dtype), ys, DType.Float64);
+            using var grads = naive.Conv2dBackward(dy, x, w, spec, needDx: true);
+            TestSupport.Close(dx1, grads.Dx!.ToDoubles(), TestSupport.Tolerance(dtype), $"dx for {spec} on {xs}, {k} filters, {dtype}");
+            Assert.Equal(dx1, Backward(2, xs, ws, spec, dtype, seed: 12).Dx);
+            Assert.Equal(dx1, Backward(3, xs, ws, spec, dtype, seed: 12).Dx);
+        }
+        // Not taken: stride 2, dilation, 8 or 17 filters, groups.
+        var lenet = Shape.Nchw(2, 6, 14, 14);
+        Assert.False(DirectConvolution.AppliesToData(lenet, 16, ConvSpec.Square(5, 2, 0, SizeRule.Floor)));
+        Assert.False(DirectConvolution.AppliesToData(lenet, 16, new ConvSpec(3, 3, 1, 1, 0, 0, dilationH: 2, dilationW: 2)));
+        Assert.False(DirectConvolution.AppliesToData(lenet, 8, ConvSpec.Square(5)));
+        Assert.False(DirectConvolution.AppliesToData(lenet, 17, ConvSpec.Square(5)));
+        Assert.False(DirectConvolution.AppliesToData(lenet, 16, new ConvSpec(5, 5, 1, 1, 0, 0, groups: 2)));
+    }
+
     /// <summary>Past the direct kernel's limits, or where it does not apply, im2col runs — and still matches the loops.</summary>
     [Theory]
     [InlineData("513 taps", 1, 57, 3, 3, 1, 20)]
@@ -236,9 +277,13 @@ public sealed class DirectConvolutionTests
         float[] x2 = new float[xs2.Count], dy2 = new float[2 * 92 * 55 * 13], dw2 = new float[92 * 363], db2 = new float[92];
         bool byFilters = DirectConvolution.AppliesToWeightsByFilters(xs2, 92, spec2, 55, 13, DirectConvolution.Lanes<float>())
             && DirectConvolution.AppliesToForwardByFilters(xs2, 92, spec2, 13, DirectConvolution.Lanes<float>());
+        // And dx by taps (stride 1, 10 filters).
+        float[] dx = new float[xs.Count];
+        Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, DirectConvolution.AppliesToData(xs, 10, spec));
         void Both()
         {
             DirectConvolution.Forward<float>(workers, pool, x, xs, w, 10, b, spec, 20, 24, y);
+            if (DirectConvolution.AppliesToData(xs, 10, spec)) DirectConvolution.BackwardDataByTaps<float>(workers, pool, y, xs, w, 10, spec, 20, 24, dx);
             DirectConvolution.BackwardWeights<float>(workers, pool, y, x, xs, 10, spec, 20, 24, dw, db);
             if (!byFilters) return;
             DirectConvolution.Forward<float>(workers, pool, x2, xs2, dw2, 92, db2, spec2, 55, 13, dy2);

@@ -319,6 +319,12 @@ internal static class Convolution
             return;
         }
         int lanes = DirectConvolution.Lanes<T>();
+        if (!dx.IsEmpty && specialized && DirectConvolution.AppliesToData(xShape, filters, spec))
+        {
+            // dx without columns (few filters); dw and db below.
+            DirectConvolution.BackwardDataByTaps(workers, pool, dy, xShape, w, filters, spec, outH, outW, dx);
+            dx = default;
+        }
         bool byFilters = specialized && DirectConvolution.AppliesToWeightsByFilters(xShape, filters, spec, outH, outW, lanes);
         bool weights = !specialized || !(byFilters || DirectConvolution.AppliesToWeights(xShape, filters, spec, outH, outW, lanes));
         if (byFilters)
