@@ -85,11 +85,7 @@ internal static partial class DirectConvolution
         }
         finally
         {
-            for (int i = 0; i < buffers.Length; i++)
-            {
-                if (buffers[i] is { } b) pool.Return(b);
-                buffers[i] = null!;
-            }
+            job.ReturnSlots(pool);
             pool.Return(transposed);
             job.Clear();
             Cache<DataJob<T>>.Return(job);

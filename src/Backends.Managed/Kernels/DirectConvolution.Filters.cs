@@ -234,11 +234,7 @@ internal static partial class DirectConvolution
         }
         finally
         {
-            for (int i = 0; i < slots.Length; i++)
-            {
-                if (slots[i] is { } s) pool.Return(s);
-                slots[i] = null!;
-            }
+            job.ReturnSlots(pool);
             pool.Return(partials);
             job.Clear();
             Cache<FiltersWeightsJob<T>>.Return(job);

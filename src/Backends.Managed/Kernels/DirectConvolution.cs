@@ -120,11 +120,7 @@ internal static partial class DirectConvolution
         }
         finally
         {
-            for (int i = 0; i < slots.Length; i++)
-            {
-                if (slots[i] is { } s) pool.Return(s);
-                slots[i] = null!;
-            }
+            job.ReturnSlots(pool);
             pool.Return(packed);
             job.Clear();
             Cache<ForwardJob<T>>.Return(job);
@@ -164,11 +160,7 @@ internal static partial class DirectConvolution
         }
         finally
         {
-            for (int i = 0; i < slots.Length; i++)
-            {
-                if (slots[i] is { } s) pool.Return(s);
-                slots[i] = null!;
-            }
+            job.ReturnSlots(pool);
             pool.Return(partials);
             job.Clear();
             Cache<WeightsJob<T>>.Return(job);
@@ -369,6 +361,16 @@ internal static partial class DirectConvolution
 
         /// <summary>Worker <paramref name="worker"/>'s buffer.</summary>
         protected T[] Slot(int worker) => _slots[worker];
+
+        /// <summary>Returns the call's buffers to the pool, leaving every slot empty.</summary>
+        public void ReturnSlots(BufferPool pool)
+        {
+            for (int i = 0; i < _slots.Length; i++)
+            {
+                if (_slots[i] is { } s) pool.Return(s);
+                _slots[i] = null!;
+            }
+        }
     }
 
     /// <summary>
