@@ -31,18 +31,9 @@ public sealed record WarmUp(int? Iterations, TimeSpan MinTime)
 public static class Measure
 {
     /// <summary>
-    /// Warms up, then runs <paramref name="run"/> <paramref name="repeats"/> times. Each call times only its own
-    /// work and returns the elapsed time, so that setup and clean-up stay outside the clock.
+    /// Runs <paramref name="run"/> for the warm-up alone (no samples). Each call times only its own work and returns
+    /// the elapsed time, so that setup and clean-up stay outside the clock.
     /// </summary>
-    public static Timing Repeat(Func<TimeSpan> run, WarmUp warmUp, int repeats)
-    {
-        Warm(run, warmUp);   // checks both arguments
-        var samples = new double[repeats];
-        for (int i = 0; i < repeats; i++) samples[i] = run().TotalMilliseconds;
-        return Timing.Of(samples);
-    }
-
-    /// <summary>Runs <paramref name="run"/> for the warm-up alone (no samples).</summary>
     public static void Warm(Func<TimeSpan> run, WarmUp warmUp)
     {
         ArgumentNullException.ThrowIfNull(run);

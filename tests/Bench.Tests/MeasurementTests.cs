@@ -4,13 +4,10 @@ namespace Lockstep.Bench.Tests;
 public sealed class MeasurementTests
 {
     [Fact]
-    public void Repeat_WarmsUpFirstAndTakesTheMedianOfTheRest()
+    public void TimingOf_TakesTheMedianMinAndMax()
     {
-        double[] ms = [100, 100, 3, 9, 5, 1, 7];   // two warm-up calls, then five samples
-        int i = 0;
-        var timing = Measure.Repeat(() => TimeSpan.FromMilliseconds(ms[i++]), new WarmUp(Iterations: 2, TimeSpan.Zero), repeats: 5);
+        var timing = Timing.Of([3, 9, 5, 1, 7]);
 
-        Assert.Equal(7, i);
         Assert.Equal(5, timing.MedianMs, 9);
         Assert.Equal(1, timing.MinMs, 9);
         Assert.Equal(9, timing.MaxMs, 9);
